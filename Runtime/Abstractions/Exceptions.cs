@@ -1,0 +1,52 @@
+namespace OrleansMeta.Runtime;
+
+/// <summary>Base of the errors the grain runtime raises itself.</summary>
+public class GrainRuntimeException : Exception
+{
+    public GrainRuntimeException(string message) : base(message) { }
+
+    public GrainRuntimeException(string message, Exception? innerException) : base(message, innerException) { }
+
+    /// <summary>Whether repeating the same call may succeed (the failure was about where or when, not what).</summary>
+    public virtual bool IsRetryable => false;
+}
+
+/// <summary>A conditional state write found a different version in storage: another activation (or a stale copy of
+/// this one) wrote first. The activation is deactivated so the next call reloads the current state.</summary>
+public sealed class InconsistentStateException : GrainRuntimeException
+{
+    public InconsistentStateException(string message, long expectedVersion, long? storedVersion)
+        : base(message)
+    {
+        ExpectedVersion = expectedVersion;
+        StoredVersion = storedVersion;
+    }
+
+    public long ExpectedVersion { get; }
+
+    /// <summary>The version found in storage, when the provider knows it.</summary>
+    public long? StoredVersion { get; }
+
+    public override bool IsRetryable => true;
+}
+
+/// <summary>A call did not complete within its timeout. The callee may still complete the work.</summary>
+public sealed class GrainCallTimeoutException(string message) : GrainRuntimeException(message)
+{
+    public override bool IsRetryable => true;
+}
+
+/// <summary>A call would wait on a grain that is itself waiting on this call chain; it fails at once rather than
+/// hanging until the timeout.</summary>
+public sealed class GrainCallCycleException(string message, IReadOnlyList<GrainId> cycle) : GrainRuntimeException(message)
+{
+    /// <summary>The grains of the cycle in call order, starting and ending with the same grain.</summary>
+    public IReadOnlyList<GrainId> Cycle { get; } = cycle;
+}
+
+/// <summary>A grain could not be activated: loading its state or its <c>OnActivateAsync</c> failed or timed out.</summary>
+public sealed class GrainActivationException(string message, Exception? innerException)
+    : GrainRuntimeException(message, innerException)
+{
+    public override bool IsRetryable => true;
+}

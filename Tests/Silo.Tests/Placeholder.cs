@@ -1,0 +1,1 @@
+namespace OrleansMeta.Silo.Tests;
