@@ -1,0 +1,416 @@
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Runtime.Calls;
+using OrleansMeta.Runtime.Persistence;
+using OrleansMeta.Runtime.Timers;
+
+namespace OrleansMeta.Runtime.Activation;
+
+/// <summary>
+/// One in-memory incarnation of a grain. All of its code runs on its own exclusive task scheduler, and its mailbox
+/// starts one request at a time: a turn runs to completion, awaits included, before the next call begins. Read-only
+/// calls may overlap with each other, never with anything else.
+/// </summary>
+internal sealed partial class GrainActivation
+{
+    /// <summary>Set while the grain instance is being constructed so that <see cref="Grain"/>'s constructor can find it.</summary>
+    [ThreadStatic]
+    internal static GrainActivation? Constructing;
+
+    private readonly Lock _lock = new();
+    private readonly Queue<WorkItem> _queue = new();
+    private readonly HashSet<long> _runningRequests = [];
+    private readonly List<GrainTimer> _timers = [];
+    private readonly List<IActivationStateLoader> _states = [];
+    private readonly Type _grainClass;
+    private TaskCompletionSource? _workSignal;
+    private int _queuedRequests;
+    private ActivationStatus _status = ActivationStatus.Created;
+    private DeactivationReason? _deactivationReason;
+
+    internal GrainActivation(GrainId grainId, Type grainClass, GrainRuntime runtime)
+    {
+        GrainId = grainId;
+        _grainClass = grainClass;
+        Runtime = runtime;
+        Scheduler = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, maxConcurrencyLevel: 1).ExclusiveScheduler;
+        LastActive = runtime.TimeProvider.GetUtcNow();
+    }
+
+    public GrainId GrainId { get; }
+
+    public GrainRuntime Runtime { get; }
+
+    /// <summary>Runs every continuation of this activation, one at a time.</summary>
+    public TaskScheduler Scheduler { get; }
+
+    public Grain? Instance { get; private set; }
+
+    public DateTimeOffset LastActive { get; private set; }
+
+    public ActivationStatus Status
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _status;
+            }
+        }
+    }
+
+    /// <summary>True when nothing runs or waits and the activation could be collected.</summary>
+    public bool IsIdle
+    {
+        get
+        {
+            lock (_lock)
+            {
+                // Queued timer ticks do not count: timers must not keep a grain alive.
+                return _status == ActivationStatus.Valid && _deactivationReason is null && _runningRequests.Count == 0 && _queuedRequests == 0;
+            }
+        }
+    }
+
+    /// <summary>Starts the activation's turn loop on its scheduler.</summary>
+    public void Start()
+        => Completion = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.DenyChildAttach, Scheduler).Unwrap();
+
+    /// <summary>Completes when the activation has deactivated (or failed to activate).</summary>
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Queues a call. Returns false when this activation is gone and the caller must find the current one.
+    /// Throws <see cref="GrainCallCycleException"/> when the call would wait on a turn that waits on it.</summary>
+    public bool TryEnqueue(GrainRequest request)
+    {
+        lock (_lock)
+        {
+            if (_status == ActivationStatus.Invalid)
+            {
+                return false;
+            }
+
+            ThrowIfCycle(request);
+            _queue.Enqueue(new WorkItem(request, null));
+            _queuedRequests++;
+            SignalLocked();
+            return true;
+        }
+    }
+
+    internal void EnqueueTimerTick(GrainTimer timer)
+    {
+        lock (_lock)
+        {
+            if (_status is ActivationStatus.Valid or ActivationStatus.Activating or ActivationStatus.Created)
+            {
+                _queue.Enqueue(new WorkItem(null, timer));
+                SignalLocked();
+            }
+        }
+    }
+
+    /// <summary>Asks the activation to deactivate once the turns now running end. The first reason wins.</summary>
+    public void RequestDeactivation(DeactivationReason reason)
+    {
+        lock (_lock)
+        {
+            if (_status == ActivationStatus.Invalid || _deactivationReason is not null)
+            {
+                return;
+            }
+
+            _deactivationReason = reason;
+            SignalLocked();
+        }
+    }
+
+    internal void AddTimer(GrainTimer timer)
+    {
+        lock (_lock)
+        {
+            if (_status is ActivationStatus.Deactivating or ActivationStatus.Invalid)
+            {
+                throw new InvalidOperationException($"Grain {GrainId} is deactivating; it cannot register timers.");
+            }
+
+            _timers.Add(timer);
+        }
+    }
+
+    internal void RemoveTimer(GrainTimer timer)
+    {
+        lock (_lock)
+        {
+            _timers.Remove(timer);
+        }
+    }
+
+    internal void AddState(IActivationStateLoader state) => _states.Add(state);
+
+    private void SignalLocked()
+    {
+        var signal = _workSignal;
+        _workSignal = null;
+        signal?.TrySetResult();
+    }
+
+    private void ThrowIfCycle(GrainRequest request)
+    {
+        // The caller chain lists every turn waiting (transitively) on this call. If one of them is a turn of this
+        // activation, this call can only start after that turn ends, which waits for this call: a deadlock.
+        if (_runningRequests.Count == 0)
+        {
+            return;
+        }
+
+        var path = new List<GrainId> { GrainId };
+        for (var link = request.Caller; link is not null; link = link.Caller)
+        {
+            path.Add(link.Grain);
+            if (link.Grain == GrainId && _runningRequests.Contains(link.RequestId))
+            {
+                path.Reverse();
+                throw new GrainCallCycleException(
+                    $"Call cycle: {string.Join(" → ", path)}. Grain {GrainId} is waiting for this very call chain and cannot " +
+                    $"start {request.Method.Name} until it returns; restructure the calls or move the work into one grain.",
+                    path);
+            }
+        }
+    }
+
+    private async Task RunAsync()
+    {
+        if (!await ActivateAsync())
+        {
+            return;
+        }
+
+        var readOnlyTurns = new List<Task>();
+        while (true)
+        {
+            WorkItem item;
+            Task? waitForWork = null;
+            lock (_lock)
+            {
+                if (_deactivationReason is not null && readOnlyTurns.Count == 0)
+                {
+                    _status = ActivationStatus.Deactivating;
+                    break;
+                }
+
+                if (!_queue.TryPeek(out item) || _deactivationReason is not null)
+                {
+                    _workSignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    waitForWork = _workSignal.Task;
+                    item = default;
+                }
+                else if (item.Request is { Method.IsReadOnly: true } || readOnlyTurns.Count == 0)
+                {
+                    _queue.Dequeue();
+                    if (item.Request is not null)
+                    {
+                        _queuedRequests--;
+                        _runningRequests.Add(item.Request.Id);
+                    }
+                }
+                else
+                {
+                    // An exclusive turn waits until the read-only turns running now have ended.
+                    item = default;
+                }
+            }
+
+            if (waitForWork is not null)
+            {
+                await (readOnlyTurns.Count == 0 ? waitForWork : Task.WhenAny(waitForWork, Task.WhenAny(readOnlyTurns)));
+                readOnlyTurns.RemoveAll(t => t.IsCompleted);
+                continue;
+            }
+
+            if (item.Request is null && item.Timer is null)
+            {
+                await Task.WhenAll(readOnlyTurns);
+                readOnlyTurns.Clear();
+                continue;
+            }
+
+            if (item.Timer is not null)
+            {
+                await item.Timer.TickAsync();
+            }
+            else if (item.Request!.Method.IsReadOnly)
+            {
+                readOnlyTurns.Add(RunTurnAsync(item.Request));
+                readOnlyTurns.RemoveAll(t => t.IsCompleted);
+            }
+            else
+            {
+                await RunTurnAsync(item.Request);
+            }
+        }
+
+        await DeactivateAsync();
+    }
+
+    private async Task RunTurnAsync(GrainRequest request)
+    {
+        try
+        {
+            if (request.CancellationToken.IsCancellationRequested)
+            {
+                request.SetCanceled();
+                return;
+            }
+
+            // Calls made from this turn carry it in their chain; the change stays inside this async method.
+            RequestContext.Current = new CallChainLink(GrainId, request.Id, request.Caller);
+            var result = await request.Method.InvokeAsync(Instance!, request.Arguments);
+            request.SetResult(result);
+        }
+        catch (Exception exception)
+        {
+            request.SetException(exception);
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _runningRequests.Remove(request.Id);
+                LastActive = Runtime.TimeProvider.GetUtcNow();
+            }
+        }
+    }
+
+    private async Task<bool> ActivateAsync()
+    {
+        lock (_lock)
+        {
+            _status = ActivationStatus.Activating;
+        }
+
+        var timeout = Runtime.Options.ActivationTimeout;
+        using var cancellation = new CancellationTokenSource(timeout, Runtime.TimeProvider);
+        try
+        {
+            await ActivateCoreAsync(cancellation.Token).WaitAsync(timeout, Runtime.TimeProvider);
+            lock (_lock)
+            {
+                _status = ActivationStatus.Valid;
+            }
+
+            Log.Activated(Runtime.Logger, GrainId);
+            return true;
+        }
+        catch (Exception exception)
+        {
+            var error = exception is TimeoutException
+                ? new GrainActivationException($"Activating grain {GrainId} took longer than {timeout.TotalSeconds:0.###} s (ActivationTimeout).", exception)
+                : new GrainActivationException($"Activating grain {GrainId} failed: {exception.Message}", exception);
+            Log.ActivationFailed(Runtime.Logger, exception, GrainId);
+            Runtime.Catalog.Remove(this);
+            List<WorkItem> pending;
+            lock (_lock)
+            {
+                _status = ActivationStatus.Invalid;
+                pending = [.. _queue];
+                _queue.Clear();
+            }
+
+            foreach (var work in pending)
+            {
+                work.Request?.SetException(error);
+            }
+
+            StopTimers();
+            return false;
+        }
+    }
+
+    private async Task ActivateCoreAsync(CancellationToken cancellationToken)
+    {
+        Constructing = this;
+        try
+        {
+            Instance = (Grain)ActivatorUtilities.CreateInstance(Runtime.Services, _grainClass, PersistentStateBinder.CreateStates(this, _grainClass));
+        }
+        finally
+        {
+            Constructing = null;
+        }
+
+        foreach (var state in _states)
+        {
+            await state.LoadAsync(cancellationToken);
+        }
+
+        await Instance.OnActivateAsync(cancellationToken);
+    }
+
+    private async Task DeactivateAsync()
+    {
+        var reason = _deactivationReason ?? DeactivationReason.Requested;
+        StopTimers();
+        var timeout = Runtime.Options.DeactivationTimeout;
+        using (var cancellation = new CancellationTokenSource(timeout, Runtime.TimeProvider))
+        {
+            try
+            {
+                await Instance!.OnDeactivateAsync(reason, cancellation.Token).WaitAsync(timeout, Runtime.TimeProvider);
+            }
+            catch (Exception exception)
+            {
+                Log.DeactivationFailed(Runtime.Logger, exception, GrainId, reason);
+            }
+        }
+
+        Runtime.Catalog.Remove(this);
+        List<WorkItem> pending;
+        lock (_lock)
+        {
+            _status = ActivationStatus.Invalid;
+            pending = [.. _queue];
+            _queue.Clear();
+            _queuedRequests = 0;
+        }
+
+        Log.Deactivated(Runtime.Logger, GrainId, reason);
+
+        // Calls that arrived while this activation was going away run on its successor.
+        foreach (var work in pending)
+        {
+            if (work.Request is { } request)
+            {
+                request.Forwards++;
+                Runtime.Catalog.Dispatch(request);
+            }
+        }
+    }
+
+    private void StopTimers()
+    {
+        GrainTimer[] timers;
+        lock (_lock)
+        {
+            timers = [.. _timers];
+            _timers.Clear();
+        }
+
+        foreach (var timer in timers)
+        {
+            timer.Stop();
+        }
+    }
+
+    public override string ToString() => $"Activation({GrainId}, {Status})";
+
+    private readonly record struct WorkItem(GrainRequest? Request, GrainTimer? Timer);
+}
+
+internal enum ActivationStatus
+{
+    Created,
+    Activating,
+    Valid,
+    Deactivating,
+    Invalid,
+}

@@ -1,0 +1,40 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansMeta.Runtime.Hosting;
+
+namespace OrleansMeta.Runtime.Activation;
+
+/// <summary>The services every activation needs, in one place.</summary>
+internal sealed class GrainRuntime
+{
+    public GrainRuntime(
+        IServiceProvider services,
+        ActivationCatalog catalog,
+        IGrainFactory grainFactory,
+        IOptions<GrainRuntimeOptions> options,
+        TimeProvider timeProvider,
+        ILoggerFactory loggerFactory)
+    {
+        Services = services;
+        Catalog = catalog;
+        GrainFactory = grainFactory;
+        Options = options.Value;
+        TimeProvider = timeProvider;
+        Logger = loggerFactory.CreateLogger("OrleansMeta.Runtime.Activation");
+        catalog.Attach(this);
+    }
+
+    public IServiceProvider Services { get; }
+
+    public ActivationCatalog Catalog { get; }
+
+    public IGrainFactory GrainFactory { get; }
+
+    public GrainRuntimeOptions Options { get; }
+
+    public TimeProvider TimeProvider { get; }
+
+    public ILogger Logger { get; }
+
+    public bool IsStopping { get; set; }
+}

@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using OrleansMeta.Runtime.Activation;
+using OrleansMeta.Runtime.Calls;
+using OrleansMeta.Runtime.Persistence;
+
+namespace OrleansMeta.Runtime.Hosting;
+
+/// <summary>Registers grains and storage with the runtime.</summary>
+public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRegistry registry)
+{
+    public IServiceCollection Services { get; } = services;
+
+    /// <summary>Registers <typeparamref name="TGrain"/> as the implementation of <typeparamref name="TInterface"/>.</summary>
+    public GrainRuntimeBuilder AddGrain<TInterface, TGrain>()
+        where TInterface : IGrainWithStringKey
+        where TGrain : Grain, TInterface
+    {
+        registry.Register(typeof(TInterface), typeof(TGrain));
+        return this;
+    }
+
+    /// <summary>Keeps grain state in process memory: development mode and unit tests only.</summary>
+    public GrainRuntimeBuilder UseInMemoryStorage()
+    {
+        Services.Replace(ServiceDescriptor.Singleton<IGrainStorage, InMemoryGrainStorage>());
+        return this;
+    }
+}
+
+public static class GrainRuntimeServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds the grain runtime: activations, the call path, timers, idle collection, and <see cref="IGrainFactory"/>.
+    /// Storage must be added too (<see cref="GrainRuntimeBuilder.UseInMemoryStorage"/> or the PostgreSQL provider).
+    /// </summary>
+    public static GrainRuntimeBuilder AddGrainRuntime(this IServiceCollection services, IConfiguration? configuration = null)
+    {
+        var registry = new GrainTypeRegistry();
+        var options = services.AddOptions<GrainRuntimeOptions>();
+        if (configuration is not null)
+        {
+            options.Bind(configuration.GetSection(GrainRuntimeOptions.SectionName));
+        }
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GrainRuntimeOptions>, GrainRuntimeOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(new GrainStateSerializer());
+        services.AddSingleton(registry);
+        services.AddSingleton<ActivationCatalog>();
+        services.AddSingleton<IGrainCallDispatcher>(sp => sp.GetRequiredService<ActivationCatalog>());
+        services.AddSingleton<GrainCallInvoker>();
+        services.AddSingleton<IGrainFactory, GrainFactory>();
+        services.AddSingleton<GrainRuntime>();
+        services.AddSingleton<ActivationCollector>();
+        services.AddHostedService(sp =>
+        {
+            // Building the runtime attaches it to the catalog, so calls work from the moment the host starts.
+            sp.GetRequiredService<GrainRuntime>();
+            return sp.GetRequiredService<ActivationCollector>();
+        });
+        return new GrainRuntimeBuilder(services, registry);
+    }
+}
