@@ -1,1 +1,59 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using OrleansMeta.Benchmarks;
+
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [--postgres <connection string>] [--seconds N]
+var arguments = args.ToList();
+var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
+var postgres = ReadOption("--postgres") ?? Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_POSTGRES");
+var scenarios = arguments.Count > 0 ? arguments : ["grain-calls", "state-writes"];
+var duration = TimeSpan.FromSeconds(seconds);
+var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
+
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
+Console.WriteLine($"command: dotnet run -c Release --project Benchmarks -- {string.Join(' ', args)}");
+var results = new List<Measurement>();
+
+foreach (var scenario in scenarios)
+{
+    switch (scenario)
+    {
+        case "grain-calls":
+            results.AddRange(await GrainCallScenario.RunAsync(warmup, duration));
+            break;
+        case "state-writes":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("state-writes needs PostgreSQL: pass --postgres \"Host=...;Username=...;Database=...\" or set ORLEANS_META_BENCH_POSTGRES (scripts/bench.sh does it for you).");
+                return 2;
+            }
+
+            results.AddRange(await StateWriteScenario.RunAsync(postgres, warmup, duration));
+            break;
+        default:
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes.");
+            return 2;
+    }
+}
+
+Console.WriteLine();
+Console.WriteLine($"{"scenario",-52} {"conc.",6} {"ops/s",12} {"p50 µs",10} {"p99 µs",10}");
+foreach (var m in results)
+{
+    Console.WriteLine($"{m.Scenario,-52} {m.Concurrency,6} {m.PerSecond,12:N0} {m.P50Micros,10:N1} {m.P99Micros,10:N1}");
+}
+
 return 0;
+
+string? ReadOption(string name)
+{
+    var index = arguments.IndexOf(name);
+    if (index < 0 || index + 1 >= arguments.Count)
+    {
+        return null;
+    }
+
+    var value = arguments[index + 1];
+    arguments.RemoveRange(index, 2);
+    return value;
+}
