@@ -1,0 +1,15 @@
+using Microsoft.Extensions.Logging;
+
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+public sealed partial class PostgresGrainStorage
+{
+    [LoggerMessage(EventId = 100, Level = LogLevel.Error, Message = "A grain state batch of {Count} write(s) failed; every write in it failed")]
+    private static partial void LogBatchFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "A grain state batch of {Count} write(s) was rolled back (attempt {Attempt}, SQLSTATE {SqlState}); retrying")]
+    private static partial void LogBatchRetried(ILogger logger, int count, int attempt, string sqlState);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Critical, Message = "The grain state batch writer stopped unexpectedly; waiting writes were failed")]
+    private static partial void LogWriterFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,176 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+/// <summary>
+/// Grain storage in PostgreSQL (table <c>grain_state</c>, see <see cref="SchemaMigrator"/>). Reads are point selects.
+/// Writes and clears from many grains are coalesced into batches, each one statement in one transaction; every row
+/// still checks its own version and every caller gets its own result.
+/// </summary>
+/// <remarks>
+/// <para>Batching adds no latency when the storage is idle: a write is sent at once if fewer than
+/// <see cref="PostgresStorageOptions.MaxConcurrentBatches"/> batches are in flight. Otherwise it waits and leaves in the
+/// next batch together with everything that arrived meanwhile (up to <see cref="PostgresStorageOptions.MaxBatchSize"/>).
+/// A row is never in two batches in flight from this storage at once: a second write to it waits for the first to
+/// finish, so concurrent batches touch disjoint rows and cannot deadlock each other.</para>
+/// <para>Cancellation: a write cancelled before it leaves in a batch is never sent. Once sent it cannot be recalled:
+/// the caller sees <see cref="OperationCanceledException"/> but the write may still commit, exactly as when a
+/// response is lost. The caller's next write then fails with <see cref="InconsistentStateException"/> and the
+/// activation reloads, so nothing is silently lost or applied twice. Other writes in the batch are unaffected.</para>
+/// <para>If the batch as a whole fails (connection lost, server error), every caller in it gets that exception; the
+/// outcome of a batch whose commit acknowledgement was lost is unknown, as for any single database write.</para>
+/// </remarks>
+public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposable
+{
+    private const string ReadSql =
+        "SELECT payload, version FROM grain_state WHERE cluster_id = $1 AND grain_type = $2 AND grain_key = $3 AND state_name = $4";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly PostgresStorageOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<object> _inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writer;
+    private int _disposed;
+
+    /// <summary>Creates the storage and starts its batch writer. It does not own <paramref name="dataSource"/>.</summary>
+    /// <exception cref="OptionsValidationException">The options are invalid; the message lists every problem.</exception>
+    public PostgresGrainStorage(NpgsqlDataSource dataSource, IOptions<PostgresStorageOptions> options, ILogger<PostgresGrainStorage>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        ArgumentNullException.ThrowIfNull(options);
+        var validation = new PostgresStorageOptionsValidator().Validate(Options.DefaultName, options.Value);
+        if (validation.Failed)
+        {
+            throw new OptionsValidationException(Options.DefaultName, typeof(PostgresStorageOptions), validation.Failures);
+        }
+
+        _dataSource = dataSource;
+        _options = options.Value;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _writer = Task.Run(RunWriterAsync);
+    }
+
+    /// <summary>Running totals of batches, writes and conflicts.</summary>
+    public PostgresStorageStatistics Statistics { get; } = new();
+
+    /// <inheritdoc />
+    public async Task<StoredGrainState?> ReadAsync(GrainId grainId, string stateName, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stateName);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        await using var command = _dataSource.CreateCommand(ReadSql);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = grainId.Type });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = grainId.Key });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = stateName });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        var payload = await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetFieldValue<byte[]>(0);
+        return new StoredGrainState(payload, reader.GetInt64(1));
+    }
+
+    /// <inheritdoc />
+    /// <remarks>The payload is copied, so the caller may reuse the array at once.</remarks>
+    public Task<long> WriteAsync(GrainId grainId, string stateName, byte[] payload, long expectedVersion, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(payload);
+        return EnqueueAsync(grainId, stateName, payload.ToArray(), expectedVersion, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<long> ClearAsync(GrainId grainId, string stateName, long expectedVersion, CancellationToken cancellationToken)
+        => EnqueueAsync(grainId, stateName, payload: null, expectedVersion, cancellationToken);
+
+    /// <summary>Stops accepting writes, flushes the ones already accepted and waits for them.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _inbox.Writer.TryWrite(StopSignal.Instance);
+        }
+
+        await _writer.ConfigureAwait(false);
+    }
+
+    private Task<long> EnqueueAsync(GrainId grainId, string stateName, byte[]? payload, long expectedVersion, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stateName);
+        ArgumentOutOfRangeException.ThrowIfNegative(expectedVersion);
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<long>(cancellationToken);
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var write = new PendingWrite(new RowKey(grainId, stateName), payload, expectedVersion, cancellationToken);
+        if (!_inbox.Writer.TryWrite(write))
+        {
+            throw new ObjectDisposedException(nameof(PostgresGrainStorage));
+        }
+
+        return write.Task;
+    }
+
+    private static NpgsqlParameter Array<T>(T[] values, NpgsqlDbType elementType)
+        => new NpgsqlParameter<T[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | elementType };
+
+    private readonly record struct RowKey(GrainId GrainId, string StateName);
+
+    /// <summary>One caller's write waiting for its batch.</summary>
+    private sealed class PendingWrite
+    {
+        private readonly TaskCompletionSource<long> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly CancellationTokenRegistration _cancellation;
+
+        public PendingWrite(RowKey key, byte[]? payload, long expectedVersion, CancellationToken cancellationToken)
+        {
+            Key = key;
+            Payload = payload;
+            ExpectedVersion = expectedVersion;
+            if (cancellationToken.CanBeCanceled)
+            {
+                _cancellation = cancellationToken.UnsafeRegister(
+                    static (state, token) => ((PendingWrite)state!)._completion.TrySetCanceled(token), this);
+            }
+        }
+
+        public RowKey Key { get; }
+
+        public byte[]? Payload { get; }
+
+        public long ExpectedVersion { get; }
+
+        public Task<long> Task => _completion.Task;
+
+        /// <summary>The caller gave up (cancelled) before the write was sent.</summary>
+        public bool IsAbandoned => _completion.Task.IsCompleted;
+
+        public void Succeed(long version)
+        {
+            _cancellation.Dispose();
+            _completion.TrySetResult(version);
+        }
+
+        public void Fail(Exception exception)
+        {
+            _cancellation.Dispose();
+            _completion.TrySetException(exception);
+        }
+    }
+
+    private sealed record BatchCompleted(List<PendingWrite> Writes);
+
+    private sealed class StopSignal
+    {
+        public static readonly StopSignal Instance = new();
+    }
+}

@@ -1,0 +1,52 @@
+using Microsoft.Extensions.Options;
+
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+/// <summary>Settings of <see cref="PostgresGrainStorage"/>.</summary>
+public sealed class PostgresStorageOptions
+{
+    /// <summary>
+    /// Identifies the cluster whose grain state this storage reads and writes; several clusters may share a database.
+    /// Required; no default.
+    /// </summary>
+    public string ClusterId { get; set; } = "";
+
+    /// <summary>
+    /// The most writes (and clears) combined into one database transaction.
+    /// Default: 512.
+    /// </summary>
+    public int MaxBatchSize { get; set; } = 512;
+
+    /// <summary>
+    /// The most batches in flight at once, each on its own connection. While all are in flight, new writes wait and
+    /// go into the next batch.
+    /// Default: 4.
+    /// </summary>
+    public int MaxConcurrentBatches { get; set; } = 4;
+}
+
+/// <summary>Checks <see cref="PostgresStorageOptions"/> at start-up and reports every problem at once.</summary>
+public sealed class PostgresStorageOptionsValidator : IValidateOptions<PostgresStorageOptions>
+{
+    public ValidateOptionsResult Validate(string? name, PostgresStorageOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var problems = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.ClusterId))
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.ClusterId)} is required: set Meta:ClusterId (the same value on every silo of the cluster).");
+        }
+
+        if (options.MaxBatchSize < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxBatchSize)} is {options.MaxBatchSize}; it must be at least 1 (default 512).");
+        }
+
+        if (options.MaxConcurrentBatches < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxConcurrentBatches)} is {options.MaxConcurrentBatches}; it must be at least 1 (default 4) and below the connection pool's maximum size.");
+        }
+
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

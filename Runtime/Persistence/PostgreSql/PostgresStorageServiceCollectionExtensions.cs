@@ -1,0 +1,54 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+/// <summary>Registers PostgreSQL grain storage.</summary>
+public static class PostgresStorageServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers an <see cref="NpgsqlDataSource"/> for <paramref name="connectionString"/> (unless one is already
+    /// registered), then everything <see cref="AddPostgresGrainStorage(IServiceCollection, string)"/> registers.
+    /// </summary>
+    public static IServiceCollection AddPostgresGrainStorage(this IServiceCollection services, string connectionString, string clusterId)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        services.TryAddSingleton(provider => new NpgsqlDataSourceBuilder(connectionString)
+            .UseLoggerFactory(provider.GetService<ILoggerFactory>())
+            .Build());
+        return services.AddPostgresGrainStorage(clusterId);
+    }
+
+    /// <summary>
+    /// Registers <see cref="PostgresGrainStorage"/> as the singleton <see cref="IGrainStorage"/> on the
+    /// <see cref="NpgsqlDataSource"/> already registered, the <see cref="SchemaMigrator"/>, validation of
+    /// <see cref="PostgresStorageOptions"/> at start-up, and a hosted service that migrates the schema when the host
+    /// starts. Register this before the services that need the schema: hosted services start in registration order.
+    /// </summary>
+    public static IServiceCollection AddPostgresGrainStorage(this IServiceCollection services, string clusterId)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddOptions<PostgresStorageOptions>()
+            .Configure(options => options.ClusterId = clusterId)
+            .ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<PostgresStorageOptions>, PostgresStorageOptionsValidator>());
+        services.TryAddSingleton<SchemaMigrator>();
+        services.TryAddSingleton<PostgresGrainStorage>();
+        services.TryAddSingleton<IGrainStorage>(provider => provider.GetRequiredService<PostgresGrainStorage>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PostgresSchemaHostedService>());
+        return services;
+    }
+}
+
+/// <summary>Migrates the schema when the host starts, before the hosted services registered after it.</summary>
+public sealed class PostgresSchemaHostedService(SchemaMigrator migrator) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken) => migrator.MigrateAsync(cancellationToken);
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
