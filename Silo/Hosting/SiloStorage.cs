@@ -1,5 +1,6 @@
 using Npgsql;
 using OrleansMeta.Runtime.Hosting;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.Silo.Hosting;
 

@@ -1,1 +1,0 @@
-namespace OrleansMeta.Silo.Tests;
