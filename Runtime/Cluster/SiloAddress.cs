@@ -1,0 +1,85 @@
+using System.Globalization;
+
+namespace OrleansMeta.Runtime.Cluster;
+
+/// <summary>
+/// One incarnation of a silo: the silo-to-silo endpoint it advertises (an absolute http URI) and a generation that
+/// grows on every start. A silo that restarts on the same endpoint is a different incarnation and never inherits the
+/// old one's votes or status.
+/// </summary>
+public sealed record SiloAddress(string Endpoint, long Generation) : IComparable<SiloAddress>
+{
+    public int CompareTo(SiloAddress? other) => other is null ? 1
+        : string.CompareOrdinal(Endpoint, other.Endpoint) is var c && c != 0 ? c : Generation.CompareTo(other.Generation);
+
+    /// <summary>Stable text used for hashing and logs: <c>endpoint@generation</c>.</summary>
+    public override string ToString() => $"{Endpoint}@{Generation.ToString(CultureInfo.InvariantCulture)}";
+}
+
+/// <summary>The life of a silo in the membership table.</summary>
+public enum SiloStatus
+{
+    /// <summary>Started, checking it can reach the active silos; owns no grains yet.</summary>
+    Joining,
+
+    /// <summary>Serving; owns grains.</summary>
+    Active,
+
+    /// <summary>Stopping gracefully; owns no grains any more.</summary>
+    ShuttingDown,
+
+    /// <summary>Gone for good (stopped, or declared dead by its peers). A dead incarnation never comes back.</summary>
+    Dead,
+}
+
+/// <summary>A vote by <paramref name="Voter"/> that <c>this</c> silo is dead, stamped with the database's clock.</summary>
+public sealed record SuspicionVote(SiloAddress Voter, DateTimeOffset At);
+
+/// <summary>One row of the membership table as a silo last read it.</summary>
+public sealed record SiloEntry(
+    SiloAddress Address,
+    string Name,
+    SiloStatus Status,
+    DateTimeOffset StartedAt,
+    DateTimeOffset HeartbeatAt,
+    IReadOnlyList<SuspicionVote> Suspicions);
+
+/// <summary>
+/// A consistent snapshot of the membership table. <see cref="Version"/> grows with every change to any row, so two
+/// silos holding views of equal version agree on every status.
+/// </summary>
+public sealed record MembershipView(long Version, IReadOnlyList<SiloEntry> Silos)
+{
+    public static MembershipView Empty { get; } = new(0, []);
+
+    /// <summary>The database's clock when the view was read; every liveness comparison uses this clock, never a
+    /// silo's own.</summary>
+    public DateTimeOffset ReadAt { get; init; }
+
+    /// <summary>Active silos in a stable order; placement hashes over exactly this list.</summary>
+    public IReadOnlyList<SiloAddress> ActiveSilos { get; } = Silos.Where(s => s.Status == SiloStatus.Active)
+        .Select(s => s.Address).Order().ToArray();
+
+    public SiloEntry? Find(SiloAddress address) => Silos.FirstOrDefault(s => s.Address == address);
+
+    public bool IsActive(SiloAddress address) => Find(address)?.Status == SiloStatus.Active;
+}
+
+/// <summary>This silo's knowledge of the cluster: who it is, and the latest membership view it has seen.</summary>
+public interface IClusterMembership
+{
+    /// <summary>This silo's incarnation; known once the silo has registered (before that, <c>null</c>).</summary>
+    SiloAddress? Self { get; }
+
+    /// <summary>The newest view this silo has seen. Never goes back in version.</summary>
+    MembershipView CurrentView { get; }
+
+    /// <summary>Whether this silo is active in its own view (joined, not shutting down, not declared dead).</summary>
+    bool IsActive { get; }
+
+    /// <summary>Raised (on a background thread) after <see cref="CurrentView"/> has moved to a newer version.</summary>
+    event Action<MembershipView>? ViewChanged;
+
+    /// <summary>Re-reads the table now (for example after a peer reported a change), returning the newest view.</summary>
+    Task<MembershipView> RefreshAsync(CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,52 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace OrleansMeta.Runtime.Cluster;
+
+/// <summary>
+/// Guards the silo-to-silo routes (<c>/silo/v1/*</c>): they answer only on the silo endpoint's port, and only to a
+/// request carrying the cluster secret (compared in constant time). Anything else gets 404 or 401 and learns nothing.
+/// </summary>
+public static class SiloEndpoints
+{
+    /// <summary>Prefix of every silo-to-silo route.</summary>
+    public const string Prefix = "/silo/v1";
+
+    /// <summary>Creates the route group that silo-to-silo endpoints are mapped into.</summary>
+    public static RouteGroupBuilder MapSiloGroup(this IEndpointRouteBuilder endpoints)
+    {
+        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<ClusterOptions>>().Value;
+        var siloPort = new Uri(options.SiloEndpoint).Port;
+        var secret = options.ClusterSecret is { } s ? Encoding.UTF8.GetBytes(s) : null;
+        var group = endpoints.MapGroup(Prefix).ExcludeFromDescription();
+        group.AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            if (http.Connection.LocalPort != siloPort)
+            {
+                return Results.NotFound();
+            }
+
+            if (secret is not null)
+            {
+                var presented = http.Request.Headers[SiloHttpClient.SecretHeader].ToString();
+                if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), secret))
+                {
+                    return Results.Problem(
+                        statusCode: StatusCodes.Status401Unauthorized,
+                        title: "Not a member of this cluster",
+                        detail: "Silo-to-silo calls must carry the cluster secret (Meta:Cluster:ClusterSecret).",
+                        extensions: new Dictionary<string, object?> { ["code"] = "CLUSTER_AUTHENTICATION_FAILED" });
+                }
+            }
+
+            return await next(context).ConfigureAwait(false);
+        });
+        return group;
+    }
+}
