@@ -1,0 +1,70 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using OrleansMeta.Runtime.Cluster;
+
+namespace OrleansMeta.Runtime.Placement;
+
+/// <summary>
+/// Hash placement with no directory: a grain's owner is the active silo with the highest score for
+/// (grain, silo) (rendezvous hashing). Any silo holding the same view computes the same owner; when a silo leaves only
+/// its grains move, and when one joins it takes about 1/N of the grains from the others.
+/// </summary>
+public static class RendezvousPlacement
+{
+    /// <summary>The owner of <paramref name="grainId"/> among <paramref name="activeSilos"/>, or <c>null</c> if there is none.</summary>
+    public static SiloAddress? Owner(GrainId grainId, IReadOnlyList<SiloAddress> activeSilos)
+    {
+        if (activeSilos.Count == 0)
+        {
+            return null;
+        }
+
+        var grainHash = Hash(grainId.Type, grainId.Key);
+        SiloAddress? best = null;
+        var bestScore = 0UL;
+        foreach (var silo in activeSilos)
+        {
+            var score = Mix(grainHash ^ SiloHash(silo));
+            if (best is null || score > bestScore || (score == bestScore && silo.CompareTo(best) > 0))
+            {
+                (best, bestScore) = (silo, score);
+            }
+        }
+
+        return best;
+    }
+
+    private static ulong SiloHash(SiloAddress silo) => Hash(silo.Endpoint, silo.Generation.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>FNV-1a over UTF-8 of both parts (a separator between them), finished with a strong mixer. Stable
+    /// across processes and versions, unlike <see cref="string.GetHashCode()"/>.</summary>
+    private static ulong Hash(string first, string second)
+    {
+        var hash = 14695981039346656037UL;
+        hash = Fnv(hash, first);
+        hash = (hash ^ 0x1F) * 1099511628211UL;
+        hash = Fnv(hash, second);
+        return Mix(hash);
+    }
+
+    private static ulong Fnv(ulong hash, string text)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        var bytes = Encoding.UTF8.GetByteCount(text) <= buffer.Length ? buffer[..Encoding.UTF8.GetBytes(text, buffer)] : Encoding.UTF8.GetBytes(text);
+        foreach (var b in bytes)
+        {
+            hash = (hash ^ b) * 1099511628211UL;
+        }
+
+        return hash;
+    }
+
+    /// <summary>SplitMix64's finaliser: every input bit affects every output bit.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}
