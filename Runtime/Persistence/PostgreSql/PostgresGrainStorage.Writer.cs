@@ -240,7 +240,7 @@ public sealed partial class PostgresGrainStorage
         // Rows in a fixed order lower the odds of a deadlock with another silo's batch (two activations of one grain
         // during a membership change); the statement applies them in input order where PostgreSQL lets it.
         var order = Enumerable.Range(0, batch.Count).ToArray();
-        System.Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
+        Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
 
         var types = new string[batch.Count];
         var keys = new string[batch.Count];
@@ -267,11 +267,11 @@ public sealed partial class PostgresGrainStorage
                 await using (var command = new NpgsqlCommand(WriteSql, connection))
                 {
                     command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-                    command.Parameters.Add(Array(types, NpgsqlDbType.Text));
-                    command.Parameters.Add(Array(keys, NpgsqlDbType.Text));
-                    command.Parameters.Add(Array(names, NpgsqlDbType.Text));
-                    command.Parameters.Add(Array(payloads, NpgsqlDbType.Bytea));
-                    command.Parameters.Add(Array(expected, NpgsqlDbType.Bigint));
+                    command.Parameters.Add(ArrayParameter(types, NpgsqlDbType.Text));
+                    command.Parameters.Add(ArrayParameter(keys, NpgsqlDbType.Text));
+                    command.Parameters.Add(ArrayParameter(names, NpgsqlDbType.Text));
+                    command.Parameters.Add(ArrayParameter(payloads, NpgsqlDbType.Bytea));
+                    command.Parameters.Add(ArrayParameter(expected, NpgsqlDbType.Bigint));
 
                     // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
                     // statement (and with it the implicit transaction) completed.
@@ -286,7 +286,7 @@ public sealed partial class PostgresGrainStorage
                     }
                 }
 
-                if (System.Array.IndexOf(seen, false) >= 0)
+                if (Array.IndexOf(seen, false) >= 0)
                 {
                     throw new InvalidOperationException("The grain_state batch statement did not report on every row.");
                 }
