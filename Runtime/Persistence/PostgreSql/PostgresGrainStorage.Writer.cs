@@ -51,11 +51,11 @@ public sealed partial class PostgresGrainStorage
     private const int MaxAttempts = 3;
 
     // All batching state lives on this one loop; batches report back through the inbox, so nothing here needs a lock.
+    // A row's writes leave in arrival order: a write for a row that is in flight or already has writes waiting joins
+    // the end of that row's queue, and when the row's batch finishes the head of its queue goes first.
     private async Task RunWriterAsync()
     {
-        var ready = new Queue<PendingWrite>();
-        var blocked = new Dictionary<RowKey, Queue<PendingWrite>>();
-        var busy = new HashSet<RowKey>();
+        var state = new WriterState();
         var inFlight = 0;
         var stopping = false;
         try
@@ -67,14 +67,17 @@ public sealed partial class PostgresGrainStorage
                     switch (message)
                     {
                         case PendingWrite write:
-                            ready.Enqueue(write);
+                            state.Ready.Enqueue(write);
                             break;
                         case BatchCompleted completed:
                             inFlight--;
                             foreach (var write in completed.Writes)
                             {
-                                busy.Remove(write.Key);
-                                Unblock(write.Key, ready, blocked);
+                                state.Busy.Remove(write.Key);
+                                if (state.Blocked.ContainsKey(write.Key))
+                                {
+                                    state.Releasable.Enqueue(write.Key);
+                                }
                             }
 
                             break;
@@ -84,9 +87,9 @@ public sealed partial class PostgresGrainStorage
                     }
                 }
 
-                if (inFlight < _options.MaxConcurrentBatches && ready.Count > 0)
+                if (inFlight < _options.MaxConcurrentBatches && (state.Ready.Count > 0 || state.Releasable.Count > 0))
                 {
-                    var batch = TakeBatch(ready, blocked, busy);
+                    var batch = TakeBatch(state);
                     if (batch.Count > 0)
                     {
                         inFlight++;
@@ -96,7 +99,7 @@ public sealed partial class PostgresGrainStorage
                     continue;
                 }
 
-                if (stopping && inFlight == 0 && ready.Count == 0 && blocked.Count == 0)
+                if (stopping && inFlight == 0 && state.Ready.Count == 0 && state.Blocked.Count == 0)
                 {
                     break;
                 }
@@ -108,7 +111,7 @@ public sealed partial class PostgresGrainStorage
         {
             // Only a bug gets here; failing every waiting caller beats leaving them hanging forever.
             LogWriterFailed(_logger, exception);
-            foreach (var write in ready.Concat(blocked.Values.SelectMany(queue => queue)))
+            foreach (var write in state.Ready.Concat(state.Blocked.Values.SelectMany(queue => queue)))
             {
                 write.Fail(exception);
             }
@@ -122,51 +125,70 @@ public sealed partial class PostgresGrainStorage
         }
     }
 
-    private List<PendingWrite> TakeBatch(Queue<PendingWrite> ready, Dictionary<RowKey, Queue<PendingWrite>> blocked, HashSet<RowKey> busy)
+    private List<PendingWrite> TakeBatch(WriterState state)
     {
-        var batch = new List<PendingWrite>(Math.Min(ready.Count, _options.MaxBatchSize));
-        while (batch.Count < _options.MaxBatchSize && ready.TryDequeue(out var write))
+        var batch = new List<PendingWrite>(Math.Min(state.Ready.Count + state.Releasable.Count, _options.MaxBatchSize));
+        while (batch.Count < _options.MaxBatchSize && state.Releasable.TryDequeue(out var key))
+        {
+            var queue = state.Blocked[key];
+            var write = queue.Dequeue();
+            if (queue.Count == 0)
+            {
+                state.Blocked.Remove(key);
+            }
+            else if (write.IsAbandoned)
+            {
+                state.Releasable.Enqueue(key);
+            }
+
+            if (!write.IsAbandoned)
+            {
+                state.Busy.Add(key);
+                batch.Add(write);
+            }
+        }
+
+        while (batch.Count < _options.MaxBatchSize && state.Ready.TryDequeue(out var write))
         {
             if (write.IsAbandoned)
             {
-                // Cancelled before it was sent: dropped unwritten. A write queued behind it may go now.
-                if (!busy.Contains(write.Key))
-                {
-                    Unblock(write.Key, ready, blocked);
-                }
-
-                continue;
+                continue; // Cancelled before it was sent: dropped unwritten.
             }
 
-            // A row already in this batch or in flight: one statement cannot apply two writes to it in order, and two
-            // batches on one row would contend for its lock. It waits for that write to finish.
-            if (!busy.Add(write.Key))
+            // One statement cannot apply two writes to one row in order, and two batches on one row would contend
+            // for its lock; so the write waits for the row's earlier writes.
+            if (state.Busy.Contains(write.Key) || state.Blocked.ContainsKey(write.Key))
             {
-                if (!blocked.TryGetValue(write.Key, out var queue))
+                if (!state.Blocked.TryGetValue(write.Key, out var queue))
                 {
-                    blocked[write.Key] = queue = new Queue<PendingWrite>();
+                    state.Blocked[write.Key] = queue = new Queue<PendingWrite>();
                 }
 
                 queue.Enqueue(write);
                 continue;
             }
 
+            state.Busy.Add(write.Key);
             batch.Add(write);
         }
 
         return batch;
     }
 
-    private static void Unblock(RowKey key, Queue<PendingWrite> ready, Dictionary<RowKey, Queue<PendingWrite>> blocked)
+    /// <summary>The writer loop's bookkeeping; touched only by the loop.</summary>
+    private sealed class WriterState
     {
-        if (blocked.TryGetValue(key, out var queue))
-        {
-            ready.Enqueue(queue.Dequeue());
-            if (queue.Count == 0)
-            {
-                blocked.Remove(key);
-            }
-        }
+        /// <summary>Writes in arrival order, not yet looked at.</summary>
+        public Queue<PendingWrite> Ready { get; } = new();
+
+        /// <summary>Per row, writes waiting for the row's earlier write to finish.</summary>
+        public Dictionary<RowKey, Queue<PendingWrite>> Blocked { get; } = [];
+
+        /// <summary>Rows with a write in flight.</summary>
+        public HashSet<RowKey> Busy { get; } = [];
+
+        /// <summary>Rows no longer in flight whose waiting writes may go next.</summary>
+        public Queue<RowKey> Releasable { get; } = new();
     }
 
     private async Task ExecuteAndReportAsync(List<PendingWrite> batch)
@@ -218,7 +240,7 @@ public sealed partial class PostgresGrainStorage
         // Rows in a fixed order lower the odds of a deadlock with another silo's batch (two activations of one grain
         // during a membership change); the statement applies them in input order where PostgreSQL lets it.
         var order = Enumerable.Range(0, batch.Count).ToArray();
-        System.Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
+        Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
 
         var types = new string[batch.Count];
         var keys = new string[batch.Count];
@@ -245,11 +267,11 @@ public sealed partial class PostgresGrainStorage
                 await using (var command = new NpgsqlCommand(WriteSql, connection))
                 {
                     command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-                    command.Parameters.Add(Array(types, NpgsqlDbType.Text));
-                    command.Parameters.Add(Array(keys, NpgsqlDbType.Text));
-                    command.Parameters.Add(Array(names, NpgsqlDbType.Text));
-                    command.Parameters.Add(Array(payloads, NpgsqlDbType.Bytea));
-                    command.Parameters.Add(Array(expected, NpgsqlDbType.Bigint));
+                    command.Parameters.Add(ArrayParameter(types, NpgsqlDbType.Text));
+                    command.Parameters.Add(ArrayParameter(keys, NpgsqlDbType.Text));
+                    command.Parameters.Add(ArrayParameter(names, NpgsqlDbType.Text));
+                    command.Parameters.Add(ArrayParameter(payloads, NpgsqlDbType.Bytea));
+                    command.Parameters.Add(ArrayParameter(expected, NpgsqlDbType.Bigint));
 
                     // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
                     // statement (and with it the implicit transaction) completed.
@@ -264,7 +286,7 @@ public sealed partial class PostgresGrainStorage
                     }
                 }
 
-                if (System.Array.IndexOf(seen, false) >= 0)
+                if (Array.IndexOf(seen, false) >= 0)
                 {
                     throw new InvalidOperationException("The grain_state batch statement did not report on every row.");
                 }

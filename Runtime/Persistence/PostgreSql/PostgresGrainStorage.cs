@@ -120,7 +120,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         return write.Task;
     }
 
-    private static NpgsqlParameter Array<T>(T[] values, NpgsqlDbType elementType)
+    private static NpgsqlParameter ArrayParameter<T>(T[] values, NpgsqlDbType elementType)
         => new NpgsqlParameter<T[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | elementType };
 
     private readonly record struct RowKey(GrainId GrainId, string StateName);

@@ -1,0 +1,49 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
+
+namespace OrleansMeta.PostgreSql.Tests;
+
+public sealed class RegistrationTests
+{
+    [Fact]
+    public void Options_validation_lists_every_problem()
+    {
+        var result = new PostgresStorageOptionsValidator().Validate(
+            Options.DefaultName, new PostgresStorageOptions { ClusterId = " ", MaxBatchSize = 0, MaxConcurrentBatches = -1 });
+
+        Assert.True(result.Failed);
+        Assert.Equal(3, result.Failures!.Count());
+    }
+
+    [Fact]
+    public void Options_defaults_are_valid_once_a_cluster_id_is_set()
+    {
+        var options = new PostgresStorageOptions { ClusterId = "c" };
+
+        Assert.Equal((512, 4), (options.MaxBatchSize, options.MaxConcurrentBatches));
+        Assert.True(new PostgresStorageOptionsValidator().Validate(Options.DefaultName, options).Succeeded);
+    }
+
+    [Fact]
+    public async Task Registered_storage_migrates_at_host_start_and_serves_as_the_grain_storage()
+    {
+        await using var database = await TestDatabase.CreateAsync(migrate: false);
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddPostgresGrainStorage(database.ConnectionString, "registration-cluster");
+        await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+
+        foreach (var hosted in provider.GetServices<IHostedService>())
+        {
+            await hosted.StartAsync(CancellationToken.None);
+        }
+
+        var storage = provider.GetRequiredService<IGrainStorage>();
+        Assert.Same(provider.GetRequiredService<PostgresGrainStorage>(), storage);
+        Assert.Equal(1, await storage.WriteAsync(new GrainId("topic", "t"), "state", Json.Bytes("{}"), 0, CancellationToken.None));
+    }
+}

@@ -1,0 +1,40 @@
+using System.Text;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
+
+namespace OrleansMeta.PostgreSql.Tests;
+
+/// <summary>A storage with its own data source, both disposed together (a silo's lifetime, in miniature).</summary>
+public sealed class OwnedStorage : IAsyncDisposable
+{
+    private readonly NpgsqlDataSource _dataSource;
+
+    public OwnedStorage(TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4)
+    {
+        _dataSource = database.CreateDataSource();
+        Storage = new PostgresGrainStorage(
+            _dataSource,
+            Options.Create(new PostgresStorageOptions
+            {
+                ClusterId = clusterId,
+                MaxBatchSize = maxBatchSize,
+                MaxConcurrentBatches = maxConcurrentBatches,
+            }));
+    }
+
+    public PostgresGrainStorage Storage { get; }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Storage.DisposeAsync();
+        await _dataSource.DisposeAsync();
+    }
+}
+
+internal static class Json
+{
+    public static byte[] Bytes(string json) => Encoding.UTF8.GetBytes(json);
+
+    public static string Text(byte[]? bytes) => bytes is null ? "<null>" : Encoding.UTF8.GetString(bytes);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Runs every test project under Tests/ against a throwaway PostgreSQL that this script starts (installing PostgreSQL
+# with apt-get if it is missing) and always stops and deletes afterwards. The last line printed is
+#   tests: N passed, M failed[, K skipped]
+# and the exit status is non-zero if any test failed, any test project crashed, or nothing ran.
+#
+# Environment: CONFIGURATION (default Release), TEST_RESULTS_DIR (default TestResults/ in the repository).
+# ORLEANS_META_TEST_POSTGRES is always overwritten: the suite runs against its own server, never a shared one.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+configuration="${CONFIGURATION:-Release}"
+results_dir="${TEST_RESULTS_DIR:-$repo_root/TestResults}"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+die() { echo "test.sh: $*" >&2; exit 2; }
+
+# --- tools -------------------------------------------------------------------------------------------------------------
+
+if ! command -v dotnet >/dev/null 2>&1; then
+    for candidate in "$HOME/.dotnet" /usr/share/dotnet /usr/lib/dotnet; do
+        if [[ -x "$candidate/dotnet" ]]; then export PATH="$candidate:$PATH"; break; fi
+    done
+fi
+command -v dotnet >/dev/null 2>&1 || die "dotnet not found on PATH (nor in ~/.dotnet, /usr/share/dotnet). Install the .NET SDK pinned in global.json."
+
+find_pg_bin() {
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        dirname "$(readlink -f "$(command -v initdb)")"
+        return 0
+    fi
+    local dir
+    # Newest major version first.
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n -r); do
+        if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" && -x "$dir/postgres" ]]; then echo "$dir"; return 0; fi
+    done
+    return 1
+}
+
+if ! pg_bin="$(find_pg_bin)"; then
+    echo "test.sh: PostgreSQL not found; installing it with apt-get" >&2
+    if [[ $EUID -eq 0 ]]; then
+        sudo_cmd=()
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo_cmd=(sudo -n)
+    else
+        die "PostgreSQL (initdb, pg_ctl, postgres) is not installed and this script is neither root nor allowed passwordless sudo. Install it (e.g. 'sudo apt-get install -y postgresql') or run as root."
+    fi
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    pg_bin="$(find_pg_bin)" || die "apt-get installed postgresql but initdb/pg_ctl are still not found under /usr/lib/postgresql/*/bin."
+fi
+
+# --- throwaway server --------------------------------------------------------------------------------------------------
+
+work_dir="$(mktemp -d -t orleans-meta-pg.XXXXXX)"
+data_dir="$work_dir/data"
+socket_dir="$work_dir/socket"
+mkdir -p "$socket_dir"
+
+# initdb and postgres refuse to run as root: as root, the server runs as the postgres user and owns the directory.
+if [[ $EUID -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || die "running as root but there is no 'postgres' user to run the server as (installing the postgresql package creates it)."
+    chown -R postgres: "$work_dir"
+    chmod 700 "$work_dir"
+    as_pg() { (cd "$work_dir" && runuser -u postgres -- "$@"); }
+else
+    as_pg() { (cd "$work_dir" && "$@"); }
+fi
+
+server_started=0
+stop_server() {
+    if [[ $server_started -eq 1 ]]; then
+        as_pg "$pg_bin/pg_ctl" stop -D "$data_dir" -m immediate >/dev/null 2>&1 || true
+        server_started=0
+    fi
+    rm -rf "$work_dir"
+}
+# Silent, so that the summary stays the last line; runs on every exit path, including failed tests and Ctrl-C.
+trap stop_server EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+as_pg "$pg_bin/initdb" -D "$data_dir" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$work_dir/initdb.log" 2>&1 \
+    || { cat "$work_dir/initdb.log" >&2; die "initdb failed"; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# fsync=off: the data directory is deleted when the run ends, so surviving an OS crash buys nothing and fsync would
+# dominate test time on slow disks. synchronous_commit stays on, so commits behave as in production.
+port=55432
+for _ in $(seq 1 50); do
+    if ! port_in_use "$port"; then
+        if as_pg "$pg_bin/pg_ctl" start -D "$data_dir" -w -t 60 -l "$work_dir/postgres.log" \
+            -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$socket_dir -c max_connections=200 -c fsync=off" \
+            >/dev/null 2>&1; then
+            server_started=1
+            break
+        fi
+    fi
+    port=$((port + 1)) # Taken (perhaps by a parallel run between probe and start): try the next one.
+done
+if [[ $server_started -ne 1 ]]; then
+    tail -n 30 "$work_dir/postgres.log" >&2 || true
+    die "could not start PostgreSQL on any port from 55432 to $port"
+fi
+
+"$pg_bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qc "CREATE DATABASE orleans_meta_test" >/dev/null \
+    || die "could not create the test database"
+# Tests create their own databases from this one; the user is a superuser so that they can.
+export ORLEANS_META_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Username=postgres;Database=orleans_meta_test"
+echo "test.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $data_dir)"
+
+# --- build and test ----------------------------------------------------------------------------------------------------
+
+dotnet build Orleans.Meta.sln -c "$configuration" -nologo -v quiet || die "build failed"
+
+rm -rf "$results_dir"
+mkdir -p "$results_dir"
+
+counter() { # counter <name> <counters-element>: one attribute of a TRX <Counters .../> element (0 if absent).
+    local value
+    value="$(printf '%s' "$2" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]\+' || true)"
+    echo "${value:-0}"
+}
+
+passed=0 failed=0 skipped=0 crashed=0 projects=0
+mapfile -t test_projects < <(find Tests -name '*.csproj' | sort)
+[[ ${#test_projects[@]} -gt 0 ]] || die "no test projects found under Tests/"
+
+for project in "${test_projects[@]}"; do
+    projects=$((projects + 1))
+    name="$(basename "$project" .csproj)"
+    trx="$results_dir/$name.trx"
+    echo "test.sh: testing $name"
+    status=0
+    dotnet test "$project" -c "$configuration" --no-build --nologo \
+        --logger "trx;LogFileName=$name.trx" --results-directory "$results_dir" || status=$?
+
+    if [[ ! -f "$trx" ]]; then
+        echo "test.sh: FAILED $name: no test results were written (dotnet test exited with $status; the test host crashed or the project did not build)" >&2
+        crashed=$((crashed + 1))
+        continue
+    fi
+
+    counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1 || true)"
+    p="$(counter passed "$counters")"
+    f=$(( $(counter failed "$counters") + $(counter error "$counters") + $(counter timeout "$counters") + $(counter aborted "$counters") ))
+    s="$(counter notExecuted "$counters")"
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+    if [[ $status -ne 0 && $f -eq 0 ]]; then
+        echo "test.sh: FAILED $name: dotnet test exited with $status but its results record no failed test (the run was aborted)" >&2
+        crashed=$((crashed + 1))
+    fi
+done
+
+stop_server
+
+failed=$((failed + crashed))
+summary="tests: $passed passed, $failed failed"
+[[ $skipped -gt 0 ]] && summary="$summary, $skipped skipped"
+if [[ $crashed -gt 0 ]]; then echo "test.sh: $crashed test project(s) crashed; each counts as one failure" >&2; fi
+if [[ $((passed + failed)) -eq 0 ]]; then echo "test.sh: no tests ran" >&2; fi
+echo "$summary"
+[[ $failed -eq 0 && $passed -gt 0 ]]
