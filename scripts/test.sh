@@ -25,92 +25,26 @@ if ! command -v dotnet >/dev/null 2>&1; then
 fi
 command -v dotnet >/dev/null 2>&1 || die "dotnet not found on PATH (nor in ~/.dotnet, /usr/share/dotnet). Install the .NET SDK pinned in global.json."
 
-find_pg_bin() {
-    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
-        dirname "$(readlink -f "$(command -v initdb)")"
-        return 0
-    fi
-    local dir
-    # Newest major version first.
-    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4,4 -n -r); do
-        if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" && -x "$dir/postgres" ]]; then echo "$dir"; return 0; fi
-    done
-    return 1
-}
-
-if ! pg_bin="$(find_pg_bin)"; then
-    echo "test.sh: PostgreSQL not found; installing it with apt-get" >&2
-    if [[ $EUID -eq 0 ]]; then
-        sudo_cmd=()
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo_cmd=(sudo -n)
-    else
-        die "PostgreSQL (initdb, pg_ctl, postgres) is not installed and this script is neither root nor allowed passwordless sudo. Install it (e.g. 'sudo apt-get install -y postgresql') or run as root."
-    fi
-    "${sudo_cmd[@]}" apt-get update -qq
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    pg_bin="$(find_pg_bin)" || die "apt-get installed postgresql but initdb/pg_ctl are still not found under /usr/lib/postgresql/*/bin."
-fi
+# shellcheck source=lib/postgres.sh
+source "$repo_root/scripts/lib/postgres.sh"
+pg_ensure_installed
 
 # --- throwaway server --------------------------------------------------------------------------------------------------
 
 work_dir="$(mktemp -d -t orleans-meta-pg.XXXXXX)"
-data_dir="$work_dir/data"
-socket_dir="$work_dir/socket"
-mkdir -p "$socket_dir"
-
-# initdb and postgres refuse to run as root: as root, the server runs as the postgres user and owns the directory.
-if [[ $EUID -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "running as root but there is no 'postgres' user to run the server as (installing the postgresql package creates it)."
-    chown -R postgres: "$work_dir"
-    chmod 700 "$work_dir"
-    as_pg() { (cd "$work_dir" && runuser -u postgres -- "$@"); }
-else
-    as_pg() { (cd "$work_dir" && "$@"); }
-fi
-
-server_started=0
-stop_server() {
-    if [[ $server_started -eq 1 ]]; then
-        as_pg "$pg_bin/pg_ctl" stop -D "$data_dir" -m immediate >/dev/null 2>&1 || true
-        server_started=0
-    fi
-    rm -rf "$work_dir"
-}
+stop_server() { pg_stop; rm -rf "$work_dir"; }
 # Silent, so that the summary stays the last line; runs on every exit path, including failed tests and Ctrl-C.
 trap stop_server EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-as_pg "$pg_bin/initdb" -D "$data_dir" -U postgres --auth=trust --encoding=UTF8 --locale=C >"$work_dir/initdb.log" 2>&1 \
-    || { cat "$work_dir/initdb.log" >&2; die "initdb failed"; }
-
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
 # fsync=off: the data directory is deleted when the run ends, so surviving an OS crash buys nothing and fsync would
 # dominate test time on slow disks. synchronous_commit stays on, so commits behave as in production.
-port=55432
-for _ in $(seq 1 50); do
-    if ! port_in_use "$port"; then
-        if as_pg "$pg_bin/pg_ctl" start -D "$data_dir" -w -t 60 -l "$work_dir/postgres.log" \
-            -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$socket_dir -c max_connections=200 -c fsync=off" \
-            >/dev/null 2>&1; then
-            server_started=1
-            break
-        fi
-    fi
-    port=$((port + 1)) # Taken (perhaps by a parallel run between probe and start): try the next one.
-done
-if [[ $server_started -ne 1 ]]; then
-    tail -n 30 "$work_dir/postgres.log" >&2 || true
-    die "could not start PostgreSQL on any port from 55432 to $port"
-fi
-
-"$pg_bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qc "CREATE DATABASE orleans_meta_test" >/dev/null \
-    || die "could not create the test database"
+pg_start "$work_dir" -c max_connections=300 -c fsync=off
+pg_psql postgres "CREATE DATABASE orleans_meta_test" >/dev/null || die "could not create the test database"
 # Tests create their own databases from this one; the user is a superuser so that they can.
-export ORLEANS_META_TEST_POSTGRES="Host=127.0.0.1;Port=$port;Username=postgres;Database=orleans_meta_test"
-echo "test.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $data_dir)"
+export ORLEANS_META_TEST_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=orleans_meta_test"
+echo "test.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (data in $pg_data)"
 
 # --- build and test ----------------------------------------------------------------------------------------------------
 
@@ -126,8 +60,8 @@ counter() { # counter <name> <counters-element>: one attribute of a TRX <Counter
 }
 
 passed=0 failed=0 skipped=0 crashed=0 projects=0
-mapfile -t test_projects < <(find Tests -name '*.csproj' | sort)
-[[ ${#test_projects[@]} -gt 0 ]] || die "no test projects found under Tests/"
+mapfile -t test_projects < <(find Tests -name '*.Tests.csproj' | sort)
+[[ ${#test_projects[@]} -gt 0 ]] || die "no test projects (*.Tests.csproj) found under Tests/"
 
 for project in "${test_projects[@]}"; do
     projects=$((projects + 1))

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (Benchmarks/) in Release against a throwaway PostgreSQL with the server's default durability
+# settings (fsync and synchronous_commit on, as in production), so that grain-runtime figures and PostgreSQL's own
+# rates are measured on the same machine in the same run. Arguments go to the benchmark program, e.g.
+#   scripts/bench.sh grain-calls state-writes --seconds 10
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+# shellcheck source=lib/postgres.sh
+source "$repo_root/scripts/lib/postgres.sh"
+pg_ensure_installed
+
+work_dir="$(mktemp -d -t orleans-meta-bench.XXXXXX)"
+trap 'pg_stop; rm -rf "$work_dir"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PG_FIRST_PORT=56432 pg_start "$work_dir" -c max_connections=300 -c shared_buffers=256MB
+pg_psql postgres "CREATE DATABASE orleans_meta_bench" >/dev/null
+echo "bench.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port, default durability"
+
+export ORLEANS_META_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=orleans_meta_bench;Maximum Pool Size=100"
+dotnet run -c Release --project Benchmarks -- "$@"
