@@ -2,16 +2,17 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [--postgres <connection string>] [--seconds N]
+// scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
 var postgres = ReadOption("--postgres") ?? Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_POSTGRES");
-var scenarios = arguments.Count > 0 ? arguments : ["grain-calls", "state-writes"];
+var scenarios = arguments.Count > 0 ? arguments : ["grain-calls", "state-writes", "remote-calls"];
 var duration = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
 
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
-Console.WriteLine($"command: dotnet run -c Release --project Benchmarks -- {string.Join(' ', args)}");
+Console.WriteLine($"command: scripts/bench.sh {string.Join(' ', scenarios)} --seconds {seconds}");
 var results = new List<Measurement>();
 
 foreach (var scenario in scenarios)
@@ -30,8 +31,17 @@ foreach (var scenario in scenarios)
 
             results.AddRange(await StateWriteScenario.RunAsync(postgres, warmup, duration));
             break;
+        case "remote-calls":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("remote-calls needs PostgreSQL for membership: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
+            break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes.");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls.");
             return 2;
     }
 }

@@ -20,6 +20,9 @@ public enum DeactivationReason
 
     /// <summary>Activation failed.</summary>
     ActivationFailed,
+
+    /// <summary>The membership view changed and another silo owns the grain now.</summary>
+    PlacementChanged,
 }
 
 /// <summary>

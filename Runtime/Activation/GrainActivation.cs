@@ -381,7 +381,7 @@ internal sealed partial class GrainActivation
             if (work.Request is { } request)
             {
                 request.Forwards++;
-                Runtime.Catalog.Dispatch(request);
+                Runtime.Dispatcher.Dispatch(request);
             }
         }
     }

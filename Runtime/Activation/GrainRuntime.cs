@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OrleansMeta.Runtime.Calls;
 using OrleansMeta.Runtime.Hosting;
 
 namespace OrleansMeta.Runtime.Activation;
@@ -7,6 +9,8 @@ namespace OrleansMeta.Runtime.Activation;
 /// <summary>The services every activation needs, in one place.</summary>
 internal sealed class GrainRuntime
 {
+    private IGrainCallDispatcher? _dispatcher;
+
     public GrainRuntime(
         IServiceProvider services,
         ActivationCatalog catalog,
@@ -27,6 +31,9 @@ internal sealed class GrainRuntime
     public IServiceProvider Services { get; }
 
     public ActivationCatalog Catalog { get; }
+
+    /// <summary>Routes calls (to this silo or its peers); resolved late because routing depends on the catalog.</summary>
+    public IGrainCallDispatcher Dispatcher => _dispatcher ??= Services.GetRequiredService<IGrainCallDispatcher>();
 
     public IGrainFactory GrainFactory { get; }
 

@@ -4,6 +4,9 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OrleansMeta.Runtime.Activation;
 using OrleansMeta.Runtime.Calls;
+using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Messaging;
+using OrleansMeta.Runtime.Placement;
 using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Runtime.Hosting;
@@ -19,6 +22,30 @@ public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRe
         where TGrain : Grain, TInterface
     {
         registry.Register(typeof(TInterface), typeof(TGrain));
+        return this;
+    }
+
+    /// <summary>
+    /// Spreads grains over the silos of a cluster: hash placement over the membership view, calls forwarded to the
+    /// owner over HTTP/2, hand-over when the view changes. Needs an <see cref="IClusterMembership"/> registration and
+    /// the silo endpoints mapped (<c>MapGrainCallEndpoint</c> and the membership endpoints).
+    /// </summary>
+    public GrainRuntimeBuilder UseCluster(IConfiguration? configuration = null)
+    {
+        var options = Services.AddOptions<ClusterOptions>();
+        if (configuration is not null)
+        {
+            options.Bind(configuration.GetSection(ClusterOptions.SectionName));
+        }
+
+        options.ValidateOnStart();
+        Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ClusterOptions>, ClusterOptionsValidator>());
+        Services.TryAddSingleton<SiloHttpClient>();
+        Services.TryAddSingleton<RemoteExceptionCodec>();
+        Services.TryAddSingleton<GrainCallCodec>();
+        Services.TryAddSingleton<ClusterCallDispatcher>();
+        Services.Replace(ServiceDescriptor.Singleton<IGrainCallDispatcher>(sp => sp.GetRequiredService<ClusterCallDispatcher>()));
+        Services.AddHostedService<PlacementRebalancer>();
         return this;
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OrleansMeta.Runtime.Cluster;
 
 namespace OrleansMeta.Silo.Hosting;
 
@@ -26,5 +27,19 @@ internal sealed class StorageHealthCheck(SiloStorage storage) : IHealthCheck
         {
             return HealthCheckResult.Unhealthy($"{storage.Description} is not reachable: {exception.Message}", exception);
         }
+    }
+}
+
+/// <summary>Healthy while this silo is an active member of its cluster.</summary>
+internal sealed class MembershipHealthCheck(IClusterMembership membership) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var view = membership.CurrentView;
+        return Task.FromResult(membership.IsActive
+            ? HealthCheckResult.Healthy($"Active as {membership.Self} in view {view.Version} with {view.ActiveSilos.Count} active silos.")
+            : HealthCheckResult.Unhealthy(membership.Self is null
+                ? "Not registered in the cluster yet."
+                : $"{membership.Self} is not active in view {view.Version}."));
     }
 }

@@ -1,34 +1,53 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using OrleansMeta.Grains;
+using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Hosting;
+using OrleansMeta.Runtime.Messaging;
+using OrleansMeta.Silo.Api;
 
 namespace OrleansMeta.Silo.Hosting;
 
-/// <summary>Wires a silo: grain runtime, storage, health checks, error responses and endpoints, in one place.</summary>
+/// <summary>Wires a silo: grain runtime, storage, membership, health checks, error responses and endpoints, in one place.</summary>
 public static class SiloHostingExtensions
 {
-    /// <summary>Registers everything a silo needs. With <c>ConnectionStrings:Postgres</c> set, state lives in PostgreSQL;
-    /// without it the silo runs in development mode with in-memory storage.</summary>
-    public static WebApplicationBuilder AddMetaSilo(this WebApplicationBuilder builder)
+    /// <summary>
+    /// Registers everything a silo needs. With <c>ConnectionStrings:Postgres</c> set, state and membership live in
+    /// PostgreSQL and the silo joins its cluster; without it the silo runs alone in development mode with in-memory
+    /// storage. <paramref name="configureGrains"/> may add grains (tests add theirs).
+    /// </summary>
+    public static WebApplicationBuilder AddMetaSilo(this WebApplicationBuilder builder, Action<GrainRuntimeBuilder>? configureGrains = null)
     {
         var services = builder.Services;
-        services.AddOptions<SiloOptions>().Bind(builder.Configuration.GetSection(SiloOptions.SectionName)).ValidateOnStart();
+        var configuration = builder.Configuration;
+        services.AddOptions<SiloOptions>().Bind(configuration.GetSection(SiloOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<SiloOptions>, SiloOptionsValidator>();
 
-        var runtime = services.AddGrainRuntime(builder.Configuration);
-        runtime.AddMetaGrains();
-
-        var connectionString = builder.Configuration.GetConnectionString("Postgres");
-        var storage = string.IsNullOrWhiteSpace(connectionString)
-            ? SiloStorage.UseInMemory(runtime)
-            : SiloStorage.UsePostgres(runtime, connectionString, builder.Configuration);
+        var connectionString = configuration.GetConnectionString("Postgres");
+        var clustered = !string.IsNullOrWhiteSpace(connectionString);
+        var runtime = services.AddGrainRuntime(configuration);
+        var storage = clustered
+            ? SiloStorage.UsePostgres(runtime, connectionString!, configuration)
+            : SiloStorage.UseInMemory(runtime);
         services.AddSingleton(storage);
+        runtime.UseCluster(configuration);
+        if (clustered)
+        {
+            services.AddPostgresClusterMembership(configuration);
+        }
+        else
+        {
+            services.AddLocalClusterMembership();
+        }
+
+        runtime.AddMetaGrains();
+        configureGrains?.Invoke(runtime);
+        builder.WebHost.ConfigureKestrel((context, kestrel) => SiloListeners.Configure(kestrel, context.Configuration, listenForSilos: clustered));
 
         services.AddHealthChecks()
             .AddCheck<SiloStartedHealthCheck>("silo", tags: ["ready"])
+            .AddCheck<MembershipHealthCheck>("membership", tags: ["ready"])
             .AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
-        services.AddSingleton<SiloStartedHealthCheck>();
         services.AddHostedService<SiloStartupAnnouncer>();
 
         services.AddProblemDetails();
@@ -36,13 +55,13 @@ public static class SiloHostingExtensions
         return builder;
     }
 
-    /// <summary>Maps health, OpenAPI and the public API.</summary>
+    /// <summary>Maps health, OpenAPI, the public API and the silo-to-silo endpoints.</summary>
     public static WebApplication MapMetaSilo(this WebApplication app)
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
 
-        // Liveness: the process answers. Readiness: started, and storage reachable.
+        // Liveness: the process answers. Readiness: started, joined the cluster, and storage reachable.
         app.MapHealthChecks("/health/live", new() { Predicate = _ => false, ResponseWriter = HealthResponseWriter.WriteAsync });
         app.MapHealthChecks("/health/ready", new()
         {
@@ -56,6 +75,9 @@ public static class SiloHostingExtensions
             },
         });
         app.MapOpenApi();
+        app.MapClusterEndpoints();
+        app.MapGrainCallEndpoint();
+        app.MapMembershipEndpoints();
         return app;
     }
 }

@@ -1,0 +1,60 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Silo.Hosting;
+
+namespace OrleansMeta.Silo.Api;
+
+/// <summary>A silo in <c>GET /v1/cluster</c>.</summary>
+public sealed record SiloInfo(
+    string Endpoint,
+    long Generation,
+    string Name,
+    string Status,
+    DateTimeOffset StartedAt,
+    DateTimeOffset HeartbeatAt,
+    int SuspicionVotes,
+    bool IsSelf);
+
+/// <summary>The cluster as this silo sees it.</summary>
+public sealed record ClusterInfo(string ClusterId, long ViewVersion, DateTimeOffset ViewReadAt, string? Self, IReadOnlyList<SiloInfo> Silos);
+
+/// <summary>Cluster-wide read endpoints.</summary>
+public static class ClusterEndpoints
+{
+    public static IEndpointRouteBuilder MapClusterEndpoints(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGet("/v1/cluster", GetCluster)
+            .WithName("GetCluster")
+            .WithSummary("The cluster id and the membership view this silo holds.")
+            .WithTags("Cluster");
+        return endpoints;
+    }
+
+    private static Ok<ClusterInfo> GetCluster(IClusterMembership membership, IOptions<SiloOptions> options)
+    {
+        var view = membership.CurrentView;
+        var self = membership.Self;
+        var silos = view.Silos
+            .OrderBy(s => s.Address)
+            .Select(s => new SiloInfo(
+                s.Address.Endpoint,
+                s.Address.Generation,
+                s.Name,
+                StatusName(s.Status),
+                s.StartedAt,
+                s.HeartbeatAt,
+                s.Suspicions.Count,
+                s.Address == self))
+            .ToList();
+        return TypedResults.Ok(new ClusterInfo(options.Value.ClusterId, view.Version, view.ReadAt, self?.ToString(), silos));
+    }
+
+    private static string StatusName(SiloStatus status) => status switch
+    {
+        SiloStatus.Joining => "joining",
+        SiloStatus.Active => "active",
+        SiloStatus.ShuttingDown => "shutting-down",
+        _ => "dead",
+    };
+}

@@ -1,0 +1,58 @@
+using System.Net;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OrleansMeta.Runtime.Cluster;
+
+namespace OrleansMeta.Silo.Hosting;
+
+/// <summary>
+/// Kestrel endpoints of a clustered silo: the public URLs (<c>--urls</c>, HTTP/1.1 and HTTP/2) and the silo-to-silo
+/// endpoint (cleartext HTTP/2 only: with HTTP/1.1 also enabled, cleartext connections could not use HTTP/2 at all).
+/// Both are configured in code because an endpoint configured in code makes Kestrel ignore <c>--urls</c>.
+/// </summary>
+internal static class SiloListeners
+{
+    public static void Configure(KestrelServerOptions kestrel, IConfiguration configuration, bool listenForSilos)
+    {
+        var urls = configuration["urls"] ?? configuration["ASPNETCORE_URLS"] ?? "http://127.0.0.1:5080";
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            Listen(kestrel, url, HttpProtocols.Http1AndHttp2, "--urls");
+        }
+
+        if (listenForSilos)
+        {
+            var siloEndpoint = configuration[$"{ClusterOptions.SectionName}:{nameof(ClusterOptions.SiloEndpoint)}"] ?? new ClusterOptions().SiloEndpoint;
+            var listen = configuration[$"{ClusterOptions.SectionName}:SiloListen"];
+            Listen(kestrel, listen ?? siloEndpoint, HttpProtocols.Http2, $"{ClusterOptions.SectionName}:SiloEndpoint");
+        }
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, string url, HttpProtocols protocols, string setting)
+    {
+        // "+", "*" and "[::]" are wildcards Uri cannot parse as hosts; treat them as "any address".
+        var normalized = url.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal);
+        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp)
+        {
+            throw new InvalidOperationException($"{setting} value '{url}' is not an http URL such as http://127.0.0.1:5080 (TLS is terminated in front of the silo).");
+        }
+
+        Action<ListenOptions> configure = o => o.Protocols = protocols;
+        if (uri.Host is "localhost")
+        {
+            kestrel.ListenLocalhost(uri.Port, configure);
+        }
+        else if (uri.Host is "0.0.0.0" or "[::]")
+        {
+            kestrel.ListenAnyIP(uri.Port, configure);
+        }
+        else if (IPAddress.TryParse(uri.Host.Trim('[', ']'), out var address))
+        {
+            kestrel.Listen(address, uri.Port, configure);
+        }
+        else
+        {
+            // A host name (e.g. the pod's DNS name): listen everywhere on that port.
+            kestrel.ListenAnyIP(uri.Port, configure);
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using OrleansMeta.Cluster.Tests.Infrastructure;
+using OrleansMeta.TestGrains;
+using Xunit.Abstractions;
+
+namespace OrleansMeta.Cluster.Tests;
+
+public sealed class FailoverTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_gracefully_stopped_silo_hands_over_its_grains_with_no_failed_calls()
+    {
+        await using var cluster = new TestCluster("graceful");
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var acknowledged = new ConcurrentDictionary<string, ConcurrentBag<string>>();
+        using var stop = new CancellationTokenSource();
+        var callers = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
+        {
+            var n = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                var key = $"acct-{(worker * 7 + n) % 24}";
+                var op = $"w{worker}-{n++}";
+                await silos[worker % 2].Grains.GetGrain<IAccountGrain>(key).DepositAsync(1, op);
+                acknowledged.GetOrAdd(key, _ => []).Add(op);
+            }
+        })).ToList();
+
+        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > 200), "calls are flowing", TimeSpan.FromSeconds(30));
+        await silos[2].StopAsync();
+        var countAtStop = acknowledged.Values.Sum(b => b.Count);
+        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > countAtStop + 200), "calls keep flowing after the stop", TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await Task.WhenAll(callers); // any failed call fails the test here
+
+        await cluster.WaitForAgreementAsync();
+        foreach (var (key, ops) in acknowledged)
+        {
+            var state = await silos[0].Grains.GetGrain<IAccountGrain>(key).GetAsync();
+            Assert.Equal(ops.Order(), state.Operations.Order());
+        }
+    }
+
+    [Fact]
+    public async Task A_killed_silo_is_declared_dead_and_its_grains_answer_from_others_with_no_acknowledged_write_lost()
+    {
+        await using var cluster = new TestCluster("kill9");
+        var silos = new List<ProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var acknowledged = await DepositAsync(silos[0], keys: 30, rounds: 3);
+        var victim = silos[2];
+        var victimWhere = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => silos[0].Http.GetFromJsonAsync<Placement>($"/test/accounts/acct-{i}/where")));
+        var victimOwned = victimWhere.Count(p => p!.Silo.StartsWith(victim.SiloEndpoint, StringComparison.Ordinal));
+        Assert.True(victimOwned > 0, "the victim should own some grains");
+
+        var watch = Stopwatch.StartNew();
+        victim.Kill();
+        await Eventually.Until(async () =>
+        {
+            var views = await Task.WhenAll(silos.Take(2).Select(s => s.GetClusterAsync()));
+            return views.All(v => v.Silos.Single(s => s.Endpoint == victim.SiloEndpoint).Status == "dead");
+        }, "every survivor sees the killed silo dead", TimeSpan.FromSeconds(30));
+        output.WriteLine($"kill -9 to dead in every view (fast test settings): {watch.Elapsed.TotalSeconds:0.00} s");
+
+        // Every grain answers from a survivor, and every acknowledged deposit is there exactly once.
+        for (var i = 0; i < 30; i++)
+        {
+            var state = await silos[1].Http.GetFromJsonAsync<AccountState>($"/test/accounts/acct-{i}");
+            Assert.Equal(acknowledged[$"acct-{i}"].Order(), state!.Operations.Order());
+        }
+
+        var more = await DepositAsync(silos[1], keys: 30, rounds: 1);
+        Assert.Equal(30, more.Count);
+    }
+
+    private static async Task<Dictionary<string, List<string>>> DepositAsync(SiloHandle via, int keys, int rounds)
+    {
+        var acknowledged = new Dictionary<string, List<string>>();
+        for (var round = 0; round < rounds; round++)
+        {
+            await Task.WhenAll(Enumerable.Range(0, keys).Select(async i =>
+            {
+                var op = $"r{round}-{Guid.NewGuid():N}";
+                var response = await via.Http.PostAsync($"/test/accounts/acct-{i}/deposits?amount=1&op={op}", null);
+                response.EnsureSuccessStatusCode();
+                lock (acknowledged)
+                {
+                    (acknowledged.TryGetValue($"acct-{i}", out var list) ? list : acknowledged[$"acct-{i}"] = []).Add(op);
+                }
+            }));
+        }
+
+        return acknowledged;
+    }
+}

@@ -1,0 +1,55 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Runtime;
+using OrleansMeta.Silo.Hosting;
+using OrleansMeta.TestGrains;
+
+namespace OrleansMeta.Cluster.Tests.Infrastructure;
+
+/// <summary>A silo in this process with its own host, DI container and ports.</summary>
+public sealed class InProcessSilo : SiloHandle
+{
+    private readonly WebApplication _app;
+    private bool _running = true;
+
+    private InProcessSilo(string name, int publicPort, int siloPort, WebApplication app) : base(name, publicPort, siloPort) => _app = app;
+
+    public IServiceProvider Services => _app.Services;
+
+    public IGrainFactory Grains => _app.Services.GetRequiredService<IGrainFactory>();
+
+    public override bool IsRunning => _running;
+
+    public static async Task<InProcessSilo> StartAsync(string name, IEnumerable<string> arguments)
+    {
+        var publicPort = Ports.Free();
+        var siloPort = Ports.Free();
+        var builder = WebApplication.CreateBuilder([
+            .. arguments,
+            $"--urls=http://127.0.0.1:{publicPort}",
+            $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{siloPort}",
+            $"--Meta:Cluster:SiloName={name}",
+        ]);
+        builder.AddMetaSilo(runtime => runtime.AddTestGrains());
+        var app = builder.Build();
+        app.MapMetaSilo();
+        await app.StartAsync();
+        return new InProcessSilo(name, publicPort, siloPort, app);
+    }
+
+    public override async Task StopAsync()
+    {
+        if (_running)
+        {
+            _running = false;
+            await _app.StopAsync();
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        await _app.DisposeAsync();
+        await base.DisposeAsync();
+    }
+}

@@ -1,0 +1,145 @@
+using System.Diagnostics;
+
+namespace OrleansMeta.Cluster.Tests.Infrastructure;
+
+/// <summary>
+/// A cluster of silos for one test: its own cluster id (tests share the database), a secret, and silos that run in
+/// this process or as separate processes. Waits are on explicit conditions, never fixed sleeps.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    private readonly List<SiloHandle> _silos = [];
+    private readonly Dictionary<string, string> _settings;
+
+    public TestCluster(string name, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        ClusterId = $"{name}-{Guid.NewGuid():N}"[..Math.Min(63, name.Length + 13)];
+        Secret = Convert.ToHexString(Guid.NewGuid().ToByteArray()) + Convert.ToHexString(Guid.NewGuid().ToByteArray());
+        _settings = new Dictionary<string, string>(FastMembership)
+        {
+            ["ConnectionStrings:Postgres"] = TestPostgres.ConnectionString,
+            ["Meta:ClusterId"] = ClusterId,
+            ["Meta:Cluster:ClusterSecret"] = Secret,
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            _settings[key] = value;
+        }
+    }
+
+    /// <summary>Quicker failure detection than the defaults so that tests finish fast; the default-settings test
+    /// passes an empty override list.</summary>
+    public static IReadOnlyDictionary<string, string> FastMembership { get; } = new Dictionary<string, string>
+    {
+        ["Meta:Membership:ProbeInterval"] = "00:00:00.250",
+        ["Meta:Membership:ProbeTimeout"] = "00:00:00.250",
+        ["Meta:Membership:RefreshInterval"] = "00:00:00.500",
+        ["Meta:Membership:HeartbeatInterval"] = "00:00:00.500",
+    };
+
+    public string ClusterId { get; }
+
+    public string Secret { get; }
+
+    public IReadOnlyList<SiloHandle> Silos => _silos;
+
+    public IEnumerable<SiloHandle> Running => _silos.Where(s => s.IsRunning);
+
+    private IEnumerable<string> Arguments => _settings.Select(kv => $"--{kv.Key}={kv.Value}");
+
+    /// <summary>Settings to start with no fast-membership overrides (the product's defaults).</summary>
+    public static IReadOnlyDictionary<string, string> Defaults { get; } = FastMembership.ToDictionary(kv => kv.Key, _ => "");
+
+    public async Task<InProcessSilo> StartInProcessSiloAsync()
+    {
+        var silo = await InProcessSilo.StartAsync($"silo-{_silos.Count}", Arguments.Where(a => !a.EndsWith('=')));
+        _silos.Add(silo);
+        return silo;
+    }
+
+    public async Task<ProcessSilo> StartProcessSiloAsync(int? publicPort = null, int? siloPort = null)
+    {
+        var silo = ProcessSilo.Start($"silo-{_silos.Count}", Arguments.Where(a => !a.EndsWith('=')), publicPort, siloPort);
+        _silos.Add(silo);
+        await Eventually.Until(async () =>
+        {
+            if (!silo.IsRunning)
+            {
+                throw new InvalidOperationException($"{silo} exited during start:\n{silo.Output}");
+            }
+
+            try
+            {
+                return (await silo.Http.GetAsync("/health/ready")).IsSuccessStatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return false;
+            }
+        }, $"{silo} is ready", TimeSpan.FromSeconds(60));
+        return silo;
+    }
+
+    /// <summary>Waits until every running silo holds the same view version with exactly the running silos active.</summary>
+    public async Task<long> WaitForAgreementAsync(TimeSpan? within = null)
+    {
+        long agreed = 0;
+        await Eventually.Until(async () =>
+        {
+            var running = Running.ToList();
+            var expected = running.Select(s => s.SiloEndpoint).Order().ToArray();
+            var views = await Task.WhenAll(running.Select(s => s.GetClusterAsync()));
+            var versions = views.Select(v => v.ViewVersion).Distinct().ToArray();
+            var sameActive = views.All(v => v.Silos.Where(s => s.Status == "active").Select(s => s.Endpoint).Order().SequenceEqual(expected));
+            agreed = versions[0];
+            return versions.Length == 1 && sameActive;
+        }, "every running silo agrees on one view", within ?? TimeSpan.FromSeconds(30));
+        return agreed;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        // Stop in parallel: each graceful stop only waits for itself.
+        await Task.WhenAll(_silos.Select(async s => await s.DisposeAsync()));
+    }
+}
+
+/// <summary>Polls a condition until it holds, failing with a clear message after a bound.</summary>
+public static class Eventually
+{
+    public static async Task Until(Func<Task<bool>> condition, string what, TimeSpan within)
+    {
+        var watch = Stopwatch.StartNew();
+        Exception? last = null;
+        while (watch.Elapsed < within)
+        {
+            try
+            {
+                if (await condition())
+                {
+                    return;
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                throw;
+            }
+            catch (Exception exception)
+            {
+                last = exception;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail($"Timed out after {within.TotalSeconds:0} s waiting until {what}.{(last is null ? "" : $" Last error: {last.Message}")}");
+    }
+}
+
+/// <summary>The throwaway PostgreSQL that scripts/test.sh starts for the test run.</summary>
+public static class TestPostgres
+{
+    public static string ConnectionString => Environment.GetEnvironmentVariable("ORLEANS_META_TEST_POSTGRES") is { Length: > 0 } value
+        ? value
+        : throw new InvalidOperationException("ORLEANS_META_TEST_POSTGRES is not set. Run the tests with scripts/test.sh, which starts a throwaway PostgreSQL and sets it.");
+}
