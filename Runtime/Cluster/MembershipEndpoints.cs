@@ -1,0 +1,58 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace OrleansMeta.Runtime.Cluster;
+
+/// <summary>A probe's answer: which incarnation answered, its status in its own view, and the HTTP protocol the
+/// request arrived on (so tests and operators can see that silo traffic really is HTTP/2).</summary>
+public sealed record ProbeResponse(string Endpoint, long Generation, string Status, string Protocol);
+
+/// <summary>Tells a silo that the membership table has reached <paramref name="Version"/>.</summary>
+public sealed record MembershipChangedNotice(long Version);
+
+/// <summary>What the notified silo holds after handling a <see cref="MembershipChangedNotice"/>.</summary>
+public sealed record MembershipChangedResponse(long Version);
+
+/// <summary>The silo-to-silo routes of the membership protocol, inside the guarded <c>/silo/v1</c> group.</summary>
+public static class MembershipEndpoints
+{
+    public const string ProbePath = "probe";
+    public const string MembershipPath = "membership";
+
+    /// <summary>Maps <c>GET /silo/v1/probe</c> and <c>POST /silo/v1/membership</c>.</summary>
+    public static IEndpointRouteBuilder MapMembershipEndpoints(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var group = endpoints.MapSiloGroup();
+        group.MapGet(ProbePath, Probe);
+        group.MapPost(MembershipPath, MembershipChangedAsync);
+        return endpoints;
+    }
+
+    private static Results<Ok<ProbeResponse>, ProblemHttpResult> Probe(HttpContext context)
+    {
+        var membership = context.RequestServices.GetRequiredService<IClusterMembership>();
+        if (membership.Self is not { } self)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "This silo has not registered yet");
+        }
+
+        var status = membership.CurrentView.Find(self)?.Status ?? SiloStatus.Joining;
+        return TypedResults.Ok(new ProbeResponse(self.Endpoint, self.Generation, status.ToString(), context.Request.Protocol));
+    }
+
+    private static async Task<Ok<MembershipChangedResponse>> MembershipChangedAsync(MembershipChangedNotice notice, HttpContext context)
+    {
+        var membership = context.RequestServices.GetRequiredService<IClusterMembership>();
+        var view = membership.CurrentView;
+        if (notice.Version > view.Version)
+        {
+            view = await membership.RefreshAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+
+        return TypedResults.Ok(new MembershipChangedResponse(view.Version));
+    }
+}

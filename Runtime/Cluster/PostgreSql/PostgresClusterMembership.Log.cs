@@ -1,0 +1,57 @@
+using Microsoft.Extensions.Logging;
+
+namespace OrleansMeta.Runtime.Cluster.PostgreSql;
+
+public sealed partial class PostgresClusterMembership
+{
+    [LoggerMessage(EventId = 300, Level = LogLevel.Information, Message = "Silo {Self} registered as Joining in cluster '{ClusterId}'")]
+    private static partial void LogRegistered(ILogger logger, SiloAddress self, string clusterId);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Information, Message = "Silo {Self} joined as Active at membership version {Version} ({ActiveCount} active)")]
+    private static partial void LogJoined(ILogger logger, SiloAddress self, long version, int activeCount);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Warning, Message = "Silo {Self} is waiting to join: these Active silos do not answer probes but still heartbeat: {Silent}")]
+    private static partial void LogJoinWaiting(ILogger logger, SiloAddress self, string silent);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Error, Message = "Silo {Self} failed to join the cluster")]
+    private static partial void LogJoinFailed(ILogger logger, SiloAddress self, Exception exception);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Debug, Message = "Membership view {Version}: {ActiveCount} active of {Count} rows")]
+    private static partial void LogViewChanged(ILogger logger, long version, int activeCount, int count);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "A ViewChanged handler failed on view {Version}")]
+    private static partial void LogViewChangedHandlerFailed(ILogger logger, long version, Exception exception);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Debug, Message = "Lost the membership compare-and-set at version {Version}; re-reading and deciding again")]
+    private static partial void LogLostCompareAndSet(ILogger logger, long version);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Debug, Message = "Probe of {Target} missed ({Missed} in a row)")]
+    private static partial void LogProbeMissed(ILogger logger, SiloAddress target, int missed);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Warning, Message = "Voting {Target} dead: {Votes} of {Needed} needed fresh votes with this one")]
+    private static partial void LogVoting(ILogger logger, SiloAddress target, int votes, int needed);
+
+    [LoggerMessage(EventId = 309, Level = LogLevel.Warning, Message = "Declared {Target} dead at membership version {Version}")]
+    private static partial void LogDeclaredDead(ILogger logger, SiloAddress target, long version);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Declaring {Target} dead: {Reason}")]
+    private static partial void LogDeclaringDead(ILogger logger, SiloAddress target, string reason);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Critical, Message = "Silo {Self} reads itself Dead in the membership table of cluster '{ClusterId}': its peers have declared it dead and may already host its grains. It stops serving now and the application is stopping; restart it to join as a new generation")]
+    private static partial void LogReadSelfDead(ILogger logger, SiloAddress self, string clusterId);
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "Membership {Loop} round failed; retrying on the next round")]
+    private static partial void LogLoopFailed(ILogger logger, string loop, Exception exception);
+
+    [LoggerMessage(EventId = 313, Level = LogLevel.Information, Message = "Silo {Self} is ShuttingDown; peers were told")]
+    private static partial void LogLeaving(ILogger logger, SiloAddress self);
+
+    [LoggerMessage(EventId = 314, Level = LogLevel.Information, Message = "Silo {Self} left the cluster (Dead); peers were told")]
+    private static partial void LogLeft(ILogger logger, SiloAddress self);
+
+    [LoggerMessage(EventId = 315, Level = LogLevel.Warning, Message = "Could not mark this silo {Status} on the way out; peers will find out by probing")]
+    private static partial void LogLeaveFailed(ILogger logger, SiloStatus status, Exception exception);
+
+    [LoggerMessage(EventId = 316, Level = LogLevel.Critical, Message = "The membership {Loop} loop stopped unexpectedly")]
+    private static partial void LogLoopCrashed(ILogger logger, string loop, Exception exception);
+}

@@ -1,0 +1,157 @@
+using Npgsql;
+
+namespace OrleansMeta.Runtime.Cluster.PostgreSql;
+
+/// <summary>The background loops: heartbeat, probe and vote, periodic refresh.</summary>
+public sealed partial class PostgresClusterMembership
+{
+    private readonly Dictionary<SiloAddress, int> _missedProbes = [];
+
+    private async Task HeartbeatLoopAsync(SiloAddress self, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.HeartbeatInterval, _time);
+        while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                if (!await _table.HeartbeatAsync(self, cancellationToken).ConfigureAwait(false) && !_leaving)
+                {
+                    await OnHeartbeatFoundSelfDeadAsync(self).ConfigureAwait(false);
+                    return;
+                }
+            }
+            catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+            {
+                LogLoopFailed(_logger, "heartbeat", exception);
+            }
+        }
+    }
+
+    private async Task ProbeLoopAsync(SiloAddress self, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.ProbeInterval, _time);
+        while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false))
+        {
+            if (!IsActive)
+            {
+                continue;
+            }
+
+            try
+            {
+                await ProbeRoundAsync(self, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+            {
+                LogLoopFailed(_logger, "probe", exception);
+            }
+        }
+    }
+
+    private async Task ProbeRoundAsync(SiloAddress self, CancellationToken cancellationToken)
+    {
+        var targets = _view.ActiveSilos.Where(s => s != self).ToArray();
+        foreach (var gone in _missedProbes.Keys.Except(targets).ToArray())
+        {
+            _missedProbes.Remove(gone);
+        }
+
+        var answers = await Task.WhenAll(targets.Select(t => _peers.ProbeAsync(t, self, _options.ProbeTimeout, cancellationToken))).ConfigureAwait(false);
+        for (var i = 0; i < targets.Length; i++)
+        {
+            var target = targets[i];
+            if (answers[i])
+            {
+                _missedProbes.Remove(target);
+                continue;
+            }
+
+            var missed = _missedProbes[target] = _missedProbes.GetValueOrDefault(target) + 1;
+            LogProbeMissed(_logger, target, missed);
+            if (missed >= _options.MissedProbesLimit)
+            {
+                await SuspectAsync(self, target, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Votes <paramref name="target"/> dead (declaring it dead when the votes suffice), or declares it dead
+    /// outright when its heartbeat is stale too.</summary>
+    private async Task SuspectAsync(SiloAddress self, SiloAddress target, CancellationToken cancellationToken)
+    {
+        var after = await ChangeAsync(view =>
+        {
+            if (view.Find(target) is not { Status: SiloStatus.Active } entry)
+            {
+                return null;
+            }
+
+            // Two independent signals (silent to probes, no heartbeat on the database's clock): no need to wait for
+            // voters, who may have died with it.
+            if (IsStale(entry, view))
+            {
+                return v => _table.TrySetStatusAsync(v, target, SiloStatus.Dead, cancellationToken);
+            }
+
+            var fresh = entry.Suspicions.Where(s => s.At > view.ReadAt - _options.VoteExpiration).ToArray();
+            var others = fresh.Count(s => s.Voter != self);
+            var needed = Math.Clamp(_options.VotesForDeath, 1, Math.Max(1, view.ActiveSilos.Count(s => s != target)));
+            var mine = fresh.FirstOrDefault(s => s.Voter == self);
+
+            // My vote still stands and is not enough alone: wait for another voter instead of bumping the version
+            // every probe round; renew it when half its life is gone.
+            if (others + 1 < needed && mine is not null && mine.At > view.ReadAt - (_options.VoteExpiration / 2))
+            {
+                return null;
+            }
+
+            LogVoting(_logger, target, others + 1, needed);
+            return v => _table.TryVoteAsync(v, target, self, needed, _options.VoteExpiration, cancellationToken);
+        }, cancellationToken).ConfigureAwait(false);
+
+        if (after?.Find(target) is { Status: SiloStatus.Dead })
+        {
+            LogDeclaredDead(_logger, target, after.Version);
+            _missedProbes.Remove(target);
+        }
+    }
+
+    private async Task RefreshLoopAsync(SiloAddress self, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(_options.RefreshInterval, _time);
+        while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var view = await RefreshAsync(cancellationToken).ConfigureAwait(false);
+                if (!IsActive)
+                {
+                    continue;
+                }
+
+                // Rows that stopped heartbeating while Joining or ShuttingDown are never probed; clean them up here.
+                foreach (var entry in view.Silos.Where(s => s.Status is SiloStatus.Joining or SiloStatus.ShuttingDown && s.Address != self && IsStale(s, view)))
+                {
+                    LogDeclaringDead(_logger, entry.Address, $"stale while {entry.Status}");
+                    await ChangeAsync(v => DeclareDeadIfStale(v, entry.Address, cancellationToken), cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+            {
+                LogLoopFailed(_logger, "refresh", exception);
+            }
+        }
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,143 @@
+namespace OrleansMeta.Runtime.Cluster.PostgreSql;
+
+/// <summary>Publishing views, applying changes by compare-and-set, and reading oneself dead.</summary>
+public sealed partial class PostgresClusterMembership
+{
+    /// <summary>A change decided on a view: applied at that view's version, it returns the new version or null when
+    /// the table moved on first.</summary>
+    private delegate Task<long?> Change(long expectedVersion);
+
+    /// <summary>
+    /// Takes <paramref name="view"/> unless it is older than the current one (views never go back). ViewChanged fires
+    /// once per newer version, in version order: handlers run under the lock and must be quick.
+    /// </summary>
+    private void Publish(MembershipView view)
+    {
+        var self = _self;
+        var readSelfDead = false;
+        lock (_viewLock)
+        {
+            var current = _view;
+            if (view.Version < current.Version)
+            {
+                return;
+            }
+
+            // Equal versions hold equal statuses; the later read still carries fresher heartbeats and clock.
+            _view = view;
+            if (self is not null && view.Version >= Interlocked.Read(ref _registeredAtVersion)
+                && view.Find(self) is null or { Status: SiloStatus.Dead } && !_readSelfDead)
+            {
+                _readSelfDead = true;
+                readSelfDead = !_leaving;
+            }
+
+            if (view.Version > current.Version || readSelfDead)
+            {
+                LogViewChanged(_logger, view.Version, view.ActiveSilos.Count, view.Silos.Count);
+                RaiseViewChanged(view);
+            }
+        }
+
+        if (readSelfDead)
+        {
+            StopServing(self!);
+        }
+    }
+
+    private void RaiseViewChanged(MembershipView view)
+    {
+        try
+        {
+            ViewChanged?.Invoke(view);
+        }
+#pragma warning disable CA1031 // A subscriber's bug must not stop membership from tracking the cluster.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            LogViewChangedHandlerFailed(_logger, view.Version, exception);
+        }
+    }
+
+    /// <summary>
+    /// This silo is Dead in the table: its peers have already moved its grains elsewhere, so serving one more request
+    /// risks two owners. It stops at once and never revives its row; a restart joins as a new generation.
+    /// </summary>
+    private void StopServing(SiloAddress self)
+    {
+        LogReadSelfDead(_logger, self, _table.ClusterId);
+        _loopsStopping.Cancel();
+        _lifetime.StopApplication();
+    }
+
+    /// <summary>The heartbeat found no live row of this silo: confirm from a fresh view, and stop either way.</summary>
+    private async Task OnHeartbeatFoundSelfDeadAsync(SiloAddress self)
+    {
+        try
+        {
+            await RefreshAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+#pragma warning disable CA1031 // The row is dead whatever the read says; the read only makes the view show it.
+        catch (Exception exception)
+#pragma warning restore CA1031
+        {
+            LogLoopFailed(_logger, "heartbeat", exception);
+        }
+
+        bool stop;
+        lock (_viewLock)
+        {
+            stop = !_readSelfDead && !_leaving;
+            if (stop)
+            {
+                _readSelfDead = true;
+                RaiseViewChanged(_view);
+            }
+        }
+
+        if (stop)
+        {
+            StopServing(self);
+        }
+    }
+
+    /// <summary>
+    /// Decides on the newest view and applies the change by compare-and-set; a lost compare-and-set re-reads and
+    /// decides again. On success, re-reads and pushes the new version to every peer. Returns the view after the
+    /// change, or null when the decision was that nothing needs to change.
+    /// </summary>
+    private async Task<MembershipView?> ChangeAsync(Func<MembershipView, Change?> decide, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var view = await RefreshAsync(cancellationToken).ConfigureAwait(false);
+            if (decide(view) is not { } change)
+            {
+                return null;
+            }
+
+            if (await change(view.Version).ConfigureAwait(false) is { } version)
+            {
+                var changed = await RefreshAsync(cancellationToken).ConfigureAwait(false);
+                await PushAsync(version, cancellationToken).ConfigureAwait(false);
+                return changed;
+            }
+
+            LogLostCompareAndSet(_logger, view.Version);
+        }
+    }
+
+    private Task PushAsync(long version, CancellationToken cancellationToken)
+    {
+        var self = _self;
+        var targets = _view.Silos.Where(s => s.Status != SiloStatus.Dead && s.Address != self).Select(s => s.Address).ToArray();
+        return _peers.NotifyAsync(targets, self, version, _options.ProbeTimeout, cancellationToken);
+    }
+
+    private bool IsStale(SiloEntry entry, MembershipView view) => view.ReadAt - entry.HeartbeatAt > _options.HeartbeatStaleAfter;
+
+    private Change? DeclareDeadIfStale(MembershipView view, SiloAddress target, CancellationToken cancellationToken) =>
+        view.Find(target) is { Status: not SiloStatus.Dead } entry && IsStale(entry, view)
+            ? v => _table.TrySetStatusAsync(v, target, SiloStatus.Dead, cancellationToken)
+            : null;
+}

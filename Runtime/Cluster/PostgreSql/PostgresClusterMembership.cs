@@ -1,0 +1,269 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
+
+namespace OrleansMeta.Runtime.Cluster.PostgreSql;
+
+/// <summary>
+/// Cluster membership on a PostgreSQL table, like Orleans' membership protocol: silos join by probing every active
+/// silo, heartbeat their row, probe each other, vote a silent peer dead, and push every change they make to their
+/// peers so that views converge at once instead of on the next periodic read.
+/// </summary>
+/// <remarks>
+/// Host order. Start: schema migration (registered first by <c>AddPostgresGrainStorage</c>), then this service joins
+/// (start-up fails if it cannot), then the grain runtime and the server. Stop: <see cref="BeginLeaveAsync"/> runs in
+/// <see cref="StoppingAsync"/>, before any hosted service stops, so peers stop routing to this silo while its grains
+/// still deactivate; <see cref="LeaveAsync"/> runs in <see cref="StopAsync"/>, after the grain runtime (registered
+/// later, so stopped earlier) has deactivated them. A host may call both itself; each runs once.
+/// All liveness decisions use the database's clock; the silo's clock is only used to wait.
+/// </remarks>
+public sealed partial class PostgresClusterMembership : IClusterMembership, IHostedLifecycleService, IAsyncDisposable
+{
+    private readonly MembershipTable _table;
+    private readonly MembershipPeers _peers;
+    private readonly MembershipOptions _options;
+    private readonly ClusterOptions _cluster;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Lock _viewLock = new();
+    private readonly CancellationTokenSource _loopsStopping = new();
+    private readonly List<Task> _loops = [];
+    private readonly SemaphoreSlim _leaveLock = new(1, 1);
+    private volatile MembershipView _view = MembershipView.Empty;
+    private volatile SiloAddress? _self;
+    private long _registeredAtVersion = long.MaxValue;
+    private volatile bool _leaving;
+    private volatile bool _left;
+    private volatile bool _readSelfDead;
+    private volatile bool _crashed;
+
+    public PostgresClusterMembership(
+        NpgsqlDataSource dataSource,
+        IOptions<PostgresStorageOptions> storageOptions,
+        IOptions<ClusterOptions> clusterOptions,
+        IOptions<MembershipOptions> options,
+        SiloHttpClient client,
+        IHostApplicationLifetime lifetime,
+        TimeProvider timeProvider,
+        ILogger<PostgresClusterMembership> logger)
+    {
+        ArgumentNullException.ThrowIfNull(storageOptions);
+        ArgumentNullException.ThrowIfNull(clusterOptions);
+        ArgumentNullException.ThrowIfNull(options);
+        _table = new MembershipTable(dataSource, storageOptions.Value.ClusterId);
+        _peers = new MembershipPeers(client, timeProvider);
+        _options = options.Value;
+        _cluster = clusterOptions.Value;
+        _lifetime = lifetime;
+        _time = timeProvider;
+        _logger = logger;
+    }
+
+    public SiloAddress? Self => _self;
+
+    public MembershipView CurrentView => _view;
+
+    public bool IsActive => _self is { } self && !_leaving && !_readSelfDead && _view.IsActive(self);
+
+    public event Action<MembershipView>? ViewChanged;
+
+    public async Task<MembershipView> RefreshAsync(CancellationToken cancellationToken = default)
+    {
+        Publish(await _table.ReadAsync(cancellationToken).ConfigureAwait(false));
+        return _view;
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var (self, version) = await _table.InsertJoiningAsync(NormalizedEndpoint(), _cluster.SiloName, cancellationToken).ConfigureAwait(false);
+        Interlocked.Exchange(ref _registeredAtVersion, version);
+        _self = self;
+        LogRegistered(_logger, self, _table.ClusterId);
+        StartLoop(HeartbeatLoopAsync, "heartbeat");
+        try
+        {
+            await JoinAsync(self, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception)
+        {
+            LogJoinFailed(_logger, self, exception);
+            await _loopsStopping.CancelAsync().ConfigureAwait(false);
+            await AbandonAsync(self).ConfigureAwait(false);
+            throw;
+        }
+
+        StartLoop(ProbeLoopAsync, "probe");
+        StartLoop(RefreshLoopAsync, "refresh");
+    }
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await BeginLeaveAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is NpgsqlException or OperationCanceledException or TimeoutException)
+        {
+            LogLeaveFailed(_logger, SiloStatus.ShuttingDown, exception);
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await LeaveAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is NpgsqlException or OperationCanceledException or TimeoutException)
+        {
+            LogLeaveFailed(_logger, SiloStatus.Dead, exception);
+        }
+    }
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// First step of a graceful stop: marks this silo ShuttingDown (it stops being active and owns no grains) and
+    /// tells every peer at once. Call before the grain runtime deactivates grains. Idempotent.
+    /// </summary>
+    public async Task BeginLeaveAsync(CancellationToken cancellationToken = default)
+    {
+        if (_self is not { } self || _crashed || _readSelfDead)
+        {
+            return;
+        }
+
+        _leaving = true;
+        await _leaveLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await ChangeAsync(
+                view => view.Find(self) is { Status: SiloStatus.Joining or SiloStatus.Active }
+                    ? v => _table.TrySetStatusAsync(v, self, SiloStatus.ShuttingDown, cancellationToken)
+                    : null,
+                cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _leaveLock.Release();
+        }
+
+        LogLeaving(_logger, self);
+    }
+
+    /// <summary>
+    /// Last step of a graceful stop: stops heartbeats and probes, marks this silo Dead and tells every peer at once.
+    /// Call after the grain runtime has deactivated its grains. Runs <see cref="BeginLeaveAsync"/> first if it has not
+    /// run. Idempotent.
+    /// </summary>
+    public async Task LeaveAsync(CancellationToken cancellationToken = default)
+    {
+        if (_self is not { } self || _crashed || _left)
+        {
+            return;
+        }
+
+        await BeginLeaveAsync(cancellationToken).ConfigureAwait(false);
+        await StopLoopsAsync().ConfigureAwait(false);
+        await _leaveLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_readSelfDead)
+            {
+                await ChangeAsync(
+                    view => view.Find(self) is { Status: not SiloStatus.Dead }
+                        ? v => _table.TrySetStatusAsync(v, self, SiloStatus.Dead, cancellationToken)
+                        : null,
+                    cancellationToken).ConfigureAwait(false);
+            }
+
+            _left = true;
+        }
+        finally
+        {
+            _leaveLock.Release();
+        }
+
+        LogLeft(_logger, self);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopLoopsAsync().ConfigureAwait(false);
+        _loopsStopping.Dispose();
+        _leaveLock.Dispose();
+    }
+
+    /// <summary>Test hook: the silo goes silent as if its process died (no more heartbeats, probes or votes, and no
+    /// graceful leave when its host stops). Its peers must find out by probing.</summary>
+    internal void SimulateCrash()
+    {
+        _crashed = true;
+        _loopsStopping.Cancel();
+    }
+
+    private string NormalizedEndpoint() => new Uri(_cluster.SiloEndpoint).GetLeftPart(UriPartial.Authority);
+
+    private void StartLoop(Func<SiloAddress, CancellationToken, Task> loop, string name)
+    {
+        var self = _self!;
+        var token = _loopsStopping.Token;
+        lock (_loops)
+        {
+            _loops.Add(Task.Run(
+                async () =>
+                {
+                    try
+                    {
+                        await loop(self, token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (token.IsCancellationRequested)
+                    {
+                    }
+#pragma warning disable CA1031 // Logged loudly; a dead loop must not take the host down with an unobserved exception.
+                    catch (Exception exception)
+#pragma warning restore CA1031
+                    {
+                        LogLoopCrashed(_logger, name, exception);
+                    }
+                },
+                CancellationToken.None));
+        }
+    }
+
+    private async Task StopLoopsAsync()
+    {
+        await _loopsStopping.CancelAsync().ConfigureAwait(false);
+        Task[] loops;
+        lock (_loops)
+        {
+            loops = [.. _loops];
+        }
+
+        // The loops end on cancellation and log their own failures; nothing to observe here.
+        await Task.WhenAll(loops).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    /// <summary>A silo that failed to join leaves no Joining row behind for others to clean up.</summary>
+    private async Task AbandonAsync(SiloAddress self)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(_options.ProbeTimeout * 5, _time);
+            await ChangeAsync(
+                view => view.Find(self) is { Status: not SiloStatus.Dead } ? v => _table.TrySetStatusAsync(v, self, SiloStatus.Dead, timeout.Token) : null,
+                timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is NpgsqlException or OperationCanceledException or TimeoutException)
+        {
+            LogLeaveFailed(_logger, SiloStatus.Dead, exception);
+        }
+    }
+}
