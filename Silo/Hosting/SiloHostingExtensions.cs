@@ -25,21 +25,27 @@ public static class SiloHostingExtensions
 
         var connectionString = configuration.GetConnectionString("Postgres");
         var clustered = !string.IsNullOrWhiteSpace(connectionString);
-        var runtime = services.AddGrainRuntime(configuration);
-        var storage = clustered
-            ? SiloStorage.UsePostgres(runtime, connectionString!, configuration)
-            : SiloStorage.UseInMemory(runtime);
+
+        // Registration order is start order (and reverse stop order): the schema first, then membership (joins after
+        // the schema exists), then the grain runtime, which therefore stops before membership marks this silo Dead.
+        var storage = clustered ? SiloStorage.Postgres(services, connectionString!, configuration) : SiloStorage.InMemory();
         services.AddSingleton(storage);
-        runtime.UseCluster(configuration);
         if (clustered)
         {
             services.AddPostgresClusterMembership(configuration);
         }
         else
         {
-            services.AddLocalClusterMembership();
+            services.AddLocalClusterMembership(configuration);
         }
 
+        var runtime = services.AddGrainRuntime(configuration);
+        if (storage.IsDevelopment)
+        {
+            runtime.UseInMemoryStorage();
+        }
+
+        runtime.UseCluster(configuration);
         runtime.AddMetaGrains();
         configureGrains?.Invoke(runtime);
         builder.WebHost.ConfigureKestrel((context, kestrel) => SiloListeners.Configure(kestrel, context.Configuration, listenForSilos: clustered));

@@ -1,5 +1,4 @@
 using Npgsql;
-using OrleansMeta.Runtime.Hosting;
 using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.Silo.Hosting;
@@ -23,16 +22,15 @@ public sealed class SiloStorage
 
     public Task PingAsync(CancellationToken cancellationToken) => _ping(cancellationToken);
 
-    internal static SiloStorage UseInMemory(GrainRuntimeBuilder runtime)
+    internal static SiloStorage InMemory()
     {
-        runtime.UseInMemoryStorage();
         return new SiloStorage("in-memory storage (development mode; state is lost when the silo stops)", isDevelopment: true, _ => Task.CompletedTask);
     }
 
-    internal static SiloStorage UsePostgres(GrainRuntimeBuilder runtime, string connectionString, IConfiguration configuration)
+    internal static SiloStorage Postgres(IServiceCollection services, string connectionString, IConfiguration configuration)
     {
         var clusterId = configuration.GetSection(SiloOptions.SectionName)[nameof(SiloOptions.ClusterId)] ?? new SiloOptions().ClusterId;
-        runtime.Services.AddPostgresGrainStorage(connectionString, clusterId);
+        services.AddPostgresGrainStorage(connectionString, clusterId);
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         var description = $"PostgreSQL at {builder.Host}:{builder.Port}/{builder.Database}";
         return new SiloStorage(description, isDevelopment: false, async cancellationToken =>

@@ -73,7 +73,12 @@ public sealed class MembershipTests(ITestOutputHelper output)
         var anonymous = await http.PostAsJsonAsync($"{silo.SiloEndpoint}/silo/v1/calls", call);
         Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
 
-        using var wrongSecret = new HttpRequestMessage(HttpMethod.Post, $"{silo.SiloEndpoint}/silo/v1/calls") { Content = JsonContent.Create(call) };
+        using var wrongSecret = new HttpRequestMessage(HttpMethod.Post, $"{silo.SiloEndpoint}/silo/v1/calls")
+        {
+            Content = JsonContent.Create(call),
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
         wrongSecret.Headers.Add("X-Meta-Cluster-Secret", "not-the-secret-of-this-cluster");
         Assert.Equal(HttpStatusCode.Unauthorized, (await http.SendAsync(wrongSecret)).StatusCode);
 

@@ -12,7 +12,9 @@ public sealed class SiloHostTests
     {
         await using var silo = await InProcessSilo.StartAsync(
             $"--ConnectionStrings:Postgres={TestPostgres.ConnectionString}",
-            $"--Meta:ClusterId={TestPostgres.NewClusterId("ready")}");
+            $"--Meta:ClusterId={TestPostgres.NewClusterId("ready")}",
+            "--Meta:Cluster:ClusterSecret=a-secret-long-enough-for-the-validator",
+            $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{InProcessSilo.FreePort()}");
 
         var response = await silo.Http.GetAsync("/health/ready");
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;

@@ -196,6 +196,12 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     public async ValueTask DisposeAsync()
     {
+        // The container disposes this object twice: it is registered both as itself and as a hosted service.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await StopLoopsAsync().ConfigureAwait(false);
         _loopsStopping.Dispose();
         _leaveLock.Dispose();
@@ -203,6 +209,8 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     /// <summary>Test hook: the silo goes silent as if its process died (no more heartbeats, probes or votes, and no
     /// graceful leave when its host stops). Its peers must find out by probing.</summary>
+    private int _disposed;
+
     internal void SimulateCrash()
     {
         _crashed = true;

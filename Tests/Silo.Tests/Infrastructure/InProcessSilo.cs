@@ -1,8 +1,4 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Silo.Hosting;
 
 namespace OrleansMeta.Silo.Tests.Infrastructure;
@@ -27,13 +23,20 @@ public sealed class InProcessSilo : IAsyncDisposable
 
     public static async Task<InProcessSilo> StartAsync(params string[] args)
     {
-        var builder = WebApplication.CreateBuilder([.. args, "--urls=http://127.0.0.1:0"]);
+        var port = FreePort();
+        var builder = WebApplication.CreateBuilder([.. args, $"--urls=http://127.0.0.1:{port}"]);
         builder.AddMetaSilo();
         var app = builder.Build();
         app.MapMetaSilo();
         await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.Single();
-        return new InProcessSilo(app, new Uri(address));
+        return new InProcessSilo(app, new Uri($"http://127.0.0.1:{port}"));
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()
