@@ -86,6 +86,37 @@ public sealed class FailoverTests(ITestOutputHelper output)
         Assert.Equal(30, more.Count);
     }
 
+    [Fact]
+    public async Task An_in_process_silo_that_crashes_and_restarts_comes_back_as_a_new_generation_and_serves_again()
+    {
+        await using var cluster = new TestCluster("crash-restart");
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var before = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => silos[0].Grains.GetGrain<IAccountGrain>($"acct-{i}").DepositAsync(1, $"before-{i}")));
+        var generation = (await silos[0].GetClusterAsync()).Silos.Single(s => s.Endpoint == silos[1].SiloEndpoint).Generation;
+
+        await silos[1].KillAsync();
+        await Eventually.Until(async () => (await silos[0].GetClusterAsync()).Silos.Single(s => s.Endpoint == silos[1].SiloEndpoint && s.Generation == generation).Status == "dead",
+            "the crashed silo is declared dead", TimeSpan.FromSeconds(30));
+        var restarted = await cluster.RestartInProcessSiloAsync(silos[1]);
+        await cluster.WaitForAgreementAsync();
+
+        var view = await silos[0].GetClusterAsync();
+        Assert.Equal("active", view.Silos.Single(s => s.Endpoint == restarted.SiloEndpoint && s.Generation > generation).Status);
+        var placements = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => restarted.Grains.GetGrain<IAccountGrain>($"acct-{i}").WhereAsync()));
+        Assert.Contains(placements, p => p.Silo.StartsWith(restarted.SiloEndpoint, StringComparison.Ordinal));
+        for (var i = 0; i < 30; i++)
+        {
+            var state = await silos[2].Grains.GetGrain<IAccountGrain>($"acct-{i}").GetAsync();
+            Assert.Equal([$"before-{i}"], state.Operations);
+        }
+    }
+
     private static async Task<Dictionary<string, List<string>>> DepositAsync(SiloHandle via, int keys, int rounds)
     {
         var acknowledged = new Dictionary<string, List<string>>();

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Cluster.PostgreSql;
 using OrleansMeta.Silo.Hosting;
 using OrleansMeta.TestGrains;
 
@@ -20,10 +21,10 @@ public sealed class InProcessSilo : SiloHandle
 
     public override bool IsRunning => _running;
 
-    public static async Task<InProcessSilo> StartAsync(string name, IEnumerable<string> arguments)
+    public static async Task<InProcessSilo> StartAsync(string name, IEnumerable<string> arguments, int? publicPortOrNull = null, int? siloPortOrNull = null)
     {
-        var publicPort = Ports.Free();
-        var siloPort = Ports.Free();
+        var publicPort = publicPortOrNull ?? Ports.Free();
+        var siloPort = siloPortOrNull ?? Ports.Free();
         var builder = WebApplication.CreateBuilder([
             .. arguments,
             $"--urls=http://127.0.0.1:{publicPort}",
@@ -35,6 +36,21 @@ public sealed class InProcessSilo : SiloHandle
         app.MapMetaSilo();
         await app.StartAsync();
         return new InProcessSilo(name, publicPort, siloPort, app);
+    }
+
+    /// <summary>
+    /// A crash as far as the cluster can tell: membership goes silent at once (no heartbeats, no votes, no graceful
+    /// leave) and the silo stops answering on its ports, so peers must detect it by probing. Inside this process the
+    /// host still stops normally; crash tests that need a real kill -9 use <see cref="ProcessSilo"/>.
+    /// </summary>
+    public async Task KillAsync()
+    {
+        if (_running)
+        {
+            _app.Services.GetRequiredService<PostgresClusterMembership>().SimulateCrash();
+            _running = false;
+            await _app.StopAsync();
+        }
     }
 
     public override async Task StopAsync()

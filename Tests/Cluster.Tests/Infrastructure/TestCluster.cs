@@ -57,6 +57,16 @@ public sealed class TestCluster : IAsyncDisposable
         return silo;
     }
 
+    /// <summary>Starts a silo again on the ports of <paramref name="previous"/> (which must be stopped or killed): a
+    /// new incarnation with a higher generation.</summary>
+    public async Task<InProcessSilo> RestartInProcessSiloAsync(InProcessSilo previous)
+    {
+        await previous.DisposeAsync();
+        var silo = await InProcessSilo.StartAsync(previous.Name, Arguments.Where(a => !a.EndsWith('=')), previous.PublicPort, previous.SiloPort);
+        _silos[_silos.IndexOf(previous)] = silo;
+        return silo;
+    }
+
     public async Task<ProcessSilo> StartProcessSiloAsync(int? publicPort = null, int? siloPort = null)
     {
         var silo = ProcessSilo.Start($"silo-{_silos.Count}", Arguments.Where(a => !a.EndsWith('=')), publicPort, siloPort);
