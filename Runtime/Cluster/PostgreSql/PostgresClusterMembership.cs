@@ -39,6 +39,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
     private volatile bool _left;
     private volatile bool _readSelfDead;
     private volatile bool _crashed;
+    private int _disposed;
 
     public PostgresClusterMembership(
         NpgsqlDataSource dataSource,
@@ -196,6 +197,12 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     public async ValueTask DisposeAsync()
     {
+        // The container disposes this once per registration that hands it out (itself, the interface, the hosted service).
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await StopLoopsAsync().ConfigureAwait(false);
         _loopsStopping.Dispose();
         _leaveLock.Dispose();
