@@ -93,6 +93,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
         catch (Exception exception)
         {
             LogJoinFailed(_logger, self, exception);
+
+            // Leaving, so that marking its own row Dead below is not taken for being declared dead by peers.
+            _leaving = true;
             await _loopsStopping.CancelAsync().ConfigureAwait(false);
             await AbandonAsync(self).ConfigureAwait(false);
             throw;
