@@ -6,6 +6,7 @@ public sealed partial class PostgresClusterMembership
     private async Task JoinAsync(SiloAddress self, CancellationToken cancellationToken)
     {
         var started = _time.GetTimestamp();
+        var lastReported = "";
         while (true)
         {
             var view = await RefreshAsync(cancellationToken).ConfigureAwait(false);
@@ -79,7 +80,12 @@ public sealed partial class PostgresClusterMembership
                     "a silo that really died is declared dead once its heartbeat is older than HeartbeatStaleAfter.");
             }
 
-            LogJoinWaiting(_logger, self, silentList);
+            if (silentList != lastReported)
+            {
+                LogJoinWaiting(_logger, self, silentList);
+                lastReported = silentList;
+            }
+
             await Task.Delay(_options.ProbeInterval, _time, cancellationToken).ConfigureAwait(false);
         }
     }

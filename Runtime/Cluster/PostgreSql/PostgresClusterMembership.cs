@@ -39,6 +39,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
     private volatile bool _left;
     private volatile bool _readSelfDead;
     private volatile bool _crashed;
+    private int _disposed;
 
     public PostgresClusterMembership(
         NpgsqlDataSource dataSource,
@@ -92,6 +93,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
         catch (Exception exception)
         {
             LogJoinFailed(_logger, self, exception);
+
+            // Leaving, so that marking its own row Dead below is not taken for being declared dead by peers.
+            _leaving = true;
             await _loopsStopping.CancelAsync().ConfigureAwait(false);
             await AbandonAsync(self).ConfigureAwait(false);
             throw;
@@ -196,8 +200,8 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     public async ValueTask DisposeAsync()
     {
-        // The container disposes this object twice: it is registered both as itself and as a hosted service.
-        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        // The container disposes this once per registration that hands it out (itself, the interface, the hosted service).
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
@@ -209,8 +213,6 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     /// <summary>Test hook: the silo goes silent as if its process died (no more heartbeats, probes or votes, and no
     /// graceful leave when its host stops). Its peers must find out by probing.</summary>
-    private int _disposed;
-
     internal void SimulateCrash()
     {
         _crashed = true;
