@@ -48,7 +48,10 @@ public static class SiloHostingExtensions
         runtime.UseCluster(configuration);
         runtime.AddMetaGrains();
         configureGrains?.Invoke(runtime);
-        builder.WebHost.ConfigureKestrel((context, kestrel) => SiloListeners.Configure(kestrel, context.Configuration, listenForSilos: clustered));
+        // Endpoints are set up in code (the silo endpoint needs HTTP/2 only), so Kestrel logs once at start that the
+        // URLs setting is "overridden"; the same URLs are what it listens on.
+        var publicUrls = SiloListeners.PublicUrls(configuration);
+        builder.WebHost.ConfigureKestrel((context, kestrel) => SiloListeners.Configure(kestrel, publicUrls, context.Configuration, listenForSilos: clustered));
 
         services.AddHealthChecks()
             .AddCheck<SiloStartedHealthCheck>("silo", tags: ["ready"])

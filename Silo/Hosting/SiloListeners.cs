@@ -11,12 +11,16 @@ namespace OrleansMeta.Silo.Hosting;
 /// </summary>
 internal static class SiloListeners
 {
-    public static void Configure(KestrelServerOptions kestrel, IConfiguration configuration, bool listenForSilos)
+    /// <summary>The public URLs as configured (<c>--urls</c>, <c>ASPNETCORE_URLS</c>, appsettings <c>Urls</c>).</summary>
+    public static string PublicUrls(IConfiguration configuration)
+        => configuration["urls"] ?? configuration["ASPNETCORE_URLS"] ?? "http://127.0.0.1:5080";
+
+    public static void Configure(KestrelServerOptions kestrel, string publicUrls, IConfiguration configuration, bool listenForSilos)
     {
-        var urls = configuration["urls"] ?? configuration["ASPNETCORE_URLS"] ?? "http://127.0.0.1:5080";
-        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        // Public clients speak HTTP/1.1 in cleartext (HTTP/2 to browsers and proxies needs TLS, terminated in front).
+        foreach (var url in publicUrls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            Listen(kestrel, url, HttpProtocols.Http1AndHttp2, "--urls");
+            Listen(kestrel, url, HttpProtocols.Http1, "--urls");
         }
 
         if (listenForSilos)
