@@ -90,14 +90,7 @@ status() {
         if alive "$(silo_pid "$i")"; then
             echo
             echo "membership view as silo $i sees it:"
-            curl -fsS "http://127.0.0.1:$(public_port "$i")/v1/cluster" | python3 -c '
-import json, sys
-v = json.load(sys.stdin)
-print(f"cluster {v[\"clusterId\"]}, view version {v[\"viewVersion\"]}")
-print(f"{\"ENDPOINT\":<26} {\"GEN\":>6} {\"NAME\":<10} {\"STATUS\":<14} {\"VOTES\":>5}  HEARTBEAT")
-for s in v["silos"]:
-    print(f"{s[\"endpoint\"]:<26} {s[\"generation\"]:>6} {s[\"name\"]:<10} {s[\"status\"]:<14} {s[\"suspicionVotes\"]:>5}  {s[\"heartbeatAt\"]}")
-' 2>/dev/null || curl -fsS "http://127.0.0.1:$(public_port "$i")/v1/cluster"
+            curl -fsS "http://127.0.0.1:$(public_port "$i")/v1/cluster" | python3 "$repo_root/scripts/lib/cluster_view.py" 2>/dev/null || curl -fsS "http://127.0.0.1:$(public_port "$i")/v1/cluster"
             return
         fi
     done
