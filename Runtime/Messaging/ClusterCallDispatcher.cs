@@ -60,7 +60,15 @@ internal sealed partial class ClusterCallDispatcher : IGrainCallDispatcher
         var owner = RendezvousPlacement.Owner(request.Target, _membership.CurrentView.ActiveSilos);
         if (owner is not null && owner == _membership.Self)
         {
-            _catalog.Dispatch(request);
+            if (_membership.IsActive)
+            {
+                _catalog.Dispatch(request);
+            }
+            else
+            {
+                request.SetException(NotServing());
+            }
+
             return;
         }
 
@@ -70,6 +78,10 @@ internal sealed partial class ClusterCallDispatcher : IGrainCallDispatcher
     /// <summary>Whether this silo owns <paramref name="grainId"/> in its current view.</summary>
     public bool IsLocalOwner(GrainId grainId)
         => _membership.Self is { } self && RendezvousPlacement.Owner(grainId, _membership.CurrentView.ActiveSilos) == self;
+
+    private SiloUnavailableException NotServing() => new(
+        $"Silo {_membership.Self} owns this grain in its last view but is not active (joining, leaving, declared dead or cut off " +
+        "from the membership table), so it does not serve it; retry, another silo takes over.");
 
     private async Task SendAsync(GrainRequest request)
     {
@@ -86,7 +98,7 @@ internal sealed partial class ClusterCallDispatcher : IGrainCallDispatcher
                     if (owner == self._membership.Self)
                     {
                         // The view moved while we waited: this silo is the owner now.
-                        return false;
+                        return self._membership.IsActive ? false : throw self.NotServing();
                     }
 
                     using var httpRequest = new HttpRequestMessage(HttpMethod.Post, "silo/v1/calls")

@@ -36,7 +36,7 @@ public static class GrainCallEndpoint
             }
 
             var dispatcher = services.GetRequiredService<ClusterCallDispatcher>();
-            if (!dispatcher.IsLocalOwner(grainId))
+            if (!dispatcher.IsLocalOwner(grainId) || !services.GetRequiredService<IClusterMembership>().IsActive)
             {
                 // Views disagree for a moment; the sender refreshes its view and retries. Forwarding again could bounce.
                 var view = services.GetRequiredService<IClusterMembership>().CurrentView;

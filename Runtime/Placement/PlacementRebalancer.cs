@@ -30,7 +30,7 @@ internal sealed partial class PlacementRebalancer(IClusterMembership membership,
         var moved = 0;
         foreach (var activation in catalog.Activations)
         {
-            if (self is null || RendezvousPlacement.Owner(activation.GrainId, view.ActiveSilos) != self)
+            if (self is null || !membership.IsActive || RendezvousPlacement.Owner(activation.GrainId, view.ActiveSilos) != self)
             {
                 activation.RequestDeactivation(DeactivationReason.PlacementChanged);
                 moved++;

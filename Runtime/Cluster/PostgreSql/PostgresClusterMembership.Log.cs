@@ -54,4 +54,10 @@ public sealed partial class PostgresClusterMembership
 
     [LoggerMessage(EventId = 316, Level = LogLevel.Critical, Message = "The membership {Loop} loop stopped unexpectedly")]
     private static partial void LogLoopCrashed(ILogger logger, string loop, Exception exception);
+
+    [LoggerMessage(EventId = 317, Level = LogLevel.Critical, Message = "Silo {Self} has not been able to heartbeat for more than {Stale}: peers may have declared it dead, so it stops owning grains and reports not ready until the membership table answers again")]
+    private static partial void LogIsolated(ILogger logger, SiloAddress self, TimeSpan stale);
+
+    [LoggerMessage(EventId = 318, Level = LogLevel.Warning, Message = "Silo {Self} reaches the membership table again and is alive in it; serving resumes")]
+    private static partial void LogReconnected(ILogger logger, SiloAddress self);
 }

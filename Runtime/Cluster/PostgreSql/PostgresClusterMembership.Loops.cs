@@ -10,6 +10,7 @@ public sealed partial class PostgresClusterMembership
     private async Task HeartbeatLoopAsync(SiloAddress self, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(_options.HeartbeatInterval, _time);
+        var lastHeartbeat = _time.GetTimestamp();
         while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false))
         {
             try
@@ -19,11 +20,44 @@ public sealed partial class PostgresClusterMembership
                     await OnHeartbeatFoundSelfDeadAsync(self).ConfigureAwait(false);
                     return;
                 }
+
+                lastHeartbeat = _time.GetTimestamp();
+                SetIsolated(self, false);
             }
             catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
             {
                 LogLoopFailed(_logger, "heartbeat", exception);
+
+                // Cut off from the table for as long as peers need to call a heartbeat stale: they may have declared
+                // this silo dead and moved its grains, and it cannot find out. Stop owning grains until it can.
+                if (_time.GetElapsedTime(lastHeartbeat) > _options.HeartbeatStaleAfter)
+                {
+                    SetIsolated(self, true);
+                }
             }
+        }
+    }
+
+    private void SetIsolated(SiloAddress self, bool isolated)
+    {
+        lock (_viewLock)
+        {
+            if (_isolated == isolated)
+            {
+                return;
+            }
+
+            _isolated = isolated;
+            if (isolated)
+            {
+                LogIsolated(_logger, self, _options.HeartbeatStaleAfter);
+            }
+            else
+            {
+                LogReconnected(_logger, self);
+            }
+
+            RaiseViewChanged(_view);
         }
     }
 

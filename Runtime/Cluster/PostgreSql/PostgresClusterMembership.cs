@@ -38,6 +38,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
     private volatile bool _leaving;
     private volatile bool _left;
     private volatile bool _readSelfDead;
+    private volatile bool _isolated;
     private volatile bool _crashed;
     private int _disposed;
 
@@ -67,7 +68,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     public MembershipView CurrentView => _view;
 
-    public bool IsActive => _self is { } self && !_leaving && !_readSelfDead && _view.IsActive(self);
+    public bool IsActive => _self is { } self && !_leaving && !_readSelfDead && !_isolated && _view.IsActive(self);
 
     public event Action<MembershipView>? ViewChanged;
 
