@@ -1,23 +1,10 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using OrleansMeta.Client.Models;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Silo.Hosting;
 
 namespace OrleansMeta.Silo.Api;
-
-/// <summary>A silo in <c>GET /v1/cluster</c>.</summary>
-public sealed record SiloInfo(
-    string Endpoint,
-    long Generation,
-    string Name,
-    string Status,
-    DateTimeOffset StartedAt,
-    DateTimeOffset HeartbeatAt,
-    int SuspicionVotes,
-    bool IsSelf);
-
-/// <summary>The cluster as this silo sees it.</summary>
-public sealed record ClusterInfo(string ClusterId, long ViewVersion, DateTimeOffset ViewReadAt, string? Self, IReadOnlyList<SiloInfo> Silos);
 
 /// <summary>Cluster-wide read endpoints.</summary>
 public static class ClusterEndpoints

@@ -1,5 +1,5 @@
 using System.Net.Http.Json;
-using OrleansMeta.Silo.Api;
+using OrleansMeta.Client.Models;
 
 namespace OrleansMeta.Cluster.Tests.Infrastructure;
 

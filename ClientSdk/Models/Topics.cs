@@ -1,0 +1,52 @@
+namespace OrleansMeta.Client.Models;
+
+/// <summary>Body of <c>POST /v1/topics</c>.</summary>
+/// <param name="Name">Topic name: 1-249 characters from [a-zA-Z0-9._-], not "." or "..".</param>
+/// <param name="Partitions">Number of partitions (default 1) when no assignment is given.</param>
+/// <param name="ReplicationFactor">Replicas per partition (default: min(3, live brokers)) when no assignment is given.</param>
+/// <param name="Configs">Topic configs such as <c>retention.ms</c>; unknown keys are rejected.</param>
+/// <param name="Assignment">Explicit replicas per partition (partition index → broker ids, preferred leader first).</param>
+public sealed record CreateTopicRequest(
+    string Name,
+    int? Partitions = null,
+    short? ReplicationFactor = null,
+    IReadOnlyDictionary<string, string>? Configs = null,
+    IReadOnlyList<IReadOnlyList<int>>? Assignment = null);
+
+/// <summary>One partition's leadership and replicas, as in Kafka's Metadata response.</summary>
+/// <param name="Partition">The partition index.</param>
+/// <param name="Leader">The leader's broker id, or -1 when the partition is offline.</param>
+/// <param name="LeaderEpoch">Grows on every leader change.</param>
+/// <param name="PartitionEpoch">Grows on every change to the partition.</param>
+/// <param name="Replicas">All replicas, preferred leader first.</param>
+/// <param name="Isr">The in-sync replicas.</param>
+public sealed record PartitionInfo(int Partition, int Leader, int LeaderEpoch, int PartitionEpoch, IReadOnlyList<int> Replicas, IReadOnlyList<int> Isr);
+
+/// <summary>A topic with its configs and partitions.</summary>
+public sealed record TopicDescription(
+    string Name,
+    Guid TopicId,
+    short ReplicationFactor,
+    IReadOnlyDictionary<string, string> Configs,
+    IReadOnlyList<PartitionInfo> Partitions);
+
+/// <summary>A topic in <c>GET /v1/topics</c>.</summary>
+public sealed record TopicSummary(string Name, Guid TopicId, int Partitions, short ReplicationFactor);
+
+/// <summary><c>GET /v1/topics</c>.</summary>
+public sealed record TopicsResponse(IReadOnlyList<TopicSummary> Topics, long MetadataOffset);
+
+/// <summary>The answer to a topic read or change, with the metadata offset it reflects (pass it as <c>minOffset</c>
+/// to later reads to read your own writes).</summary>
+public sealed record TopicResponse(TopicDescription Topic, long MetadataOffset);
+
+/// <summary>Body of <c>POST /v1/topics/{name}/partitions</c>: grow the topic to <paramref name="TotalCount"/> partitions.</summary>
+/// <param name="TotalCount">The partition count after the change; larger than the current count.</param>
+/// <param name="Assignment">Replicas for each new partition, or null to spread them automatically.</param>
+public sealed record AddPartitionsRequest(int TotalCount, IReadOnlyList<IReadOnlyList<int>>? Assignment = null);
+
+/// <summary>Body of <c>PATCH /v1/topics/{name}/configs</c>: set keys to values; a null value removes the key (back to its default).</summary>
+public sealed record AlterConfigsRequest(IReadOnlyDictionary<string, string?> Configs);
+
+/// <summary>The answer to a delete: the metadata offset of the deletion.</summary>
+public sealed record DeleteTopicResponse(string Name, Guid TopicId, long MetadataOffset);
