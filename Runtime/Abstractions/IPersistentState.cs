@@ -25,6 +25,14 @@ public interface IPersistentState<TState> where TState : new()
     /// <summary>Writes <see cref="State"/> if storage still holds <see cref="Version"/>.</summary>
     Task WriteStateAsync(CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Writes <see cref="State"/> if storage still holds <see cref="Version"/> and every fence holds, appending
+    /// <paramref name="records"/> to the metadata log in the same transaction. Returns the offset of the last record
+    /// (or <c>null</c> when none). A moved fence throws <see cref="Persistence.FencedWriteException"/> and leaves the
+    /// activation's state as it was.
+    /// </summary>
+    Task<long?> WriteStateAsync(IReadOnlyList<Persistence.LogRecord> records, IReadOnlyList<Persistence.WriteFence>? fences = null, CancellationToken cancellationToken = default);
+
     /// <summary>Clears the stored value (keeping the version counter) and resets <see cref="State"/>.</summary>
     Task ClearStateAsync(CancellationToken cancellationToken = default);
 }

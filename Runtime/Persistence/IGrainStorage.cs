@@ -4,19 +4,29 @@ namespace OrleansMeta.Runtime.Persistence;
 public sealed record StoredGrainState(byte[]? Payload, long Version);
 
 /// <summary>
-/// Versioned storage for grain state. Every write and clear is a compare-and-set: it succeeds only when storage holds
-/// <c>expectedVersion</c> (0 meaning "no row yet") and returns the new version; otherwise it throws
-/// <see cref="InconsistentStateException"/> and changes nothing.
+/// Versioned storage for grain state. Every write is a compare-and-set: it succeeds only when storage holds the
+/// expected version (0 meaning "no row yet") and every fence holds; otherwise it changes nothing and throws
+/// <see cref="InconsistentStateException"/> (own row moved) or <see cref="FencedWriteException"/> (a fence moved).
+/// Log records of a write are appended in the same transaction.
 /// </summary>
 public interface IGrainStorage
 {
     /// <summary>Reads the state, or returns <c>null</c> when no row exists.</summary>
     Task<StoredGrainState?> ReadAsync(GrainId grainId, string stateName, CancellationToken cancellationToken);
 
+    /// <summary>Writes (or clears) the row, checks fences, appends log records: all or nothing.</summary>
+    Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken);
+}
+
+/// <summary>Short forms of <see cref="IGrainStorage.WriteAsync"/>.</summary>
+public static class GrainStorageExtensions
+{
     /// <summary>Writes <paramref name="payload"/> if storage holds <paramref name="expectedVersion"/>; returns the new version.</summary>
-    Task<long> WriteAsync(GrainId grainId, string stateName, byte[] payload, long expectedVersion, CancellationToken cancellationToken);
+    public static async Task<long> WriteAsync(this IGrainStorage storage, GrainId grainId, string stateName, byte[] payload, long expectedVersion, CancellationToken cancellationToken)
+        => (await storage.WriteAsync(grainId, stateName, StateWrite.Put(payload, expectedVersion), cancellationToken).ConfigureAwait(false)).Version;
 
     /// <summary>Clears the payload if storage holds <paramref name="expectedVersion"/>, keeping the row so that the
     /// version keeps growing (a stale writer can never resurrect cleared state); returns the new version.</summary>
-    Task<long> ClearAsync(GrainId grainId, string stateName, long expectedVersion, CancellationToken cancellationToken);
+    public static async Task<long> ClearAsync(this IGrainStorage storage, GrainId grainId, string stateName, long expectedVersion, CancellationToken cancellationToken)
+        => (await storage.WriteAsync(grainId, stateName, StateWrite.Clear(expectedVersion), cancellationToken).ConfigureAwait(false)).Version;
 }

@@ -55,13 +55,17 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
         State = stored?.Payload is { } payload ? JsonSerializer.Deserialize<TState>(payload, _json) ?? new TState() : new TState();
     }
 
-    public async Task WriteStateAsync(CancellationToken cancellationToken = default)
+    public Task WriteStateAsync(CancellationToken cancellationToken = default) => WriteStateAsync([], null, cancellationToken);
+
+    public async Task<long?> WriteStateAsync(IReadOnlyList<LogRecord> records, IReadOnlyList<WriteFence>? fences = null, CancellationToken cancellationToken = default)
     {
         var payload = JsonSerializer.SerializeToUtf8Bytes(State, _json);
         try
         {
-            Version = await _storage.WriteAsync(_activation.GrainId, _stateName, payload, Version, cancellationToken);
+            var result = await _storage.WriteAsync(_activation.GrainId, _stateName, new StateWrite(payload, Version, records, fences ?? []), cancellationToken);
+            Version = result.Version;
             RecordExists = true;
+            return result.LastLogOffset;
         }
         catch (InconsistentStateException)
         {

@@ -2,7 +2,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using OrleansMeta.Runtime;
-using OrleansMeta.Runtime.Persistence;
 using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.PostgreSql.Tests;

@@ -80,15 +80,18 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
     /// <inheritdoc />
     /// <remarks>The payload is copied, so the caller may reuse the array at once.</remarks>
-    public Task<long> WriteAsync(GrainId grainId, string stateName, byte[] payload, long expectedVersion, CancellationToken cancellationToken)
+    public async Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(payload);
-        return EnqueueAsync(grainId, stateName, payload.ToArray(), expectedVersion, cancellationToken);
-    }
+        ArgumentNullException.ThrowIfNull(write);
+        if (write.Records.Count > 0 || write.Fences.Count > 0)
+        {
+            // Log records and fences arrive with the metadata log (schema 003); until then they are refused, never dropped.
+            throw new NotSupportedException("This storage does not yet append metadata log records or check fences.");
+        }
 
-    /// <inheritdoc />
-    public Task<long> ClearAsync(GrainId grainId, string stateName, long expectedVersion, CancellationToken cancellationToken)
-        => EnqueueAsync(grainId, stateName, payload: null, expectedVersion, cancellationToken);
+        var version = await EnqueueAsync(grainId, stateName, write.Payload?.ToArray(), write.ExpectedVersion, cancellationToken).ConfigureAwait(false);
+        return new WriteResult(version, null);
+    }
 
     /// <summary>Stops accepting writes, flushes the ones already accepted and waits for them.</summary>
     public async ValueTask DisposeAsync()
