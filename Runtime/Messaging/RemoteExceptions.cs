@@ -17,6 +17,12 @@ public sealed class NotOwnerException(string message) : GrainRuntimeException(me
     public override bool IsRetryable => true;
 }
 
+/// <summary>Teaches the <see cref="RemoteExceptionCodec"/> a product's exception types (register as a DI singleton).</summary>
+public interface IRemoteExceptionRegistration
+{
+    void Register(RemoteExceptionCodec codec);
+}
+
 /// <summary>
 /// Turns exceptions into <see cref="RemoteError"/>s and back, so that a caller on another silo catches the same
 /// exception type it would catch locally. The runtime's own exceptions are known; products register theirs.
@@ -26,7 +32,7 @@ public sealed class RemoteExceptionCodec
     private readonly Dictionary<Type, (string Name, Func<Exception, JsonElement?> Data)> _encoders = [];
     private readonly Dictionary<string, Func<string, JsonElement?, Exception>> _decoders = new(StringComparer.Ordinal);
 
-    public RemoteExceptionCodec()
+    public RemoteExceptionCodec(IEnumerable<IRemoteExceptionRegistration>? registrations = null)
     {
         Register<InconsistentStateException>("state-conflict",
             e => JsonSerializer.SerializeToElement(new long?[] { e.ExpectedVersion, e.StoredVersion }),
@@ -45,6 +51,21 @@ public sealed class RemoteExceptionCodec
         Register<OperationCanceledException>("cancelled", null, (message, _) => new OperationCanceledException(message));
         Register<ArgumentException>("argument", null, (message, _) => new ArgumentException(message));
         Register<InvalidOperationException>("invalid-operation", null, (message, _) => new InvalidOperationException(message));
+        Register<Persistence.FencedWriteException>("fenced-write",
+            e => JsonSerializer.SerializeToElement(new object?[] { e.Fence.GrainId.ToString(), e.Fence.StateName, e.Fence.Version, e.FoundVersion }),
+            (message, data) =>
+            {
+                var parts = data?.EnumerateArray().ToArray();
+                return parts is { Length: 4 }
+                    ? new Persistence.FencedWriteException(message,
+                        new Persistence.WriteFence(GrainId.Parse(parts[0].GetString()!), parts[1].GetString()!, parts[2].GetInt64()),
+                        parts[3].ValueKind == JsonValueKind.Number ? parts[3].GetInt64() : null)
+                    : new RemoteGrainException("fenced-write", message, false);
+            });
+        foreach (var registration in registrations ?? [])
+        {
+            registration.Register(this);
+        }
     }
 
     /// <summary>Teaches the codec an exception type: its wire name, optional details, and how to rebuild it.</summary>

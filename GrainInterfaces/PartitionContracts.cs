@@ -1,0 +1,55 @@
+using OrleansMeta.Runtime;
+
+namespace OrleansMeta.GrainInterfaces;
+
+/// <summary>AlterPartition from the partition leader: a compare-and-set on the partition epoch.</summary>
+/// <param name="KnownOffset">The metadata offset at which the caller saw the topic (the partition waits for it).</param>
+public sealed record AlterPartition(int LeaderId, long BrokerEpoch, int LeaderEpoch, int PartitionEpoch, IReadOnlyList<int> NewIsr, long KnownOffset);
+
+/// <summary>What the controller asks of a partition. The partition computes the result on its own current state.</summary>
+public enum PartitionCommandKind
+{
+    /// <summary>Reconcile with broker liveness: drop fenced brokers from ISR, elect a live leader if needed.</summary>
+    Reconcile,
+
+    /// <summary>Move leadership away from <see cref="PartitionCommand.Broker"/> (controlled shutdown).</summary>
+    MoveLeadershipAway,
+
+    /// <summary>Make the preferred replica leader when it is live and in sync.</summary>
+    Preferred,
+
+    /// <summary>Elect any live replica when no live ISR member exists.</summary>
+    Unclean,
+}
+
+/// <summary>A controller decision for one partition, fenced by the controller epoch.</summary>
+/// <param name="LiveBrokers">Unfenced brokers, as the controller's image shows them.</param>
+/// <param name="ShuttingDownBrokers">Brokers in controlled shutdown: may stay in ISR but must not lead.</param>
+/// <param name="AllowUnclean">The topic's unclean.leader.election.enable.</param>
+/// <param name="KnownOffset">The metadata offset the decision is based on.</param>
+public sealed record PartitionCommand(
+    PartitionCommandKind Kind,
+    long ControllerEpoch,
+    IReadOnlyList<int> LiveBrokers,
+    IReadOnlyList<int> ShuttingDownBrokers,
+    bool AllowUnclean,
+    int? Broker,
+    long KnownOffset);
+
+/// <summary>A partition after a command; <paramref name="ErrorCode"/> explains a refusal that is not an exception
+/// (e.g. ELECTION_NOT_NEEDED).</summary>
+public sealed record PartitionChange(string Topic, Guid TopicId, PartitionState State, long? MetadataOffset, string? ErrorCode, string? Message);
+
+/// <summary>One partition (key: <c>{topicId:N}/{partition}</c>, so a recreated topic never meets the old one's state).</summary>
+[GrainType("partition")]
+public interface IPartitionGrain : IGrainWithStringKey
+{
+    Task<PartitionChange> AlterPartitionAsync(AlterPartition command);
+
+    Task<PartitionChange> ApplyAsync(PartitionCommand command);
+}
+
+public static class PartitionKeys
+{
+    public static string For(Guid topicId, int partition) => $"{topicId:N}/{partition}";
+}

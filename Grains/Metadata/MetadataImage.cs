@@ -1,0 +1,176 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime.Persistence;
+
+namespace OrleansMeta.Grains.Metadata;
+
+/// <summary>A broker as the image holds it: its last record and the offset at which it registered.</summary>
+public sealed record BrokerImage(BrokerRecord Record, long RegistrationOffset)
+{
+    public bool IsFenced => Record.State == BrokerStates.Fenced;
+
+    public bool IsShuttingDown => Record.State == BrokerStates.ControlledShutdown;
+}
+
+/// <summary>A topic and the current state of each of its partitions.</summary>
+public sealed record TopicImage(TopicRecord Topic, ImmutableArray<PartitionState> Partitions);
+
+/// <summary>
+/// An immutable snapshot of all metadata at one log offset (like KRaft's MetadataImage): brokers, topics with their
+/// partitions, and the controller. Built by applying log records in order; every silo that applied the same prefix
+/// holds an equal image. Reads never touch the database.
+/// </summary>
+public sealed class MetadataImage
+{
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public static MetadataImage Empty { get; } = new(0, ImmutableDictionary<int, BrokerImage>.Empty,
+        ImmutableDictionary<string, TopicImage>.Empty.WithComparers(StringComparer.Ordinal), ImmutableDictionary<Guid, string>.Empty, null);
+
+    private MetadataImage(
+        long offset,
+        ImmutableDictionary<int, BrokerImage> brokers,
+        ImmutableDictionary<string, TopicImage> topics,
+        ImmutableDictionary<Guid, string> topicNames,
+        ControllerRecord? controller)
+    {
+        Offset = offset;
+        Brokers = brokers;
+        Topics = topics;
+        TopicNames = topicNames;
+        Controller = controller;
+    }
+
+    /// <summary>The offset of the last record applied.</summary>
+    public long Offset { get; }
+
+    public ImmutableDictionary<int, BrokerImage> Brokers { get; }
+
+    /// <summary>Live (not deleted) topics by name.</summary>
+    public ImmutableDictionary<string, TopicImage> Topics { get; }
+
+    /// <summary>Topic names by topic id, for live topics.</summary>
+    public ImmutableDictionary<Guid, string> TopicNames { get; }
+
+    public ControllerRecord? Controller { get; }
+
+    /// <summary>Brokers that may lead and be in an ISR (unfenced, including those in controlled shutdown).</summary>
+    public IEnumerable<BrokerImage> LiveBrokers => Brokers.Values.Where(b => !b.IsFenced);
+
+    public TopicImage? FindTopic(Guid topicId) => TopicNames.TryGetValue(topicId, out var name) ? Topics[name] : null;
+
+    /// <summary>The image after applying <paramref name="records"/> (which must follow <see cref="Offset"/> in order).</summary>
+    public MetadataImage Apply(IReadOnlyList<LoggedRecord> records)
+    {
+        if (records.Count == 0)
+        {
+            return this;
+        }
+
+        var brokers = Brokers.ToBuilder();
+        var topics = Topics.ToBuilder();
+        var names = TopicNames.ToBuilder();
+        var controller = Controller;
+
+        // Partition arrays changed in this batch are copied once and edited in place, so a batch of N changes to one
+        // topic costs O(partitions + N), not O(partitions × N).
+        var edited = new Dictionary<string, PartitionState[]>(StringComparer.Ordinal);
+        var offset = Offset;
+        foreach (var record in records)
+        {
+            if (record.Offset != offset + 1)
+            {
+                throw new InvalidOperationException($"Metadata log gap: expected offset {offset + 1}, got {record.Offset}.");
+            }
+
+            offset = record.Offset;
+            switch (record.Type)
+            {
+                case RecordTypes.Broker:
+                    var broker = JsonSerializer.Deserialize<BrokerRecord>(record.Payload, Json)!;
+                    var registeredAt = broker.Change == "registered" || !brokers.TryGetValue(broker.BrokerId, out var known)
+                        ? record.Offset
+                        : known.RegistrationOffset;
+                    brokers[broker.BrokerId] = new BrokerImage(broker, registeredAt);
+                    break;
+
+                case RecordTypes.Topic:
+                    var topic = JsonSerializer.Deserialize<TopicRecord>(record.Payload, Json)!;
+                    ApplyTopic(topic, topics, names, edited);
+                    break;
+
+                case RecordTypes.Partition:
+                    var partition = JsonSerializer.Deserialize<PartitionRecord>(record.Payload, Json)!;
+                    if (names.TryGetValue(partition.TopicId, out var topicName))
+                    {
+                        if (!edited.TryGetValue(topicName, out var array))
+                        {
+                            edited[topicName] = array = [.. topics[topicName].Partitions];
+                        }
+
+                        if (partition.State.Partition < array.Length)
+                        {
+                            array[partition.State.Partition] = partition.State;
+                        }
+                    }
+
+                    break;
+
+                case RecordTypes.Controller:
+                    controller = JsonSerializer.Deserialize<ControllerRecord>(record.Payload, Json);
+                    break;
+            }
+        }
+
+        foreach (var (name, array) in edited)
+        {
+            if (topics.TryGetValue(name, out var topicImage))
+            {
+                topics[name] = topicImage with { Partitions = ImmutableArray.Create(array) };
+            }
+        }
+
+        return new MetadataImage(offset, brokers.ToImmutable(), topics.ToImmutable(), names.ToImmutable(), controller);
+    }
+
+    private static void ApplyTopic(
+        TopicRecord topic,
+        ImmutableDictionary<string, TopicImage>.Builder topics,
+        ImmutableDictionary<Guid, string>.Builder names,
+        Dictionary<string, PartitionState[]> edited)
+    {
+        if (topic.Deleted)
+        {
+            if (topics.TryGetValue(topic.Name, out var existing) && existing.Topic.TopicId == topic.TopicId)
+            {
+                topics.Remove(topic.Name);
+                names.Remove(topic.TopicId);
+                edited.Remove(topic.Name);
+            }
+
+            return;
+        }
+
+        if (topics.TryGetValue(topic.Name, out var current) && current.Topic.TopicId == topic.TopicId)
+        {
+            // Existing partitions keep their current state; only partitions added by this record take their initial one.
+            var partitions = edited.Remove(topic.Name, out var pending) ? pending : [.. current.Partitions];
+            var grown = topic.InitialPartitions.Count > partitions.Length
+                ? [.. partitions, .. topic.InitialPartitions.Skip(partitions.Length)]
+                : partitions;
+            topics[topic.Name] = new TopicImage(topic, ImmutableArray.Create(grown));
+            return;
+        }
+
+        if (current is not null)
+        {
+            // A record for a new topic id under a live name: the old topic is gone.
+            names.Remove(current.Topic.TopicId);
+            edited.Remove(topic.Name);
+        }
+
+        topics[topic.Name] = new TopicImage(topic, [.. topic.InitialPartitions]);
+        names[topic.TopicId] = topic.Name;
+    }
+}
