@@ -33,6 +33,8 @@ public sealed class MetaClientOptions
     /// <see cref="HttpMessageHandler"/>. Default: null.</summary>
     public HttpClient? HttpClient { get; set; }
 
+    private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromDays(1);
+
     /// <summary>Every problem with these options, each a sentence that says how to fix it; empty when valid.</summary>
     internal List<string> Validate()
     {
@@ -71,9 +73,14 @@ public sealed class MetaClientOptions
             problems.Add($"MaxAttempts is {MaxAttempts}: it must be at least 1 (1 turns retries off).");
         }
 
-        if (RetryBaseDelay < TimeSpan.Zero)
+        if (RetryBaseDelay < TimeSpan.Zero || RetryBaseDelay > MaxRetryDelay)
         {
-            problems.Add($"RetryBaseDelay is {RetryBaseDelay}: it must not be negative.");
+            problems.Add($"RetryBaseDelay is {RetryBaseDelay}: it must be between zero and {MaxRetryDelay}.");
+        }
+
+        if (RetryMaxDelay > MaxRetryDelay)
+        {
+            problems.Add($"RetryMaxDelay is {RetryMaxDelay}: it must be at most {MaxRetryDelay}.");
         }
 
         if (RetryMaxDelay < RetryBaseDelay)

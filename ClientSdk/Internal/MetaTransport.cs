@@ -43,6 +43,7 @@ internal sealed class MetaTransport : IDisposable
             _ownsHttp = true;
         }
 
+        var maxDelay = options.RetryMaxDelay;
         _pipeline = options.MaxAttempts == 1
             ? ResiliencePipeline.Empty
             : new ResiliencePipelineBuilder().AddRetry(new RetryStrategyOptions
@@ -53,9 +54,10 @@ internal sealed class MetaTransport : IDisposable
                 UseJitter = true,
                 Delay = options.RetryBaseDelay,
                 MaxDelay = options.RetryMaxDelay,
-                DelayGenerator = static args => ValueTask.FromResult(
+                // A silo's Retry-After wins over the backoff, within the same cap.
+                DelayGenerator = args => ValueTask.FromResult(
                     args.Outcome.Exception is MetaApiException { RetryAfter: { } after } && after > TimeSpan.Zero
-                        ? (TimeSpan?)after
+                        ? (TimeSpan?)(after < maxDelay ? after : maxDelay)
                         : null),
             }).Build();
     }
