@@ -9,7 +9,9 @@ public sealed class MetaClientOptions
     public IList<Uri> BootstrapUrls { get; set; } = [];
 
     /// <summary>How long one attempt may take, from sending the request to reading the whole response. A call may make
-    /// several attempts (see <see cref="MaxAttempts"/>). Default: 30 seconds.</summary>
+    /// several attempts (see <see cref="MaxAttempts"/>). Unless a handler or HttpClient is injected, connecting may take at
+    /// most half of it (10 seconds at most): a silo that does not accept the connection by then is skipped as unreachable,
+    /// and even a write moves on to the next silo. Default: 30 seconds.</summary>
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Attempts per call, the first included; 1 turns retries off. Default: 5.</summary>

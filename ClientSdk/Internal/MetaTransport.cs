@@ -16,6 +16,7 @@ internal sealed class MetaTransport : IDisposable
     private readonly Uri[] _silos;
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
+    private readonly bool _ownsHandler;
     private readonly TimeSpan _requestTimeout;
     private readonly ResiliencePipeline _pipeline;
     private int _current;
@@ -37,8 +38,11 @@ internal sealed class MetaTransport : IDisposable
                 {
                     // New connections now and then, so that DNS changes (a silo replaced) are seen.
                     PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-                    ConnectTimeout = options.RequestTimeout,
+                    // Shorter than an attempt, so that a silo that does not accept connections (host down) is told
+                    // apart from one that took the request and did not answer, and a write can go to the next silo.
+                    ConnectTimeout = ConnectTimeoutFor(options.RequestTimeout),
                 });
+            _ownsHandler = options.HttpMessageHandler is null;
             _http.Timeout = Timeout.InfiniteTimeSpan; // The per-attempt timeout is ours.
             _ownsHttp = true;
         }
@@ -111,6 +115,14 @@ internal sealed class MetaTransport : IDisposable
         {
             throw new OperationCanceledException("The call was cancelled.", e, cancellationToken);
         }
+        catch (OperationCanceledException e) when (_ownsHandler && !attempt.IsCancellationRequested && e.InnerException is TimeoutException)
+        {
+            // Our handler's ConnectTimeout (its only other timeout): no connection, so nothing was sent.
+            MoveOn(index);
+            throw new MetaApiException(ErrorCodes.Unavailable, $"Could not connect to the silo: {e.InnerException.Message}",
+                statusCode: null, isRetryable: true, silo, outcomeUnknown: false, e)
+            { ShouldResend = true };
+        }
         catch (OperationCanceledException e)
         {
             MoveOn(index);
@@ -169,6 +181,10 @@ internal sealed class MetaTransport : IDisposable
             }
         }
     }
+
+    /// <summary>Half the attempt timeout, at most 10 seconds.</summary>
+    internal static TimeSpan ConnectTimeoutFor(TimeSpan requestTimeout) =>
+        requestTimeout / 2 < TimeSpan.FromSeconds(10) ? requestTimeout / 2 : TimeSpan.FromSeconds(10);
 
     /// <summary>Moves on from the silo at <paramref name="failed"/> unless another call already did.</summary>
     private void MoveOn(int failed) => Interlocked.CompareExchange(ref _current, (failed + 1) % _silos.Length, failed);

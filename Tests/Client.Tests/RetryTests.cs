@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using OrleansMeta.Client.Models;
@@ -62,6 +64,38 @@ public sealed class RetryTests
 
         Assert.Equal(5, response.BrokerEpoch);
         Assert.Equal(1, silo.Hits);
+    }
+
+    [Fact]
+    public async Task A_write_moves_on_to_the_next_silo_when_the_first_does_not_accept_the_connection()
+    {
+        // A listener that never accepts, its backlog filled: further connection attempts hang until the connect timeout.
+        using var stuck = new TcpListener(IPAddress.Loopback, 0);
+        stuck.Start(backlog: 1);
+        var stuckUrl = new Uri($"http://127.0.0.1:{((IPEndPoint)stuck.LocalEndpoint).Port}/");
+        var fillers = new List<TcpClient>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var filler = new TcpClient();
+                fillers.Add(filler);
+                _ = filler.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)stuck.LocalEndpoint).Port);
+            }
+
+            await using var silo = await FakeSilo.StartAsync(app =>
+                app.MapPost("/v1/elections", () => Results.Ok(new ElectionResponse([], 8))));
+            using var client = Samples.Client(o => o.RequestTimeout = TimeSpan.FromSeconds(2), stuckUrl, silo.Url);
+
+            var response = await client.ElectLeadersAsync(new ElectionRequest("preferred"));
+
+            Assert.Equal(8, response.MetadataOffset);
+            Assert.Equal(1, silo.Hits);
+        }
+        finally
+        {
+            fillers.ForEach(f => f.Dispose());
+        }
     }
 
     [Fact]
