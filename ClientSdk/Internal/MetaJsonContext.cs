@@ -1,0 +1,26 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using OrleansMeta.Client.Models;
+
+namespace OrleansMeta.Client.Internal;
+
+/// <summary>Source-generated (no reflection, trim-safe) JSON for the wire records, with the web defaults the server uses.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(BrokerRegistrationRequest))]
+[JsonSerializable(typeof(BrokerRegistrationResponse))]
+[JsonSerializable(typeof(BrokerHeartbeatRequest))]
+[JsonSerializable(typeof(BrokerHeartbeatResponse))]
+[JsonSerializable(typeof(BrokersResponse))]
+[JsonSerializable(typeof(CreateTopicRequest))]
+[JsonSerializable(typeof(TopicsResponse))]
+[JsonSerializable(typeof(TopicResponse))]
+[JsonSerializable(typeof(DeleteTopicResponse))]
+[JsonSerializable(typeof(AddPartitionsRequest))]
+[JsonSerializable(typeof(AlterConfigsRequest))]
+[JsonSerializable(typeof(AlterPartitionRequest))]
+[JsonSerializable(typeof(PartitionResponse))]
+[JsonSerializable(typeof(ElectionRequest))]
+[JsonSerializable(typeof(ElectionResponse))]
+[JsonSerializable(typeof(MetadataResponse))]
+[JsonSerializable(typeof(ClusterInfo))]
+internal sealed partial class MetaJsonContext : JsonSerializerContext;
