@@ -19,4 +19,8 @@ public interface IBrokerGrain : IGrainWithStringKey
 
     /// <summary>Keeps the session alive; unfences a caught-up broker; drives controlled shutdown.</summary>
     Task<BrokerHeartbeatResult> HeartbeatAsync(BrokerHeartbeat heartbeat);
+
+    /// <summary>Activates the grain (and so its session clock) after a silo failure moved it.</summary>
+    [ReadOnly]
+    Task PingAsync();
 }

@@ -1,11 +1,41 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Hosting;
+using OrleansMeta.Runtime.Messaging;
 
 namespace OrleansMeta.Grains;
 
-/// <summary>Registers the product grains with the runtime.</summary>
+/// <summary>Registers the product grains and the services they need.</summary>
 public static class GrainRegistration
 {
-    /// <summary>Adds every Orleans.Meta grain. The metadata grains (broker, topic, partition, controller) join here as
-    /// they are built.</summary>
-    public static GrainRuntimeBuilder AddMetaGrains(this GrainRuntimeBuilder runtime) => runtime;
+    /// <summary>Adds the broker, topic, partition and controller grains, the metadata image, and the controller keeper.</summary>
+    public static GrainRuntimeBuilder AddMetaGrains(this GrainRuntimeBuilder runtime, IConfiguration? configuration = null)
+    {
+        var services = runtime.Services;
+        var brokers = services.AddOptions<BrokerOptions>();
+        var controller = services.AddOptions<ControllerOptions>();
+        if (configuration is not null)
+        {
+            brokers.Bind(configuration.GetSection(BrokerOptions.SectionName));
+            controller.Bind(configuration.GetSection(ControllerOptions.SectionName));
+        }
+
+        brokers.ValidateOnStart();
+        controller.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BrokerOptions>, MetaOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ControllerOptions>, MetaOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IRemoteExceptionRegistration, MetaExceptionRegistration>());
+        services.TryAddSingleton<MetadataImageService>();
+        services.AddHostedService(sp => sp.GetRequiredService<MetadataImageService>());
+        services.AddHostedService<ControllerKeeper>();
+        return runtime
+            .AddGrain<IBrokerGrain, BrokerGrain>()
+            .AddGrain<ITopicGrain, TopicGrain>()
+            .AddGrain<IPartitionGrain, PartitionGrain>()
+            .AddGrain<IControllerGrain, ControllerGrain>();
+    }
 }

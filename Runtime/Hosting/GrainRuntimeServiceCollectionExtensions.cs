@@ -52,7 +52,9 @@ public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRe
     /// <summary>Keeps grain state in process memory: development mode and unit tests only.</summary>
     public GrainRuntimeBuilder UseInMemoryStorage()
     {
-        Services.Replace(ServiceDescriptor.Singleton<IGrainStorage, InMemoryGrainStorage>());
+        Services.TryAddSingleton<InMemoryGrainStorage>();
+        Services.Replace(ServiceDescriptor.Singleton<IGrainStorage>(sp => sp.GetRequiredService<InMemoryGrainStorage>()));
+        Services.Replace(ServiceDescriptor.Singleton<IMetadataLog>(sp => sp.GetRequiredService<InMemoryGrainStorage>()));
         return this;
     }
 }

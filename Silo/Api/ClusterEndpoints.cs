@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using OrleansMeta.Client.Models;
+using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Silo.Hosting;
 
@@ -18,7 +19,7 @@ public static class ClusterEndpoints
         return endpoints;
     }
 
-    private static Ok<ClusterInfo> GetCluster(IClusterMembership membership, IOptions<SiloOptions> options)
+    private static Ok<ClusterInfo> GetCluster(IClusterMembership membership, IOptions<SiloOptions> options, MetadataImageService image)
     {
         var view = membership.CurrentView;
         var self = membership.Self;
@@ -34,7 +35,8 @@ public static class ClusterEndpoints
                 s.Suspicions.Count,
                 s.Address == self))
             .ToList();
-        return TypedResults.Ok(new ClusterInfo(options.Value.ClusterId, view.Version, view.ReadAt, self?.ToString(), silos));
+        var controller = image.Current.Controller is { } c ? new ControllerInfo(c.Silo, c.Epoch) : null;
+        return TypedResults.Ok(new ClusterInfo(options.Value.ClusterId, view.Version, view.ReadAt, self?.ToString(), silos, controller));
     }
 
     private static string StatusName(SiloStatus status) => status switch

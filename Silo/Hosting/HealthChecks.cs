@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Cluster;
 
 namespace OrleansMeta.Silo.Hosting;
@@ -42,4 +43,13 @@ internal sealed class MembershipHealthCheck(IClusterMembership membership) : IHe
                 ? "Not registered in the cluster yet."
                 : $"{membership.Self} is not active in view {view.Version}."));
     }
+}
+
+/// <summary>Healthy once this silo's metadata image has caught up with the log as it stood at start.</summary>
+internal sealed class MetadataHealthCheck(MetadataImageService image) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        => Task.FromResult(image.IsCaughtUp
+            ? HealthCheckResult.Healthy($"Metadata image at offset {image.Current.Offset}.")
+            : HealthCheckResult.Unhealthy($"Metadata image is catching up (at offset {image.Current.Offset})."));
 }

@@ -46,7 +46,7 @@ public static class SiloHostingExtensions
         }
 
         runtime.UseCluster(configuration);
-        runtime.AddMetaGrains();
+        runtime.AddMetaGrains(configuration);
         configureGrains?.Invoke(runtime);
         // Endpoints are set up in code (the silo endpoint needs HTTP/2 only), so Kestrel logs once at start that the
         // URLs setting is "overridden"; the same URLs are what it listens on.
@@ -56,10 +56,13 @@ public static class SiloHostingExtensions
         services.AddHealthChecks()
             .AddCheck<SiloStartedHealthCheck>("silo", tags: ["ready"])
             .AddCheck<MembershipHealthCheck>("membership", tags: ["ready"])
-            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
+            .AddCheck<MetadataHealthCheck>("metadata", tags: ["ready"]);
         services.AddHostedService<SiloStartupAnnouncer>();
 
         services.AddProblemDetails();
+        services.AddExceptionHandler<ProblemMapping>();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 1024 * 1024);
         services.AddOpenApi();
         return builder;
     }
@@ -85,6 +88,10 @@ public static class SiloHostingExtensions
         });
         app.MapOpenApi();
         app.MapClusterEndpoints();
+        app.MapBrokerEndpoints();
+        app.MapTopicEndpoints();
+        app.MapPartitionEndpoints();
+        app.MapMetadataEndpoints();
         app.MapGrainCallEndpoint();
         app.MapMembershipEndpoints();
         return app;

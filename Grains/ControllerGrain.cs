@@ -1,0 +1,217 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansMeta.Client.Models;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Cluster;
+
+namespace OrleansMeta.Grains;
+
+public sealed class ControllerEpochState
+{
+    public long Epoch { get; set; }
+
+    public string Silo { get; set; } = "";
+}
+
+/// <summary>
+/// The cluster's controller. Each activation takes a new epoch (a versioned write whose version is the epoch); every
+/// partition decision it sends is fenced by that epoch, so a controller that lost its place can never overwrite a newer
+/// one's decisions. Work is level-triggered: besides reacting to broker changes it periodically reconciles every
+/// partition with broker liveness, so whatever a crashed controller left half-done is finished by the next.
+/// </summary>
+internal sealed partial class ControllerGrain(
+    [PersistentState(ControllerGrain.EpochStateName)] IPersistentState<ControllerEpochState> epoch,
+    MetadataImageService image,
+    IClusterMembership membership,
+    IOptions<ControllerOptions> options,
+    ILogger<ControllerGrain> logger) : Grain, IControllerGrain
+{
+    public const string EpochStateName = "epoch";
+
+    /// <summary>Partition commands in flight at once; the storage batches their writes into few transactions.</summary>
+    private const int Parallelism = 4096;
+
+    private readonly ControllerOptions _options = options.Value;
+    private bool _stale;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        epoch.State.Epoch = epoch.Version + 1;
+        epoch.State.Silo = membership.Self?.ToString() ?? "";
+        await epoch.WriteStateAsync([Records.Controller(new ControllerRecord(epoch.State.Epoch, epoch.State.Silo))], null, cancellationToken);
+        LogTookOver(logger, epoch.Version, epoch.State.Silo);
+        RegisterGrainTimer(ReconcileAllAsync, TimeSpan.Zero, _options.ReconcileInterval);
+        if (_options.AutoLeaderRebalance)
+        {
+            RegisterGrainTimer(RebalanceAsync, _options.LeaderImbalanceCheckInterval, _options.LeaderImbalanceCheckInterval);
+        }
+    }
+
+    private long Epoch => epoch.Version;
+
+    public Task<ControllerStatus> GetStatusAsync() => Task.FromResult(new ControllerStatus(Epoch, epoch.State.Silo));
+
+    public async Task BrokerChangedAsync(int brokerId, long offset)
+    {
+        var metadata = await image.WaitForAsync(offset, _options.ImageWaitTimeout);
+        var affected = Partitions(metadata).Where(p =>
+            p.State.Leader == brokerId || p.State.Isr.Contains(brokerId)
+            || (p.State.Leader == PartitionState.NoLeader && p.State.Replicas.Contains(brokerId)));
+        await SendAsync(metadata, affected, PartitionCommandKind.Reconcile, broker: null);
+    }
+
+    public async Task<int> ShutDownBrokerAsync(int brokerId, long offset)
+    {
+        var metadata = await image.WaitForAsync(offset, _options.ImageWaitTimeout);
+        var affected = Partitions(metadata).Where(p => p.State.Leader == brokerId || (p.State.Isr.Contains(brokerId) && p.State.Isr.Count > 1)).ToList();
+        var results = await SendAsync(metadata, affected, PartitionCommandKind.MoveLeadershipAway, brokerId);
+
+        // Partitions with no other live in-sync replica cannot move; they do not hold the broker back (as in Kafka,
+        // where controlled shutdown gives up on them after its retries).
+        return results.Count(r => r.State.Leader == brokerId && r.ErrorCode is null);
+    }
+
+    public async Task<IReadOnlyList<PartitionChange>> ElectAsync(PartitionCommandKind kind, IReadOnlyList<PartitionRef>? partitions, long knownOffset)
+    {
+        if (kind is not (PartitionCommandKind.Preferred or PartitionCommandKind.Unclean))
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, "Elections are preferred or unclean.");
+        }
+
+        var metadata = await image.WaitForAsync(knownOffset, _options.ImageWaitTimeout);
+        var results = new List<PartitionChange>();
+        var targets = new List<(TopicImage Topic, PartitionState State)>();
+        if (partitions is null)
+        {
+            if (kind == PartitionCommandKind.Unclean)
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, "An unclean election must name its partitions: it may lose data.");
+            }
+
+            targets.AddRange(Partitions(metadata).Where(p => p.State.Leader != p.State.Replicas[0]));
+        }
+        else
+        {
+            foreach (var reference in partitions)
+            {
+                if (metadata.Topics.TryGetValue(reference.Topic, out var topic) && reference.Partition >= 0 && reference.Partition < topic.Partitions.Length)
+                {
+                    targets.Add((topic, topic.Partitions[reference.Partition]));
+                }
+                else
+                {
+                    results.Add(new PartitionChange(reference.Topic, Guid.Empty,
+                        new PartitionState(reference.Partition, [], [], PartitionState.NoLeader, -1, -1), null,
+                        ErrorCodes.UnknownTopicOrPartition, $"Topic '{reference.Topic}' has no partition {reference.Partition}."));
+                }
+            }
+        }
+
+        results.AddRange(await SendAsync(metadata, targets, kind, broker: null));
+        return results;
+    }
+
+    private async Task ReconcileAllAsync(CancellationToken cancellationToken)
+    {
+        if (_stale)
+        {
+            return;
+        }
+
+        var metadata = image.Current;
+
+        // Activate broker grains so that the session of a broker whose grain was lost with a silo keeps being watched.
+        await Task.WhenAll(metadata.Brokers.Values.Where(b => !b.IsFenced)
+            .Select(b => GrainFactory.GetGrain<IBrokerGrain>(b.Record.BrokerId.ToString(System.Globalization.CultureInfo.InvariantCulture)).PingAsync()));
+
+        var live = metadata.LiveBrokers.Select(b => b.Record.BrokerId).ToHashSet();
+        var needy = Partitions(metadata).Where(p =>
+            p.State.Isr.Any(b => !live.Contains(b)) && p.State.Isr.Count(live.Contains) > 0
+            || (p.State.Leader != PartitionState.NoLeader && !live.Contains(p.State.Leader))
+            || (p.State.Leader == PartitionState.NoLeader
+                && (p.State.Isr.Any(live.Contains) || (TopicRules.AllowsUncleanElection(p.Topic.Topic) && p.State.Replicas.Any(live.Contains)))));
+        await SendAsync(metadata, needy, PartitionCommandKind.Reconcile, broker: null);
+    }
+
+    private async Task RebalanceAsync(CancellationToken cancellationToken)
+    {
+        if (_stale)
+        {
+            return;
+        }
+
+        var metadata = image.Current;
+        var partitions = Partitions(metadata).ToList();
+        var imbalanced = new HashSet<int>();
+        foreach (var group in partitions.GroupBy(p => p.State.Replicas[0]))
+        {
+            var notLed = group.Count(p => p.State.Leader != group.Key);
+            if (notLed * 100 > _options.LeaderImbalancePercentage * group.Count())
+            {
+                imbalanced.Add(group.Key);
+            }
+        }
+
+        var live = metadata.Brokers.Values.Where(b => !b.IsFenced && !b.IsShuttingDown).Select(b => b.Record.BrokerId).ToHashSet();
+        var candidates = partitions.Where(p => imbalanced.Contains(p.State.Replicas[0]) && p.State.Leader != p.State.Replicas[0]
+            && live.Contains(p.State.Replicas[0]) && p.State.Isr.Contains(p.State.Replicas[0])).ToList();
+        if (candidates.Count > 0)
+        {
+            LogRebalancing(logger, candidates.Count);
+            await SendAsync(metadata, candidates, PartitionCommandKind.Preferred, broker: null);
+        }
+    }
+
+    private static IEnumerable<(TopicImage Topic, PartitionState State)> Partitions(MetadataImage metadata)
+        => metadata.Topics.Values.SelectMany(t => t.Partitions.Select(p => (t, p)));
+
+    /// <summary>Sends one command per partition, many in flight at once; returns each partition's outcome.</summary>
+    private async Task<List<PartitionChange>> SendAsync(
+        MetadataImage metadata, IEnumerable<(TopicImage Topic, PartitionState State)> partitions, PartitionCommandKind kind, int? broker)
+    {
+        var live = metadata.LiveBrokers.Select(b => b.Record.BrokerId).ToArray();
+        var shuttingDown = metadata.Brokers.Values.Where(b => b.IsShuttingDown).Select(b => b.Record.BrokerId).ToArray();
+        var results = new List<PartitionChange>();
+        foreach (var chunk in partitions.Chunk(Parallelism))
+        {
+            var calls = chunk.Select(p => GrainFactory.GetGrain<IPartitionGrain>(PartitionKeys.For(p.Topic.Topic.TopicId, p.State.Partition))
+                .ApplyAsync(new PartitionCommand(kind, Epoch, live, shuttingDown, TopicRules.AllowsUncleanElection(p.Topic.Topic), broker, metadata.Offset)))
+                .ToList();
+            try
+            {
+                results.AddRange(await Task.WhenAll(calls));
+            }
+            catch (MetaException e) when (e.Code == ErrorCodes.NotController)
+            {
+                // A newer controller exists: stop deciding and make room for it.
+                _stale = true;
+                LogFenced(logger, Epoch);
+                DeactivateOnIdle();
+                throw;
+            }
+            catch
+            {
+                // Some partitions failed (e.g. a silo went away mid-call); report what succeeded and let reconcile retry the rest.
+                results.AddRange(calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result));
+                var failure = calls.First(c => c.IsFaulted).Exception!.GetBaseException();
+                LogPartialFailure(logger, failure, calls.Count(c => c.IsFaulted), calls.Count);
+            }
+        }
+
+        return results;
+    }
+
+    [LoggerMessage(2200, LogLevel.Information, "Controller epoch {Epoch} took over on {Silo}")]
+    private static partial void LogTookOver(ILogger logger, long epoch, string silo);
+
+    [LoggerMessage(2201, LogLevel.Warning, "Controller epoch {Epoch} was fenced by a newer controller; deactivating")]
+    private static partial void LogFenced(ILogger logger, long epoch);
+
+    [LoggerMessage(2202, LogLevel.Warning, "{Failed} of {Total} partition commands failed; the next reconcile retries them")]
+    private static partial void LogPartialFailure(ILogger logger, Exception exception, int failed, int total);
+
+    [LoggerMessage(2203, LogLevel.Information, "Leadership is imbalanced; running preferred elections for {Count} partitions")]
+    private static partial void LogRebalancing(ILogger logger, int count);
+}

@@ -1,0 +1,103 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OrleansMeta.Client.Models;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime.Persistence;
+
+namespace OrleansMeta.Grains.Metadata;
+
+/// <summary>
+/// This silo's metadata image: tails the metadata log and applies every record in order, so that metadata reads are
+/// answered from memory on any silo. Reads that must see a write wait until the image has reached its offset.
+/// </summary>
+public sealed partial class MetadataImageService(IMetadataLog log, ILogger<MetadataImageService> logger) : BackgroundService
+{
+    private const int PageSize = 10_000;
+
+    private readonly Lock _lock = new();
+    private volatile MetadataImage _current = MetadataImage.Empty;
+    private TaskCompletionSource _advanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _headAtStart = -1;
+
+    /// <summary>The newest image this silo holds.</summary>
+    public MetadataImage Current => _current;
+
+    /// <summary>True once the image has caught up with the log as it was when the silo started.</summary>
+    public bool IsCaughtUp => _headAtStart >= 0 && _current.Offset >= _headAtStart;
+
+    /// <summary>The image once it holds <paramref name="offset"/>; waits at most <paramref name="timeout"/>.</summary>
+    /// <exception cref="MetaException">OFFSET_NOT_AVAILABLE (retryable) when the offset is not reached in time.</exception>
+    public async Task<MetadataImage> WaitForAsync(long offset, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        while (true)
+        {
+            Task advanced;
+            lock (_lock)
+            {
+                if (_current.Offset >= offset)
+                {
+                    return _current;
+                }
+
+                advanced = _advanced.Task;
+            }
+
+            try
+            {
+                await advanced.WaitAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new MetaException(ErrorCodes.OffsetNotAvailable,
+                    $"This silo's metadata has reached offset {_current.Offset}, not {offset}, within {timeout.TotalSeconds:0.#} s; retry (or ask another silo).",
+                    504, retryable: true);
+            }
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (_headAtStart < 0)
+                {
+                    _headAtStart = await log.GetHeadAsync(stoppingToken).ConfigureAwait(false);
+                }
+
+                var records = await log.ReadAsync(_current.Offset, PageSize, stoppingToken).ConfigureAwait(false);
+                if (records.Count == 0)
+                {
+                    await log.WaitForAppendAsync(_current.Offset, TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                var next = _current.Apply(records);
+                TaskCompletionSource advanced;
+                lock (_lock)
+                {
+                    _current = next;
+                    advanced = _advanced;
+                    _advanced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+
+                advanced.TrySetResult();
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception exception)
+            {
+                LogTailFailed(logger, exception, _current.Offset);
+                await Task.Delay(TimeSpan.FromMilliseconds(500), stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    [LoggerMessage(2000, LogLevel.Warning, "Reading the metadata log after offset {Offset} failed; retrying")]
+    private static partial void LogTailFailed(ILogger logger, Exception exception, long offset);
+}

@@ -1,0 +1,56 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using OrleansMeta.Client.Models;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime;
+
+namespace OrleansMeta.Silo.Api;
+
+/// <summary>AlterPartition (ISR changes from the leader) and leader elections.</summary>
+public static class PartitionEndpoints
+{
+    public static IEndpointRouteBuilder MapPartitionEndpoints(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost("/v1/topics/{name}/partitions/{partition:int}/isr", AlterPartitionAsync).WithTags("Partitions").WithName("AlterPartition")
+            .WithSummary("The partition leader changes the ISR: a compare-and-set on the partition epoch with its leader and broker epochs.");
+        endpoints.MapPost("/v1/elections", ElectAsync).WithTags("Partitions").WithName("ElectLeaders")
+            .WithSummary("Runs a preferred or unclean leader election for the given partitions (preferred: all partitions when none are given).");
+        return endpoints;
+    }
+
+    private static async Task<Ok<PartitionResponse>> AlterPartitionAsync(
+        string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image)
+    {
+        var metadata = image.Current;
+        var topic = Validation.Topic(metadata, name);
+        if (partition < 0 || partition >= topic.Partitions.Length)
+        {
+            throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"Topic '{name}' has partitions 0 to {topic.Partitions.Length - 1}; there is no partition {partition}.");
+        }
+
+        var change = await grains.GetGrain<IPartitionGrain>(PartitionKeys.For(topic.Topic.TopicId, partition)).AlterPartitionAsync(
+            new AlterPartition(request.LeaderId, request.BrokerEpoch, request.LeaderEpoch, request.PartitionEpoch, request.NewIsr ?? [], metadata.Offset));
+        return TypedResults.Ok(new PartitionResponse(change.Topic, Mapping.Partition(change.State), change.MetadataOffset ?? metadata.Offset));
+    }
+
+    private static async Task<Ok<ElectionResponse>> ElectAsync(ElectionRequest request, IGrainFactory grains, MetadataImageService image)
+    {
+        var kind = request.Type switch
+        {
+            "preferred" => PartitionCommandKind.Preferred,
+            "unclean" => PartitionCommandKind.Unclean,
+            _ => throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"Election type '{request.Type}' is not known; use 'preferred' or 'unclean'."),
+        };
+        var partitions = request.Partitions?.SelectMany(t => (t.Partitions ?? []).Select(p => new PartitionRef(t.Topic, p))).ToList();
+        if (partitions is { Count: 0 })
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, "The election names no partitions; omit 'partitions' to elect preferred leaders everywhere.");
+        }
+
+        var known = image.Current.Offset;
+        var changes = await grains.GetGrain<IControllerGrain>(IControllerGrain.Key).ElectAsync(kind, partitions, known);
+        var results = changes.Select(c => new ElectionResult(c.Topic, c.State.Partition, c.State.Leader, c.State.LeaderEpoch, c.ErrorCode, c.Message)).ToList();
+        var offset = changes.Select(c => c.MetadataOffset ?? 0).DefaultIfEmpty(known).Max();
+        return TypedResults.Ok(new ElectionResponse(results, Math.Max(offset, known)));
+    }
+}

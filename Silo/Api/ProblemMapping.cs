@@ -1,0 +1,56 @@
+using Microsoft.AspNetCore.Diagnostics;
+using OrleansMeta.Client.Models;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
+
+namespace OrleansMeta.Silo.Api;
+
+/// <summary>
+/// Turns every failure into problem+json with a Kafka-style <c>code</c>, a sentence for people in <c>detail</c>, and
+/// <c>retryable</c>, so clients know what happened and whether to try again.
+/// </summary>
+internal sealed class ProblemMapping(IProblemDetailsService problems) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, code, retryable, detail) = Classify(exception);
+        context.Response.StatusCode = status;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = context,
+            Exception = exception,
+            ProblemDetails =
+            {
+                Status = status,
+                Title = Title(status),
+                Detail = detail,
+                Extensions = { ["code"] = code, ["retryable"] = retryable },
+            },
+        });
+    }
+
+    public static (int Status, string Code, bool Retryable, string Detail) Classify(Exception exception) => exception switch
+    {
+        MetaException meta => (meta.Status, meta.Code, meta.Retryable, meta.Message),
+        BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (413, ErrorCodes.RequestTooLarge, false,
+            "The request body is larger than this service accepts (1 MiB); send fewer items per request."),
+        BadHttpRequestException bad => (400, ErrorCodes.InvalidRequest, false, $"The request could not be read: {bad.Message}"),
+        GrainCallTimeoutException timeout => (504, ErrorCodes.Timeout, true, timeout.Message),
+        FencedWriteException fenced => (503, ErrorCodes.NotController, true, fenced.Message),
+        GrainRuntimeException { IsRetryable: true } runtime => (503, ErrorCodes.Unavailable, true, runtime.Message),
+        OperationCanceledException => (503, ErrorCodes.Unavailable, true, "The request was cancelled while the service was busy or stopping; retry."),
+        _ => (500, "UNKNOWN_SERVER_ERROR", false, "An unexpected error occurred; the service logged it."),
+    };
+
+    private static string Title(int status) => status switch
+    {
+        400 => "Bad request",
+        404 => "Not found",
+        409 => "Conflict",
+        413 => "Request too large",
+        503 => "Service unavailable",
+        504 => "Timed out",
+        _ => "Server error",
+    };
+}
