@@ -13,6 +13,7 @@ public sealed class OwnedStorage : IAsyncDisposable
     public OwnedStorage(TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4)
     {
         _dataSource = database.CreateDataSource();
+        ClusterId = clusterId;
         Storage = new PostgresGrainStorage(
             _dataSource,
             Options.Create(new PostgresStorageOptions
@@ -24,6 +25,13 @@ public sealed class OwnedStorage : IAsyncDisposable
     }
 
     public PostgresGrainStorage Storage { get; }
+
+    public string ClusterId { get; }
+
+    public NpgsqlDataSource DataSource => _dataSource;
+
+    /// <summary>A log reader on this storage's data source and cluster; the caller disposes it before this.</summary>
+    public PostgresMetadataLog CreateLog() => new(_dataSource, Options.Create(new PostgresStorageOptions { ClusterId = ClusterId }));
 
     public async ValueTask DisposeAsync()
     {

@@ -79,18 +79,44 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     }
 
     /// <inheritdoc />
-    /// <remarks>The payload is copied, so the caller may reuse the array at once.</remarks>
-    public async Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken)
+    /// <remarks>
+    /// <para>The payload and the records' payloads are copied, so the caller may reuse the arrays at once.</para>
+    /// <para>Fence rows are locked <c>FOR SHARE</c> while the write commits, so a write that passed its fences commits
+    /// before any change to a fence row, and its records get lower offsets than that change's. A fence on a row that
+    /// does not exist (version 0) is checked but cannot be locked: fence on rows that exist.</para>
+    /// </remarks>
+    public Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(stateName);
         ArgumentNullException.ThrowIfNull(write);
-        if (write.Records.Count > 0 || write.Fences.Count > 0)
+        ArgumentOutOfRangeException.ThrowIfNegative(write.ExpectedVersion);
+        var records = new LogRecord[write.Records.Count];
+        for (var i = 0; i < records.Length; i++)
         {
-            // Log records and fences arrive with the metadata log (schema 003); until then they are refused, never dropped.
-            throw new NotSupportedException("This storage does not yet append metadata log records or check fences.");
+            var record = write.Records[i] ?? throw new ArgumentException("A log record is null.", nameof(write));
+            records[i] = record with { Payload = record.Payload.ToArray() };
         }
 
-        var version = await EnqueueAsync(grainId, stateName, write.Payload?.ToArray(), write.ExpectedVersion, cancellationToken).ConfigureAwait(false);
-        return new WriteResult(version, null);
+        var fences = new PendingFence[write.Fences.Count];
+        for (var i = 0; i < fences.Length; i++)
+        {
+            var fence = write.Fences[i] ?? throw new ArgumentException("A fence is null.", nameof(write));
+            fences[i] = new PendingFence(new RowKey(fence.GrainId, fence.StateName), fence);
+        }
+
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return Task.FromCanceled<WriteResult>(cancellationToken);
+        }
+
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var pending = new PendingWrite(new RowKey(grainId, stateName), write.Payload?.ToArray(), write.ExpectedVersion, fences, records, cancellationToken);
+        if (!_inbox.Writer.TryWrite(pending))
+        {
+            throw new ObjectDisposedException(nameof(PostgresGrainStorage));
+        }
+
+        return pending.Task;
     }
 
     /// <summary>Stops accepting writes, flushes the ones already accepted and waits for them.</summary>
@@ -104,41 +130,27 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         await _writer.ConfigureAwait(false);
     }
 
-    private Task<long> EnqueueAsync(GrainId grainId, string stateName, byte[]? payload, long expectedVersion, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(stateName);
-        ArgumentOutOfRangeException.ThrowIfNegative(expectedVersion);
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return Task.FromCanceled<long>(cancellationToken);
-        }
-
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        var write = new PendingWrite(new RowKey(grainId, stateName), payload, expectedVersion, cancellationToken);
-        if (!_inbox.Writer.TryWrite(write))
-        {
-            throw new ObjectDisposedException(nameof(PostgresGrainStorage));
-        }
-
-        return write.Task;
-    }
-
     private static NpgsqlParameter ArrayParameter<T>(T[] values, NpgsqlDbType elementType)
         => new NpgsqlParameter<T[]> { TypedValue = values, NpgsqlDbType = NpgsqlDbType.Array | elementType };
 
     private readonly record struct RowKey(GrainId GrainId, string StateName);
 
+    /// <summary>A fence of a pending write: the row it names and the caller's fence, for the conflict message.</summary>
+    private readonly record struct PendingFence(RowKey Key, WriteFence Fence);
+
     /// <summary>One caller's write waiting for its batch.</summary>
     private sealed class PendingWrite
     {
-        private readonly TaskCompletionSource<long> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource<WriteResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenRegistration _cancellation;
 
-        public PendingWrite(RowKey key, byte[]? payload, long expectedVersion, CancellationToken cancellationToken)
+        public PendingWrite(RowKey key, byte[]? payload, long expectedVersion, PendingFence[] fences, LogRecord[] records, CancellationToken cancellationToken)
         {
             Key = key;
             Payload = payload;
             ExpectedVersion = expectedVersion;
+            Fences = fences;
+            Records = records;
             if (cancellationToken.CanBeCanceled)
             {
                 _cancellation = cancellationToken.UnsafeRegister(
@@ -152,15 +164,22 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
         public long ExpectedVersion { get; }
 
-        public Task<long> Task => _completion.Task;
+        public PendingFence[] Fences { get; }
+
+        public LogRecord[] Records { get; }
+
+        /// <summary>Arrival order, set by the writer loop; deferred writes are reconsidered oldest first.</summary>
+        public long Sequence { get; set; }
+
+        public Task<WriteResult> Task => _completion.Task;
 
         /// <summary>The caller gave up (cancelled) before the write was sent.</summary>
         public bool IsAbandoned => _completion.Task.IsCompleted;
 
-        public void Succeed(long version)
+        public void Succeed(WriteResult result)
         {
             _cancellation.Dispose();
-            _completion.TrySetResult(version);
+            _completion.TrySetResult(result);
         }
 
         public void Fail(Exception exception)

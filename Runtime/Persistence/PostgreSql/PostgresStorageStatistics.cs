@@ -6,6 +6,8 @@ public sealed class PostgresStorageStatistics
     private long _transactions;
     private long _writes;
     private long _conflicts;
+    private long _fenced;
+    private long _records;
 
     /// <summary>Batches committed: each is one transaction and one round trip carrying one or more writes.</summary>
     public long Transactions => Interlocked.Read(ref _transactions);
@@ -13,11 +15,19 @@ public sealed class PostgresStorageStatistics
     /// <summary>Writes and clears sent to the database (rows attempted), whether they won or conflicted.</summary>
     public long Writes => Interlocked.Read(ref _writes);
 
-    /// <summary>Writes and clears rejected because storage held a different version.</summary>
+    /// <summary>Writes and clears rejected because storage held a different version of their own row.</summary>
     public long Conflicts => Interlocked.Read(ref _conflicts);
 
-    internal void RecordBatch(int writes, int conflicts)
+    /// <summary>Writes rejected because a fence row had moved on.</summary>
+    public long Fenced => Interlocked.Read(ref _fenced);
+
+    /// <summary>Metadata log records appended by committed writes.</summary>
+    public long RecordsAppended => Interlocked.Read(ref _records);
+
+    internal void RecordBatch(int writes, int conflicts, int fenced, int records)
     {
+        Interlocked.Add(ref _fenced, fenced);
+        Interlocked.Add(ref _records, records);
         Interlocked.Increment(ref _transactions);
         Interlocked.Add(ref _writes, writes);
         Interlocked.Add(ref _conflicts, conflicts);

@@ -1,0 +1,223 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+public sealed partial class PostgresGrainStorage
+{
+    private const int MaxAttempts = 3;
+
+    private async Task ExecuteAndReportAsync(List<PendingWrite> batch)
+    {
+        try
+        {
+            var outcomes = await ExecuteBatchAsync(batch).ConfigureAwait(false);
+            var conflicts = 0;
+            var fenced = 0;
+            var records = 0;
+            for (var i = 0; i < batch.Count; i++)
+            {
+                var write = batch[i];
+                var outcome = outcomes[i];
+                if (outcome.NewVersion is { } version)
+                {
+                    records += write.Records.Length;
+                    write.Succeed(new WriteResult(version, outcome.LastOffset));
+                    continue;
+                }
+
+                // The snapshot may predate the write that beat us (we then waited on its row lock); a "stored" version
+                // equal to the expected one would be a lie, so say we do not know.
+                long? stored = outcome.SeenVersion ?? 0;
+                if (stored == write.ExpectedVersion)
+                {
+                    stored = null;
+                }
+
+                // A write whose own row moved on is reported as such even when a fence failed too, as the in-memory
+                // storage does: the activation must reload either way, and its own row is the more direct reason.
+                if (outcome.FailedFence is { } fenceIndex && stored is null)
+                {
+                    fenced++;
+                    write.Fail(StorageConflict.Fenced(write.Key.GrainId, write.Fences[fenceIndex].Fence, outcome.FoundVersion));
+                    continue;
+                }
+
+                conflicts++;
+                write.Fail(StorageConflict.Create(write.Key.GrainId, write.Key.StateName, write.ExpectedVersion, stored));
+            }
+
+            Statistics.RecordBatch(batch.Count, conflicts, fenced, records);
+        }
+        catch (Exception exception)
+        {
+            LogBatchFailed(_logger, batch.Count, exception);
+            foreach (var write in batch)
+            {
+                write.Fail(exception);
+            }
+        }
+        finally
+        {
+            _inbox.Writer.TryWrite(new BatchCompleted(batch));
+        }
+    }
+
+    private async Task<Outcome[]> ExecuteBatchAsync(List<PendingWrite> batch)
+    {
+        // Rows in a fixed order lower the odds of a deadlock with another silo's batch (two activations of one grain
+        // during a membership change); the statement applies them in input order where PostgreSQL lets it.
+        var order = Enumerable.Range(0, batch.Count).ToArray();
+        Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
+        var full = batch.Exists(write => write.Fences.Length > 0 || write.Records.Length > 0);
+
+        // The statement names a failed fence by its place in the flat fence list, which runs in row order.
+        var firstFence = new int[batch.Count];
+        var fences = 0;
+        foreach (var index in order)
+        {
+            firstFence[index] = fences;
+            fences += batch[index].Fences.Length;
+        }
+
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                var outcomes = new Outcome[batch.Count];
+                var seen = new bool[batch.Count];
+                await using (var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false))
+                await using (var command = new NpgsqlCommand(full ? FencedLoggedWriteSql : WriteSql, connection))
+                {
+                    AddParameters(command, batch, order, full);
+
+                    // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
+                    // statement (and with it the implicit transaction) completed.
+                    await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+                    while (await reader.ReadAsync().ConfigureAwait(false))
+                    {
+                        var index = order[(int)reader.GetInt64(0) - 1];
+                        seen[index] = true;
+                        outcomes[index] = new Outcome(
+                            NullableInt64(reader, 1),
+                            NullableInt64(reader, 2),
+                            full && !reader.IsDBNull(3) ? (int)reader.GetInt64(3) - 1 - firstFence[index] : null,
+                            full ? NullableInt64(reader, 4) : null,
+                            full ? NullableInt64(reader, 5) : null);
+                    }
+                }
+
+                if (Array.IndexOf(seen, false) >= 0)
+                {
+                    throw new InvalidOperationException("The grain_state batch statement did not report on every row.");
+                }
+
+                return outcomes;
+            }
+            catch (PostgresException exception) when (
+                attempt < MaxAttempts &&
+                exception.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure)
+            {
+                // The statement was rolled back as a whole (rows, head and records alike), so running it again cannot
+                // apply anything twice.
+                LogBatchRetried(_logger, batch.Count, attempt, exception.SqlState);
+            }
+        }
+    }
+
+    private void AddParameters(NpgsqlCommand command, List<PendingWrite> batch, int[] order, bool full)
+    {
+        var types = new string[batch.Count];
+        var keys = new string[batch.Count];
+        var names = new string[batch.Count];
+        var payloads = new byte[]?[batch.Count];
+        var expected = new long[batch.Count];
+        var arrival = new int[batch.Count];
+        for (var row = 0; row < order.Length; row++)
+        {
+            var write = batch[order[row]];
+            types[row] = write.Key.GrainId.Type;
+            keys[row] = write.Key.GrainId.Key;
+            names[row] = write.Key.StateName;
+            payloads[row] = write.Payload;
+            expected[row] = write.ExpectedVersion;
+            arrival[row] = order[row];
+        }
+
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        command.Parameters.Add(ArrayParameter(types, NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(keys, NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(names, NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(payloads, NpgsqlDbType.Bytea));
+        command.Parameters.Add(ArrayParameter(expected, NpgsqlDbType.Bigint));
+        if (!full)
+        {
+            return;
+        }
+
+        command.Parameters.Add(ArrayParameter(arrival, NpgsqlDbType.Integer));
+
+        // Fences and records are flattened in row order; each names its write by the write's ordinal in the input
+        // (1-based, as WITH ORDINALITY counts). A fence's ordinal in the flat list identifies it in the result.
+        var fenceWrites = new List<long>();
+        var fenceTypes = new List<string>();
+        var fenceKeys = new List<string>();
+        var fenceNames = new List<string>();
+        var fenceVersions = new List<long>();
+        var recordWrites = new List<long>();
+        var recordTypes = new List<string>();
+        var recordKeys = new List<string>();
+        var recordPayloads = new List<byte[]>();
+        for (var row = 0; row < order.Length; row++)
+        {
+            var write = batch[order[row]];
+            foreach (var fence in write.Fences)
+            {
+                fenceWrites.Add(row + 1);
+                fenceTypes.Add(fence.Key.GrainId.Type);
+                fenceKeys.Add(fence.Key.GrainId.Key);
+                fenceNames.Add(fence.Key.StateName);
+                fenceVersions.Add(fence.Fence.Version);
+            }
+
+            foreach (var record in write.Records)
+            {
+                recordWrites.Add(row + 1);
+                recordTypes.Add(record.Type);
+                recordKeys.Add(record.Key);
+                recordPayloads.Add(record.Payload);
+            }
+        }
+
+        command.Parameters.Add(ArrayParameter(fenceWrites.ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayParameter(fenceTypes.ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(fenceKeys.ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(fenceNames.ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(fenceVersions.ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayParameter(recordWrites.ToArray(), NpgsqlDbType.Bigint));
+        command.Parameters.Add(ArrayParameter(recordTypes.ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(recordKeys.ToArray(), NpgsqlDbType.Text));
+        command.Parameters.Add(ArrayParameter(recordPayloads.ToArray(), NpgsqlDbType.Bytea));
+    }
+
+    private static long? NullableInt64(NpgsqlDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
+
+    private static int CompareKeys(RowKey a, RowKey b)
+    {
+        var result = string.CompareOrdinal(a.GrainId.Type, b.GrainId.Type);
+        if (result == 0)
+        {
+            result = string.CompareOrdinal(a.GrainId.Key, b.GrainId.Key);
+        }
+
+        return result != 0 ? result : string.CompareOrdinal(a.StateName, b.StateName);
+    }
+
+    /// <summary>What the batch statement reported for one write.</summary>
+    /// <param name="NewVersion">The row's new version when the write committed.</param>
+    /// <param name="SeenVersion">The row's version in the statement's snapshot, for the conflict message.</param>
+    /// <param name="FailedFence">Index into the write's fences of the first one that did not hold.</param>
+    /// <param name="FoundVersion">The version that fence row held (0 when absent).</param>
+    /// <param name="LastOffset">The offset of the write's last log record, when it appended any.</param>
+    private readonly record struct Outcome(long? NewVersion, long? SeenVersion, int? FailedFence, long? FoundVersion, long? LastOffset);
+}

@@ -1,0 +1,161 @@
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+public sealed partial class PostgresGrainStorage
+{
+    // One statement per batch, so one round trip and one (implicit) transaction. Updates match only rows still at the
+    // expected version; inserts (expected 0) lose to an existing row. The final SELECT returns one row per input:
+    // new_version when it won, otherwise the version the statement's snapshot saw, for the conflict message.
+    // Used for batches without fences or records: it never touches the metadata log or its head row.
+    private const string WriteSql =
+        """
+        WITH input AS (
+            SELECT t.ord, t.grain_type, t.grain_key, t.state_name, t.payload, t.expected
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[]) WITH ORDINALITY
+                AS t(grain_type, grain_key, state_name, payload, expected, ord)
+        ),
+        updated AS (
+            UPDATE grain_state AS g
+            SET version = g.version + 1, payload = i.payload, updated_at = now()
+            FROM input AS i
+            WHERE i.expected > 0
+              AND g.cluster_id = $1 AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
+              AND g.state_name = i.state_name AND g.version = i.expected
+            RETURNING i.ord, g.version
+        ),
+        inserted AS (
+            INSERT INTO grain_state AS g (cluster_id, grain_type, grain_key, state_name, version, payload)
+            SELECT $1, i.grain_type, i.grain_key, i.state_name, 1, i.payload
+            FROM input AS i
+            WHERE i.expected = 0
+            ORDER BY i.ord
+            ON CONFLICT DO NOTHING
+            RETURNING g.grain_type, g.grain_key, g.state_name, g.version
+        ),
+        written AS (
+            SELECT u.ord, u.version FROM updated AS u
+            UNION ALL
+            SELECT i.ord, n.version
+            FROM inserted AS n
+            JOIN input AS i ON i.expected = 0 AND i.grain_type = n.grain_type AND i.grain_key = n.grain_key
+                AND i.state_name = n.state_name
+        )
+        SELECT i.ord, w.version AS new_version, s.version AS seen_version
+        FROM input AS i
+        LEFT JOIN written AS w ON w.ord = i.ord
+        LEFT JOIN grain_state AS s ON s.cluster_id = $1 AND s.grain_type = i.grain_type AND s.grain_key = i.grain_key
+            AND s.state_name = i.state_name
+        """;
+
+    // The same compare-and-set, plus fences and log records, still one statement and one transaction. The order of
+    // work follows from what each step reads, which is what makes it safe:
+    //  1. fence_row locks every fence row FOR SHARE, in key order. Under READ COMMITTED a row lock waits for a
+    //     concurrent writer of the row and then returns the newest committed version, so the check below sees the
+    //     fence as it is now, and the lock keeps it there until this transaction commits: a controller-epoch bump
+    //     commits either before this check (the write is fenced) or after this commit (its records come later).
+    //  2. fenced picks, per write, its first fence that does not hold (a missing row counts as version 0).
+    //  3. updated/inserted apply the compare-and-set to writes whose fences all hold.
+    //  4. appended numbers the records of the writes that won, in batch order and record order within a write.
+    //     head cannot start before the count over appended is known, i.e. after every row lock above is taken, so
+    //     the head row is locked last and held only while the inserts finish and the transaction commits. It is an
+    //     upsert so that the first append of a cluster creates the row; with no records to append it inserts
+    //     nothing and takes no lock.
+    //  5. logged inserts the records at last_offset - n + 1 .. last_offset; pg_notify fires at commit only.
+    // Data-modifying CTEs run to completion even when nothing reads them; fence_row is MATERIALIZED so its row locks
+    // are never inlined away.
+    private const string FencedLoggedWriteSql =
+        """
+        WITH input AS (
+            SELECT t.ord, t.grain_type, t.grain_key, t.state_name, t.payload, t.expected, t.arrival
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::int[]) WITH ORDINALITY
+                AS t(grain_type, grain_key, state_name, payload, expected, arrival, ord)
+        ),
+        fence AS (
+            SELECT f.fence_ord, f.write_ord, f.grain_type, f.grain_key, f.state_name, f.version
+            FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[]) WITH ORDINALITY
+                AS f(write_ord, grain_type, grain_key, state_name, version, fence_ord)
+        ),
+        fence_row AS MATERIALIZED (
+            SELECT g.grain_type, g.grain_key, g.state_name, g.version
+            FROM grain_state AS g
+            WHERE g.cluster_id = $1
+              AND (g.grain_type, g.grain_key, g.state_name) IN (SELECT f.grain_type, f.grain_key, f.state_name FROM fence AS f)
+            ORDER BY g.grain_type, g.grain_key, g.state_name
+            FOR SHARE OF g
+        ),
+        fenced AS MATERIALIZED (
+            SELECT DISTINCT ON (f.write_ord) f.write_ord, f.fence_ord, coalesce(r.version, 0) AS found
+            FROM fence AS f
+            LEFT JOIN fence_row AS r ON r.grain_type = f.grain_type AND r.grain_key = f.grain_key AND r.state_name = f.state_name
+            WHERE coalesce(r.version, 0) <> f.version
+            ORDER BY f.write_ord, f.fence_ord
+        ),
+        updated AS (
+            UPDATE grain_state AS g
+            SET version = g.version + 1, payload = i.payload, updated_at = now()
+            FROM input AS i
+            WHERE i.expected > 0
+              AND NOT EXISTS (SELECT 1 FROM fenced AS x WHERE x.write_ord = i.ord)
+              AND g.cluster_id = $1 AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
+              AND g.state_name = i.state_name AND g.version = i.expected
+            RETURNING i.ord, g.version
+        ),
+        inserted AS (
+            INSERT INTO grain_state AS g (cluster_id, grain_type, grain_key, state_name, version, payload)
+            SELECT $1, i.grain_type, i.grain_key, i.state_name, 1, i.payload
+            FROM input AS i
+            WHERE i.expected = 0
+              AND NOT EXISTS (SELECT 1 FROM fenced AS x WHERE x.write_ord = i.ord)
+            ORDER BY i.ord
+            ON CONFLICT DO NOTHING
+            RETURNING g.grain_type, g.grain_key, g.state_name, g.version
+        ),
+        written AS (
+            SELECT u.ord, u.version FROM updated AS u
+            UNION ALL
+            SELECT i.ord, n.version
+            FROM inserted AS n
+            JOIN input AS i ON i.expected = 0 AND i.grain_type = n.grain_type AND i.grain_key = n.grain_key
+                AND i.state_name = n.state_name
+        ),
+        record AS (
+            SELECT r.record_ord, r.write_ord, r.type, r.key, r.payload
+            FROM unnest($13::bigint[], $14::text[], $15::text[], $16::bytea[]) WITH ORDINALITY
+                AS r(write_ord, type, key, payload, record_ord)
+        ),
+        appended AS MATERIALIZED (
+            SELECT r.write_ord, r.type, r.key, r.payload,
+                   row_number() OVER (ORDER BY i.arrival, r.record_ord) AS n,
+                   count(*) OVER () AS total
+            FROM record AS r
+            JOIN written AS w ON w.ord = r.write_ord
+            JOIN input AS i ON i.ord = r.write_ord
+        ),
+        head AS (
+            INSERT INTO metadata_log_head AS h (cluster_id, last_offset)
+            SELECT $1, count(*) FROM appended HAVING count(*) > 0
+            ON CONFLICT (cluster_id) DO UPDATE SET last_offset = h.last_offset + excluded.last_offset
+            RETURNING h.last_offset, pg_notify('meta_log', h.cluster_id || ':' || h.last_offset) AS notified
+        ),
+        logged AS (
+            INSERT INTO metadata_log (cluster_id, log_offset, type, key, payload)
+            SELECT $1, h.last_offset - a.total + a.n, a.type, a.key, a.payload
+            FROM appended AS a CROSS JOIN head AS h
+            RETURNING log_offset
+        ),
+        last_record AS (
+            SELECT a.write_ord, h.last_offset - max(a.total) + max(a.n) AS last_offset
+            FROM appended AS a CROSS JOIN head AS h
+            GROUP BY a.write_ord, h.last_offset
+        )
+        SELECT i.ord, w.version AS new_version, s.version AS seen_version, x.fence_ord, x.found, l.last_offset
+        FROM input AS i
+        LEFT JOIN written AS w ON w.ord = i.ord
+        LEFT JOIN fenced AS x ON x.write_ord = i.ord
+        LEFT JOIN last_record AS l ON l.write_ord = i.ord
+        LEFT JOIN grain_state AS s ON s.cluster_id = $1 AND s.grain_type = i.grain_type AND s.grain_key = i.grain_key
+            AND s.state_name = i.state_name
+        """;
+
+    /// <summary>The channel <see cref="PostgresMetadataLog"/> listens on; payloads are <c>cluster_id:last_offset</c>.</summary>
+    internal const string LogChannel = "meta_log";
+}
