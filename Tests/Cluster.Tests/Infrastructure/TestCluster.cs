@@ -35,6 +35,9 @@ public sealed class TestCluster : IAsyncDisposable
         ["Meta:Membership:ProbeTimeout"] = "00:00:00.250",
         ["Meta:Membership:RefreshInterval"] = "00:00:00.500",
         ["Meta:Membership:HeartbeatInterval"] = "00:00:00.500",
+        ["Meta:Brokers:SessionTimeout"] = "00:00:02",
+        ["Meta:Controller:ReconcileInterval"] = "00:00:01",
+        ["Meta:Controller:AutoLeaderRebalance"] = "false",
     };
 
     public string ClusterId { get; }
@@ -44,6 +47,14 @@ public sealed class TestCluster : IAsyncDisposable
     public IReadOnlyList<SiloHandle> Silos => _silos;
 
     public IEnumerable<SiloHandle> Running => _silos.Where(s => s.IsRunning);
+
+    /// <summary>A client that may use any running silo.</summary>
+    public OrleansMeta.Client.MetaClient CreateClient() => new(new OrleansMeta.Client.MetaClientOptions
+    {
+        BootstrapUrls = [.. Running.Select(s => s.Http.BaseAddress!)],
+        RequestTimeout = TimeSpan.FromSeconds(20),
+        MaxAttempts = 10,
+    });
 
     private IEnumerable<string> Arguments => _settings.Select(kv => $"--{kv.Key}={kv.Value}");
 

@@ -1,0 +1,199 @@
+using OrleansMeta.Client;
+using OrleansMeta.Client.Models;
+using OrleansMeta.Cluster.Tests.Infrastructure;
+
+namespace OrleansMeta.Cluster.Tests;
+
+/// <summary>End to end through the SDK: three silos on PostgreSQL, three brokers heartbeating.</summary>
+public sealed class MetadataTests
+{
+    [Fact]
+    public async Task A_topic_of_six_partitions_and_three_replicas_over_three_brokers_gets_balanced_leaders()
+    {
+        await using var setup = await MetaSetup.StartAsync("balanced");
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("orders", 6, 3));
+
+        Assert.Equal(6, created.Topic.Partitions.Count);
+        Assert.All(created.Topic.Partitions, p =>
+        {
+            Assert.Equal(3, p.Replicas.Distinct().Count());
+            Assert.Equal(p.Replicas[0], p.Leader);
+            Assert.Equal(p.Replicas.Order(), p.Isr.Order());
+        });
+        Assert.All(created.Topic.Partitions.GroupBy(p => p.Leader), g => Assert.Equal(2, g.Count()));
+
+        // Every silo answers the same from its image once it has reached the write's offset.
+        foreach (var silo in setup.Cluster.Running)
+        {
+            using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [silo.Http.BaseAddress!] });
+            var metadata = await client.GetMetadataAsync(["orders"], created.MetadataOffset);
+            Assert.Equal(created.Topic.Partitions.Select(p => p.Leader), metadata.Topics.Single().Partitions.Select(p => p.Leader));
+        }
+    }
+
+    [Fact]
+    public async Task A_broker_that_stops_heartbeating_loses_leadership_comes_back_fenced_and_a_preferred_election_restores_it()
+    {
+        await using var setup = await MetaSetup.StartAsync("failover");
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("payments", 6, 3));
+        var victim = setup.Brokers[0];
+        var led = created.Topic.Partitions.Where(p => p.Leader == victim.Id).ToList();
+        Assert.NotEmpty(led);
+
+        await victim.StopHeartbeatsAsync();
+        var after = await WaitForAsync(setup.Client, "payments", t => t.Partitions.All(p => p.Leader != victim.Id && !p.Isr.Contains(victim.Id)),
+            "the dead broker leads nothing and is out of every ISR");
+        foreach (var before in led)
+        {
+            var now = after.Partitions[before.Partition];
+            Assert.Contains(now.Leader, before.Isr);
+            Assert.True(now.LeaderEpoch > before.LeaderEpoch, "the leader epoch grows on a leader change");
+        }
+
+        // It comes back as a new incarnation: fenced until caught up, then unfenced.
+        await using var returned = new TestBroker(setup.Client, victim.Id);
+        await returned.StartAsync();
+        await returned.WaitUnfencedAsync();
+        var brokers = await setup.Client.ListBrokersAsync();
+        Assert.Equal("unfenced", brokers.Brokers.Single(b => b.BrokerId == victim.Id).State);
+
+        // Each leader adds it back to its ISR (AlterPartition), then a preferred election restores its leadership.
+        var metadata = await setup.Client.GetMetadataAsync(["payments"]);
+        foreach (var partition in metadata.Topics.Single().Partitions.Where(p => p.Replicas.Contains(victim.Id)))
+        {
+            var leader = setup.Brokers.Single(b => b.Id == partition.Leader);
+            await setup.Client.AlterPartitionAsync("payments", partition.Partition, new AlterPartitionRequest(
+                leader.Id, leader.Epoch, partition.LeaderEpoch, partition.PartitionEpoch, [.. partition.Isr, victim.Id]));
+        }
+
+        var election = await setup.Client.ElectLeadersAsync(new ElectionRequest("preferred", [new TopicPartitions("payments", led.Select(p => p.Partition).ToList())]));
+        Assert.All(election.Results, r => Assert.Null(r.ErrorCode));
+        var restored = await setup.Client.DescribeTopicAsync("payments", election.MetadataOffset);
+        Assert.All(led, p => Assert.Equal(victim.Id, restored.Topic.Partitions[p.Partition].Leader));
+    }
+
+    [Fact]
+    public async Task Without_unclean_election_a_partition_with_no_live_in_sync_replica_goes_offline_and_returns_with_it()
+    {
+        await using var setup = await MetaSetup.StartAsync("offline");
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("audit", 1, ReplicationFactor: 2));
+        var partition = created.Topic.Partitions[0];
+        var first = setup.Brokers.Single(b => b.Id == partition.Replicas[0]);
+        var second = setup.Brokers.Single(b => b.Id == partition.Replicas[1]);
+
+        // The follower dies and drops out of the ISR; then the leader dies too: no live ISR member is left.
+        await second.StopHeartbeatsAsync();
+        await WaitForAsync(setup.Client, "audit", t => t.Partitions[0].Isr.SequenceEqual([first.Id]), "the follower left the ISR");
+        await first.StopHeartbeatsAsync();
+        var offline = await WaitForAsync(setup.Client, "audit", t => t.Partitions[0].Leader == -1, "the partition is offline");
+        Assert.Equal([first.Id], offline.Partitions[0].Isr);
+
+        // The follower comes back: it is not in sync, so without unclean election the partition stays offline.
+        await using var secondBack = new TestBroker(setup.Client, second.Id);
+        await secondBack.StartAsync();
+        await secondBack.WaitUnfencedAsync();
+        var stillOffline = await setup.Client.DescribeTopicAsync("audit", (await setup.Client.ListBrokersAsync()).MetadataOffset);
+        Assert.Equal(-1, stillOffline.Topic.Partitions[0].Leader);
+
+        // The last in-sync replica returns and leads again.
+        await using var firstBack = new TestBroker(setup.Client, first.Id);
+        await firstBack.StartAsync();
+        await firstBack.WaitUnfencedAsync();
+        var back = await WaitForAsync(setup.Client, "audit", t => t.Partitions[0].Leader == first.Id, "the partition is back with its ISR member");
+        Assert.True(back.Partitions[0].LeaderEpoch > offline.Partitions[0].LeaderEpoch);
+    }
+
+    [Fact]
+    public async Task AlterPartition_with_a_stale_partition_epoch_is_rejected_and_changes_nothing()
+    {
+        await using var setup = await MetaSetup.StartAsync("alter");
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("events", 1, 3));
+        var partition = created.Topic.Partitions[0];
+        var leader = setup.Brokers.Single(b => b.Id == partition.Leader);
+        var smaller = partition.Isr.Where(b => b != partition.Replicas[2]).ToList();
+
+        var changed = await setup.Client.AlterPartitionAsync("events", 0, new AlterPartitionRequest(leader.Id, leader.Epoch, partition.LeaderEpoch, partition.PartitionEpoch, smaller));
+        Assert.Equal(partition.PartitionEpoch + 1, changed.Partition.PartitionEpoch);
+
+        var stale = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.AlterPartitionAsync("events", 0,
+            new AlterPartitionRequest(leader.Id, leader.Epoch, partition.LeaderEpoch, partition.PartitionEpoch, partition.Isr)));
+        Assert.Equal(ErrorCodes.InvalidUpdateVersion, stale.Code);
+        Assert.Equal(409, stale.StatusCode);
+        Assert.False(stale.IsRetryable);
+
+        var notLeader = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.AlterPartitionAsync("events", 0,
+            new AlterPartitionRequest(smaller.First(b => b != leader.Id), 1, partition.LeaderEpoch, changed.Partition.PartitionEpoch, smaller)));
+        Assert.Equal(ErrorCodes.NotLeaderOrFollower, notLeader.Code);
+
+        var now = await setup.Client.DescribeTopicAsync("events", changed.MetadataOffset);
+        Assert.Equal(smaller, now.Topic.Partitions[0].Isr);
+        Assert.Equal(changed.Partition.PartitionEpoch, now.Topic.Partitions[0].PartitionEpoch);
+    }
+
+    internal static async Task<TopicDescription> WaitForAsync(MetaClient client, string topic, Func<TopicDescription, bool> condition, string what)
+    {
+        TopicDescription? last = null;
+        await Eventually.Until(async () =>
+        {
+            last = (await client.DescribeTopicAsync(topic)).Topic;
+            return condition(last);
+        }, what, TimeSpan.FromSeconds(30));
+        return last!;
+    }
+}
+
+/// <summary>Three silos, a client, and three heartbeating brokers (ids 1 to 3, racks a to c).</summary>
+internal sealed class MetaSetup : IAsyncDisposable
+{
+    private MetaSetup(TestCluster cluster, MetaClient client, List<TestBroker> brokers)
+    {
+        Cluster = cluster;
+        Client = client;
+        Brokers = brokers;
+    }
+
+    public TestCluster Cluster { get; }
+
+    public MetaClient Client { get; }
+
+    public IReadOnlyList<TestBroker> Brokers { get; }
+
+    public List<InProcessSilo> Silos => [.. Cluster.Silos.OfType<InProcessSilo>()];
+
+    public static async Task<MetaSetup> StartAsync(string name, int silos = 3)
+    {
+        var cluster = new TestCluster(name);
+        for (var i = 0; i < silos; i++)
+        {
+            await cluster.StartInProcessSiloAsync();
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var client = cluster.CreateClient();
+        var brokers = new List<TestBroker>();
+        foreach (var (id, rack) in new[] { (1, "a"), (2, "b"), (3, "c") })
+        {
+            var broker = new TestBroker(client, id, rack);
+            await broker.StartAsync();
+            brokers.Add(broker);
+        }
+
+        foreach (var broker in brokers)
+        {
+            await broker.WaitUnfencedAsync();
+        }
+
+        return new MetaSetup(cluster, client, brokers);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var broker in Brokers)
+        {
+            await broker.DisposeAsync();
+        }
+
+        Client.Dispose();
+        await Cluster.DisposeAsync();
+    }
+}
