@@ -30,6 +30,34 @@ internal sealed class ProblemMapping(IProblemDetailsService problems) : IExcepti
         });
     }
 
+    /// <summary>Gives the responses the framework writes itself (unknown route, wrong method) a code as well.</summary>
+    public static void AddDefaults(ProblemDetailsContext context)
+    {
+        var extensions = context.ProblemDetails.Extensions;
+        if (!extensions.ContainsKey("code"))
+        {
+            var status = context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode;
+            extensions["code"] = status switch
+            {
+                404 => ErrorCodes.NotFound,
+                405 => ErrorCodes.InvalidRequest,
+                413 => ErrorCodes.RequestTooLarge,
+                >= 400 and < 500 => ErrorCodes.InvalidRequest,
+                _ => "UNKNOWN_SERVER_ERROR",
+            };
+            extensions["retryable"] = status is 503 or 504;
+        }
+
+        var request = context.HttpContext.Request;
+        context.ProblemDetails.Detail ??= (context.ProblemDetails.Status ?? context.HttpContext.Response.StatusCode) switch
+        {
+            404 => $"There is no endpoint {request.Method} {request.Path}; see /openapi/v1.json for the API.",
+            405 => $"{request.Path} does not accept {request.Method}; see /openapi/v1.json for the API.",
+            413 => "The request body is larger than this service accepts (1 MiB); send fewer items per request.",
+            var other => $"The request failed with HTTP {other}.",
+        };
+    }
+
     public static (int Status, string Code, bool Retryable, string Detail) Classify(Exception exception) => exception switch
     {
         MetaException meta => (meta.Status, meta.Code, meta.Retryable, meta.Message),

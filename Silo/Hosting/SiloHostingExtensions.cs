@@ -60,8 +60,11 @@ public static class SiloHostingExtensions
             .AddCheck<MetadataHealthCheck>("metadata", tags: ["ready"]);
         services.AddHostedService<SiloStartupAnnouncer>();
 
-        services.AddProblemDetails();
+        services.AddProblemDetails(options => options.CustomizeProblemDetails = ProblemMapping.AddDefaults);
         services.AddExceptionHandler<ProblemMapping>();
+
+        // Unreadable bodies and parameters throw, so the exception handler answers them like every other error.
+        services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 1024 * 1024);
         services.AddOpenApi();
         return builder;

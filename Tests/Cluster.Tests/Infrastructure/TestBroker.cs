@@ -37,7 +37,11 @@ public sealed class TestBroker(MetaClient client, int id, string? rack = null) :
                     _offset = Math.Max(_offset, answer.MetadataOffset);
                     IsFenced = answer.IsFenced;
                 }
-                catch (Exception) when (!token.IsCancellationRequested)
+                catch (Exception) when (token.IsCancellationRequested)
+                {
+                    break;
+                }
+                catch (Exception)
                 {
                     // A silo may be down for a moment; the next heartbeat goes elsewhere.
                 }
