@@ -6,14 +6,16 @@ using OrleansMeta.Benchmarks;
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
+var partitionCounts = (ReadOption("--partitions") ?? "1000,10000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
 var postgres = ReadOption("--postgres") ?? Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_POSTGRES");
-var scenarios = arguments.Count > 0 ? arguments : ["grain-calls", "state-writes", "remote-calls"];
+List<string> scenarios = arguments.Count > 0 ? [.. arguments] : ["grain-calls", "state-writes", "remote-calls", "metadata-reads", "failover"];
 var duration = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
 
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
 Console.WriteLine($"command: scripts/bench.sh {string.Join(' ', scenarios)} --seconds {seconds}");
 var results = new List<Measurement>();
+var notes = new List<string>();
 
 foreach (var scenario in scenarios)
 {
@@ -31,6 +33,23 @@ foreach (var scenario in scenarios)
 
             results.AddRange(await StateWriteScenario.RunAsync(postgres, warmup, duration));
             break;
+        case "metadata-reads" or "failover":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine($"{scenario} needs PostgreSQL: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            if (scenario == "failover")
+            {
+                notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts));
+            }
+            else
+            {
+                results.AddRange(await MetadataScenario.RunReadsAsync(postgres, warmup, duration));
+            }
+
+            break;
         case "remote-calls":
             if (postgres is null)
             {
@@ -41,7 +60,7 @@ foreach (var scenario in scenarios)
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls.");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover.");
             return 2;
     }
 }
@@ -51,6 +70,11 @@ Console.WriteLine($"{"scenario",-52} {"conc.",6} {"ops/s",12} {"p50 µs",10} {"p
 foreach (var m in results)
 {
     Console.WriteLine($"{m.Scenario,-52} {m.Concurrency,6} {m.PerSecond,12:N0} {m.P50Micros,10:N1} {m.P99Micros,10:N1}");
+}
+
+foreach (var note in notes)
+{
+    Console.WriteLine(note);
 }
 
 return 0;

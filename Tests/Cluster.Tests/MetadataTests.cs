@@ -160,9 +160,9 @@ internal sealed class MetaSetup : IAsyncDisposable
 
     public List<InProcessSilo> Silos => [.. Cluster.Silos.OfType<InProcessSilo>()];
 
-    public static async Task<MetaSetup> StartAsync(string name, int silos = 3)
+    public static async Task<MetaSetup> StartAsync(string name, int silos = 3, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var cluster = new TestCluster(name);
+        var cluster = new TestCluster(name, settings);
         for (var i = 0; i < silos; i++)
         {
             await cluster.StartInProcessSiloAsync();

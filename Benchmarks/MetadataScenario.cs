@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime;
+using OrleansMeta.Silo.Hosting;
+
+namespace OrleansMeta.Benchmarks;
+
+/// <summary>
+/// Metadata reads served from a silo's in-memory image over HTTP, next to PostgreSQL's point-select rate and a bare
+/// ASP.NET Core endpoint returning the same bytes from a static array (the transport's ceiling), all in one run; and the
+/// time from a broker's session expiry until all its partitions are re-led and visible in the image.
+/// </summary>
+public static class MetadataScenario
+{
+    public static async Task<IReadOnlyList<Measurement>> RunReadsAsync(string connectionString, TimeSpan warmup, TimeSpan duration)
+    {
+        await using var silo = await StartSiloAsync(connectionString, sessionTimeout: TimeSpan.FromSeconds(9));
+        var grains = silo.App.Services.GetRequiredService<IGrainFactory>();
+        using var heartbeats = new CancellationTokenSource();
+        var brokers = await RegisterBrokersAsync(grains, silo.App.Services.GetRequiredService<MetadataImageService>(), 3, heartbeats.Token);
+        var created = await grains.GetGrain<ITopicGrain>("reads").CreateAsync(new CreateTopic("reads", 12, 3, null, null));
+        await silo.App.Services.GetRequiredService<MetadataImageService>().WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(10));
+
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = silo.Address };
+        var path = "/v1/metadata?topics=reads";
+        var bytes = await http.GetByteArrayAsync(path);
+
+        // The ceiling: the same bytes from a static array on a bare endpoint in this process.
+        var port = FreePort();
+        var bareBuilder = WebApplication.CreateSlimBuilder([$"--urls=http://127.0.0.1:{port}"]);
+        bareBuilder.Logging.ClearProviders();
+        await using var bare = bareBuilder.Build();
+        bare.MapGet("/static", () => Results.Bytes(bytes, "application/json"));
+        await bare.StartAsync();
+        using var bareHttp = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64 }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        var results = new List<Measurement>
+        {
+            await LoadRunner.RunAsync($"GET /v1/metadata (12 partitions, {bytes.Length} B) from the image", 64, warmup, duration,
+                async (_, _) => (await http.GetAsync(path)).EnsureSuccessStatusCode().Dispose()),
+            await LoadRunner.RunAsync($"ceiling: bare endpoint, same {bytes.Length} B from a static array", 64, warmup, duration,
+                async (_, _) => (await bareHttp.GetAsync("/static")).EnsureSuccessStatusCode().Dispose()),
+            await LoadRunner.RunAsync("postgres: point SELECT of one grain state row", 16, warmup, duration, async (worker, n) =>
+            {
+                await using var command = dataSource.CreateCommand(
+                    "SELECT payload FROM grain_state WHERE cluster_id = $1 AND grain_type = 'topic' AND grain_key = 'reads' AND state_name = 'topic'");
+                command.Parameters.AddWithValue(silo.ClusterId);
+                await command.ExecuteScalarAsync();
+            }),
+        };
+        await heartbeats.CancelAsync();
+        await Task.WhenAll(brokers);
+        return results;
+    }
+
+    /// <summary>Session expiry to all of the broker's partitions re-led, for each partition count.</summary>
+    public static async Task<IReadOnlyList<string>> RunFailoverAsync(string connectionString, IReadOnlyList<int> partitionCounts)
+    {
+        var lines = new List<string>();
+        foreach (var partitions in partitionCounts)
+        {
+            var session = TimeSpan.FromSeconds(3);
+            await using var silo = await StartSiloAsync(connectionString, session);
+            var grains = silo.App.Services.GetRequiredService<IGrainFactory>();
+            var image = silo.App.Services.GetRequiredService<MetadataImageService>();
+            using var alive = new CancellationTokenSource();
+            using var victimAlive = new CancellationTokenSource();
+            var loops = await RegisterBrokersAsync(grains, image, 2, alive.Token);
+            loops.AddRange(await RegisterBrokersAsync(grains, image, 1, victimAlive.Token, firstId: 3));
+            var created = await grains.GetGrain<ITopicGrain>("failover").CreateAsync(new CreateTopic("failover", partitions, 3, null, null));
+            await image.WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(30));
+            var led = image.Current.Topics["failover"].Partitions.Count(p => p.Leader == 3);
+
+            await victimAlive.CancelAsync();
+            var watch = Stopwatch.StartNew();
+            TimeSpan? fencedAt = null;
+            while (watch.Elapsed < TimeSpan.FromMinutes(2))
+            {
+                var current = image.Current;
+                if (fencedAt is null && current.Brokers[3].IsFenced)
+                {
+                    fencedAt = watch.Elapsed;
+                }
+
+                if (fencedAt is not null && current.Topics["failover"].Partitions.All(p => p.Leader != 3 && p.Leader != -1))
+                {
+                    break;
+                }
+
+                await Task.Delay(5);
+            }
+
+            var releadAt = watch.Elapsed;
+            lines.Add($"{partitions,7} partitions ({led} led by the dead broker): session expired (fenced in the image) {fencedAt?.TotalSeconds:0.00} s after its last heartbeat, " +
+                      $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that");
+            await alive.CancelAsync();
+            await Task.WhenAll(loops);
+        }
+
+        return lines;
+    }
+
+    private static async Task<List<Task>> RegisterBrokersAsync(IGrainFactory grains, MetadataImageService image, int count, CancellationToken stop, int firstId = 1)
+    {
+        var loops = new List<Task>();
+        for (var id = firstId; id < firstId + count; id++)
+        {
+            var broker = grains.GetGrain<IBrokerGrain>(id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            var registration = await broker.RegisterAsync(new RegisterBroker(Guid.NewGuid(), [new ListenerRecord("PLAINTEXT", $"b{id}", 9092, "PLAINTEXT")], null));
+            await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, registration.MetadataOffset, false));
+            loops.Add(Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, image.Current.Offset, false));
+                        await Task.Delay(500, stop);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+            }, CancellationToken.None));
+        }
+
+        return loops;
+    }
+
+    private static async Task<BenchSilo> StartSiloAsync(string connectionString, TimeSpan sessionTimeout)
+    {
+        var clusterId = $"bench-{Guid.NewGuid():N}"[..20];
+        var publicPort = FreePort();
+        var builder = WebApplication.CreateBuilder([
+            $"--urls=http://127.0.0.1:{publicPort}",
+            $"--ConnectionStrings:Postgres={connectionString}",
+            $"--Meta:ClusterId={clusterId}",
+            $"--Meta:Cluster:ClusterSecret={Guid.NewGuid():N}{Guid.NewGuid():N}",
+            $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{FreePort()}",
+            $"--Meta:Brokers:SessionTimeout={sessionTimeout}",
+            "--Meta:Controller:AutoLeaderRebalance=false",
+        ]);
+        builder.Logging.SetMinimumLevel(LogLevel.Error);
+        builder.AddMetaSilo();
+        var app = builder.Build();
+        app.MapMetaSilo();
+        await app.StartAsync();
+        return new BenchSilo(app, new Uri($"http://127.0.0.1:{publicPort}"), clusterId);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private sealed record BenchSilo(WebApplication App, Uri Address, string ClusterId) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await App.StopAsync();
+            await App.DisposeAsync();
+        }
+    }
+}
