@@ -3,6 +3,7 @@ using OrleansMeta.Client.Models;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Grains;
 
@@ -18,6 +19,7 @@ public sealed class TopicGrainState
 internal sealed class TopicGrain(
     [PersistentState("topic")] IPersistentState<TopicGrainState> state,
     MetadataImageService image,
+    IMetadataLog log,
     IOptions<ControllerOptions> controllerOptions) : Grain, ITopicGrain
 {
     public async Task<TopicChange> CreateAsync(CreateTopic command)
@@ -145,8 +147,9 @@ internal sealed class TopicGrain(
         }
     }
 
+    /// <summary>The image as of the newest committed record: assignment must see a broker unfenced a moment ago.</summary>
     private async Task<MetadataImage> CurrentImageAsync()
-        => image.IsCaughtUp ? image.Current : await image.WaitForAsync(0, controllerOptions.Value.ImageWaitTimeout);
+        => await image.WaitForAsync(await log.GetHeadAsync(CancellationToken.None), controllerOptions.Value.ImageWaitTimeout);
 
     private static List<BrokerImage> AvailableBrokers(MetadataImage image)
         => [.. image.Brokers.Values.Where(b => !b.IsFenced && !b.IsShuttingDown)];
