@@ -56,10 +56,14 @@ internal sealed partial class ControllerGrain(
     public async Task BrokerChangedAsync(int brokerId, long offset)
     {
         var metadata = await image.WaitForAsync(offset, _options.ImageWaitTimeout);
-        var affected = Partitions(metadata).Where(p =>
-            p.State.Leader == brokerId || p.State.Isr.Contains(brokerId)
-            || (p.State.Leader == PartitionState.NoLeader && p.State.Replicas.Contains(brokerId)));
-        await SendAsync(metadata, affected, PartitionCommandKind.Reconcile, broker: null);
+
+        // Leadership first: partitions the broker led (or could now lead) are unavailable until re-elected; those where
+        // it only follows just need their ISR trimmed, which can wait a moment.
+        var leadership = Partitions(metadata).Where(p =>
+            p.State.Leader == brokerId || (p.State.Leader == PartitionState.NoLeader && p.State.Replicas.Contains(brokerId))).ToList();
+        await SendAsync(metadata, leadership, PartitionCommandKind.Reconcile, broker: null);
+        var following = Partitions(metadata).Where(p => p.State.Leader != brokerId && p.State.Leader != PartitionState.NoLeader && p.State.Isr.Contains(brokerId));
+        await SendAsync(metadata, following, PartitionCommandKind.Reconcile, broker: null);
     }
 
     public async Task<int> ShutDownBrokerAsync(int brokerId, long offset)

@@ -1,4 +1,5 @@
-using Microsoft.AspNetCore.Http.HttpResults;
+using System.Collections.Concurrent;
+using System.Text.Json;
 using OrleansMeta.Client.Models;
 using OrleansMeta.Grains.Metadata;
 
@@ -10,13 +11,22 @@ public static class MetadataEndpoints
     public static IEndpointRouteBuilder MapMetadataEndpoints(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet("/v1/metadata", GetAsync).WithTags("Metadata").WithName("GetMetadata")
-            .WithSummary("Brokers and, per partition, leader, leader epoch, replicas and ISR. topics=a,b limits the topics; minOffset reads your own writes.");
+            .WithSummary("Brokers and, per partition, leader, leader epoch, replicas and ISR. topics=a,b limits the topics; minOffset reads your own writes.")
+            .Produces<MetadataResponse>();
         return endpoints;
     }
 
-    private static async Task<Ok<MetadataResponse>> GetAsync(string? topics, long? minOffset, MetadataImageService image)
+    private static async Task<IResult> GetAsync(string? topics, long? minOffset, MetadataImageService image, MetadataResponseCache cache)
     {
         var metadata = await Validation.ImageAsync(image, minOffset);
+
+        // The image is immutable, so the answer for one offset and topic list is serialised once and then served as bytes.
+        var body = cache.GetOrAdd(metadata.Offset, topics ?? "", () => JsonSerializer.SerializeToUtf8Bytes(Build(metadata, topics), JsonSerializerOptions.Web));
+        return Results.Bytes(body, "application/json");
+    }
+
+    private static MetadataResponse Build(MetadataImage metadata, string? topics)
+    {
         var brokers = metadata.Brokers.Values.OrderBy(b => b.Record.BrokerId).Select(Mapping.Broker).ToList();
         List<TopicMetadata> result;
         if (string.IsNullOrEmpty(topics))
@@ -35,9 +45,52 @@ public static class MetadataEndpoints
         }
 
         var controller = metadata.Controller is { } c ? new ControllerInfo(c.Silo, c.Epoch) : new ControllerInfo(null, 0);
-        return TypedResults.Ok(new MetadataResponse(brokers, result, controller, metadata.Offset));
+        return new MetadataResponse(brokers, result, controller, metadata.Offset);
     }
 
     private static TopicMetadata Describe(TopicImage topic)
         => new(topic.Topic.Name, topic.Topic.TopicId, null, topic.Partitions.Select(Mapping.Partition).ToList());
+}
+
+/// <summary>Serialised metadata answers for the newest image offset only (older ones are dropped as the image moves).</summary>
+public sealed class MetadataResponseCache
+{
+    /// <summary>Distinct topic lists cached per offset; beyond this, answers are built per request.</summary>
+    private const int MaxEntries = 1024;
+
+    private Entry _entry = new(-1, new ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal));
+
+    public byte[] GetOrAdd(long offset, string topics, Func<byte[]> build)
+    {
+        var entry = Volatile.Read(ref _entry);
+        if (entry.Offset != offset)
+        {
+            if (offset < entry.Offset)
+            {
+                return build();
+            }
+
+            var fresh = new Entry(offset, new ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal));
+            entry = Interlocked.CompareExchange(ref _entry, fresh, entry) == entry ? fresh : Volatile.Read(ref _entry);
+            if (entry.Offset != offset)
+            {
+                return build();
+            }
+        }
+
+        if (entry.Bodies.TryGetValue(topics, out var body))
+        {
+            return body;
+        }
+
+        body = build();
+        if (entry.Bodies.Count < MaxEntries)
+        {
+            entry.Bodies.TryAdd(topics, body);
+        }
+
+        return body;
+    }
+
+    private sealed record Entry(long Offset, ConcurrentDictionary<string, byte[]> Bodies);
 }

@@ -59,6 +59,7 @@ public static class SiloHostingExtensions
             .AddCheck<StorageHealthCheck>("storage", tags: ["ready"])
             .AddCheck<MetadataHealthCheck>("metadata", tags: ["ready"]);
         services.AddHostedService<SiloStartupAnnouncer>();
+        services.AddSingleton<MetadataResponseCache>();
 
         services.AddProblemDetails(options => options.CustomizeProblemDetails = ProblemMapping.AddDefaults);
         services.AddExceptionHandler<ProblemMapping>();
