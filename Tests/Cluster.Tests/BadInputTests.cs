@@ -69,7 +69,8 @@ public sealed class BadInputTests
         // Expect: 100-continue lets the silo refuse the body before it is sent (otherwise the refusal races the upload).
         using var oversized = new HttpRequestMessage(HttpMethod.Post, "/v1/topics") { Content = JsonContent.Create(huge) };
         oversized.Headers.ExpectContinue = true;
-        var tooLarge = await http.SendAsync(oversized);
+        using var patient = new HttpClient(new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromSeconds(30) }) { BaseAddress = http.BaseAddress };
+        var tooLarge = await patient.SendAsync(oversized);
         await AssertProblemAsync(tooLarge, HttpStatusCode.RequestEntityTooLarge, ErrorCodes.RequestTooLarge);
 
         var malformed = await http.PostAsync("/v1/topics", new StringContent("{\"name\": ", System.Text.Encoding.UTF8, "application/json"));

@@ -80,6 +80,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
+    /// <summary>Registers this silo as Joining and starts heartbeating; it owns no grains yet.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var (self, version) = await _table.InsertJoiningAsync(NormalizedEndpoint(), _cluster.SiloName, cancellationToken).ConfigureAwait(false);
@@ -87,6 +88,15 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
         _self = self;
         LogRegistered(_logger, self, _table.ClusterId);
         StartLoop(HeartbeatLoopAsync, "heartbeat");
+    }
+
+    /// <summary>
+    /// Turns Active once every hosted service has started, the web server included: peers start probing an Active silo
+    /// at once, and a silo whose port is not yet open would be voted dead while it is still starting.
+    /// </summary>
+    public async Task StartedAsync(CancellationToken cancellationToken)
+    {
+        var self = _self ?? throw new InvalidOperationException("StartAsync registers the silo before StartedAsync.");
         try
         {
             await JoinAsync(self, cancellationToken).ConfigureAwait(false);
@@ -105,8 +115,6 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
         StartLoop(ProbeLoopAsync, "probe");
         StartLoop(RefreshLoopAsync, "refresh");
     }
-
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
