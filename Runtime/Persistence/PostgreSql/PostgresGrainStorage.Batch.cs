@@ -59,7 +59,7 @@ public sealed partial class PostgresGrainStorage
         }
         finally
         {
-            _inbox.Writer.TryWrite(new BatchCompleted(batch));
+            _writeInbox.Writer.TryWrite(new BatchCompleted(batch));
         }
     }
 

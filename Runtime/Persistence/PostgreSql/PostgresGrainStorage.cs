@@ -33,7 +33,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresStorageOptions _options;
     private readonly ILogger _logger;
-    private readonly Channel<object> _inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<object> _writeInbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
     private int _disposed;
 
@@ -111,7 +111,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var pending = new PendingWrite(new RowKey(grainId, stateName), write.Payload?.ToArray(), write.ExpectedVersion, fences, records, cancellationToken);
-        if (!_inbox.Writer.TryWrite(pending))
+        if (!_writeInbox.Writer.TryWrite(pending))
         {
             throw new ObjectDisposedException(nameof(PostgresGrainStorage));
         }
@@ -124,10 +124,24 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _inbox.Writer.TryWrite(StopSignal.Instance);
+            _writeInbox.Writer.TryWrite(StopSignal.Instance);
         }
 
         await _writer.ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Closes a loop's inbox once the loop has stopped and fails whatever slipped in meanwhile (a request that passed
+    /// the disposed check just before disposal), so no caller waits forever.
+    /// </summary>
+    private static void FailLateRequests(Channel<object> inbox)
+    {
+        inbox.Writer.TryComplete();
+        var disposed = new ObjectDisposedException(nameof(PostgresGrainStorage));
+        while (inbox.Reader.TryRead(out var late))
+        {
+            (late as IPendingRequest)?.Fail(disposed);
+        }
     }
 
     private static NpgsqlParameter ArrayParameter<T>(T[] values, NpgsqlDbType elementType)
@@ -138,45 +152,38 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     /// <summary>A fence of a pending write: the row it names and the caller's fence, for the conflict message.</summary>
     private readonly record struct PendingFence(RowKey Key, WriteFence Fence);
 
-    /// <summary>One caller's write waiting for its batch.</summary>
-    private sealed class PendingWrite
+    /// <summary>What the loops need of a waiting caller without knowing its result type.</summary>
+    private interface IPendingRequest
     {
-        private readonly TaskCompletionSource<WriteResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Fail(Exception exception);
+    }
+
+    /// <summary>
+    /// One caller's request waiting for its batch. It completes once: with its result, its batch's error, or the
+    /// caller's cancellation, whichever comes first; a later attempt to complete it is ignored.
+    /// </summary>
+    private abstract class PendingRequest<TResult> : IPendingRequest
+    {
+        private readonly TaskCompletionSource<TResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenRegistration _cancellation;
 
-        public PendingWrite(RowKey key, byte[]? payload, long expectedVersion, PendingFence[] fences, LogRecord[] records, CancellationToken cancellationToken)
+        protected PendingRequest(CancellationToken cancellationToken)
         {
-            Key = key;
-            Payload = payload;
-            ExpectedVersion = expectedVersion;
-            Fences = fences;
-            Records = records;
             if (cancellationToken.CanBeCanceled)
             {
+                // The caller stops waiting at once, even when its batch is already in flight; the batch's result for it
+                // is then dropped and nobody else in the batch notices.
                 _cancellation = cancellationToken.UnsafeRegister(
-                    static (state, token) => ((PendingWrite)state!)._completion.TrySetCanceled(token), this);
+                    static (state, token) => ((PendingRequest<TResult>)state!)._completion.TrySetCanceled(token), this);
             }
         }
 
-        public RowKey Key { get; }
+        public Task<TResult> Task => _completion.Task;
 
-        public byte[]? Payload { get; }
-
-        public long ExpectedVersion { get; }
-
-        public PendingFence[] Fences { get; }
-
-        public LogRecord[] Records { get; }
-
-        /// <summary>Arrival order, set by the writer loop; deferred writes are reconsidered oldest first.</summary>
-        public long Sequence { get; set; }
-
-        public Task<WriteResult> Task => _completion.Task;
-
-        /// <summary>The caller gave up (cancelled) before the write was sent.</summary>
+        /// <summary>The caller gave up (cancelled) before the request was sent.</summary>
         public bool IsAbandoned => _completion.Task.IsCompleted;
 
-        public void Succeed(WriteResult result)
+        public void Succeed(TResult result)
         {
             _cancellation.Dispose();
             _completion.TrySetResult(result);
@@ -187,6 +194,25 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
             _cancellation.Dispose();
             _completion.TrySetException(exception);
         }
+    }
+
+    /// <summary>One caller's write waiting for its batch.</summary>
+    private sealed class PendingWrite(
+        RowKey key, byte[]? payload, long expectedVersion, PendingFence[] fences, LogRecord[] records, CancellationToken cancellationToken)
+        : PendingRequest<WriteResult>(cancellationToken)
+    {
+        public RowKey Key { get; } = key;
+
+        public byte[]? Payload { get; } = payload;
+
+        public long ExpectedVersion { get; } = expectedVersion;
+
+        public PendingFence[] Fences { get; } = fences;
+
+        public LogRecord[] Records { get; } = records;
+
+        /// <summary>Arrival order, set by the writer loop; deferred writes are reconsidered oldest first.</summary>
+        public long Sequence { get; set; }
     }
 
     private sealed record BatchCompleted(List<PendingWrite> Writes);
