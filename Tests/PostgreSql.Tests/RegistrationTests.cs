@@ -12,10 +12,17 @@ public sealed class RegistrationTests
     public void Options_validation_lists_every_problem()
     {
         var result = new PostgresStorageOptionsValidator().Validate(
-            Options.DefaultName, new PostgresStorageOptions { ClusterId = " ", MaxBatchSize = 0, MaxConcurrentBatches = -1 });
+            Options.DefaultName, new PostgresStorageOptions
+            {
+                ClusterId = " ",
+                MaxBatchSize = 0,
+                MaxConcurrentBatches = -1,
+                MaxReadBatchSize = 0,
+                MaxConcurrentReadBatches = 0,
+            });
 
         Assert.True(result.Failed);
-        Assert.Equal(3, result.Failures!.Count());
+        Assert.Equal(5, result.Failures!.Count());
     }
 
     [Fact]
@@ -24,6 +31,7 @@ public sealed class RegistrationTests
         var options = new PostgresStorageOptions { ClusterId = "c" };
 
         Assert.Equal((512, 4), (options.MaxBatchSize, options.MaxConcurrentBatches));
+        Assert.Equal((1024, 4), (options.MaxReadBatchSize, options.MaxConcurrentReadBatches));
         Assert.True(new PostgresStorageOptionsValidator().Validate(Options.DefaultName, options).Succeeded);
     }
 

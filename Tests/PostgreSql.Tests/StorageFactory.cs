@@ -10,7 +10,8 @@ public sealed class OwnedStorage : IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
 
-    public OwnedStorage(TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4)
+    public OwnedStorage(
+        TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4, int maxConcurrentReadBatches = 4)
     {
         _dataSource = database.CreateDataSource();
         ClusterId = clusterId;
@@ -21,6 +22,7 @@ public sealed class OwnedStorage : IAsyncDisposable
                 ClusterId = clusterId,
                 MaxBatchSize = maxBatchSize,
                 MaxConcurrentBatches = maxConcurrentBatches,
+                MaxConcurrentReadBatches = maxConcurrentReadBatches,
             }));
     }
 

@@ -15,14 +15,14 @@ public sealed partial class PostgresGrainStorage
             var conflicts = 0;
             var fenced = 0;
             var records = 0;
+            var errors = new Exception?[batch.Count];
             for (var i = 0; i < batch.Count; i++)
             {
                 var write = batch[i];
                 var outcome = outcomes[i];
-                if (outcome.NewVersion is { } version)
+                if (outcome.NewVersion is not null)
                 {
                     records += write.Records.Length;
-                    write.Succeed(new WriteResult(version, outcome.LastOffset));
                     continue;
                 }
 
@@ -39,15 +39,27 @@ public sealed partial class PostgresGrainStorage
                 if (outcome.FailedFence is { } fenceIndex && stored is null)
                 {
                     fenced++;
-                    write.Fail(StorageConflict.Fenced(write.Key.GrainId, write.Fences[fenceIndex].Fence, outcome.FoundVersion));
+                    errors[i] = StorageConflict.Fenced(write.Key.GrainId, write.Fences[fenceIndex].Fence, outcome.FoundVersion);
                     continue;
                 }
 
                 conflicts++;
-                write.Fail(StorageConflict.Create(write.Key.GrainId, write.Key.StateName, write.ExpectedVersion, stored));
+                errors[i] = StorageConflict.Create(write.Key.GrainId, write.Key.StateName, write.ExpectedVersion, stored);
             }
 
+            // Counted before any caller is released, so a caller that has its result also sees its write counted.
             Statistics.RecordBatch(batch.Count, conflicts, fenced, records);
+            for (var i = 0; i < batch.Count; i++)
+            {
+                if (errors[i] is { } error)
+                {
+                    batch[i].Fail(error);
+                }
+                else
+                {
+                    batch[i].Succeed(new WriteResult(outcomes[i].NewVersion!.Value, outcomes[i].LastOffset));
+                }
+            }
         }
         catch (Exception exception)
         {
@@ -59,7 +71,7 @@ public sealed partial class PostgresGrainStorage
         }
         finally
         {
-            _inbox.Writer.TryWrite(new BatchCompleted(batch));
+            _writeInbox.Writer.TryWrite(new BatchCompleted(batch));
         }
     }
 

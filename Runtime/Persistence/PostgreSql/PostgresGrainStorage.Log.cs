@@ -12,4 +12,10 @@ public sealed partial class PostgresGrainStorage
 
     [LoggerMessage(EventId = 102, Level = LogLevel.Critical, Message = "The grain state batch writer stopped unexpectedly; waiting writes were failed")]
     private static partial void LogWriterFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "A grain state read batch of {Count} read(s) failed; every read in it failed")]
+    private static partial void LogReadBatchFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Critical, Message = "The grain state batch reader stopped unexpectedly; waiting reads were failed")]
+    private static partial void LogReaderFailed(ILogger logger, Exception exception);
 }

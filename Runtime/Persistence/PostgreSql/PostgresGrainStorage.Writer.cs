@@ -17,7 +17,7 @@ public sealed partial class PostgresGrainStorage
         {
             while (true)
             {
-                while (_inbox.Reader.TryRead(out var message))
+                while (_writeInbox.Reader.TryRead(out var message))
                 {
                     switch (message)
                     {
@@ -75,7 +75,7 @@ public sealed partial class PostgresGrainStorage
                     break;
                 }
 
-                await _inbox.Reader.WaitToReadAsync().ConfigureAwait(false);
+                await _writeInbox.Reader.WaitToReadAsync().ConfigureAwait(false);
             }
         }
         catch (Exception exception)
@@ -88,12 +88,7 @@ public sealed partial class PostgresGrainStorage
             }
         }
 
-        _inbox.Writer.TryComplete();
-        var disposed = new ObjectDisposedException(nameof(PostgresGrainStorage));
-        while (_inbox.Reader.TryRead(out var late))
-        {
-            (late as PendingWrite)?.Fail(disposed);
-        }
+        FailLateRequests(_writeInbox);
     }
 
     private List<PendingWrite> TakeBatch(WriterState state)

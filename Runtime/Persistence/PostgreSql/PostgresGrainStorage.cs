@@ -8,9 +8,10 @@ using NpgsqlTypes;
 namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 
 /// <summary>
-/// Grain storage in PostgreSQL (table <c>grain_state</c>, see <see cref="SchemaMigrator"/>). Reads are point selects.
-/// Writes and clears from many grains are coalesced into batches, each one statement in one transaction; every row
-/// still checks its own version and every caller gets its own result.
+/// Grain storage in PostgreSQL (table <c>grain_state</c>, see <see cref="SchemaMigrator"/>). Writes and clears from many
+/// grains are coalesced into batches, each one statement in one transaction; every row still checks its own version
+/// and every caller gets its own result. Reads are coalesced the same way (when many activations start at once, as in
+/// a failover), each batch one select.
 /// </summary>
 /// <remarks>
 /// <para>Batching adds no latency when the storage is idle: a write is sent at once if fewer than
@@ -24,20 +25,22 @@ namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 /// activation reloads, so nothing is silently lost or applied twice. Other writes in the batch are unaffected.</para>
 /// <para>If the batch as a whole fails (connection lost, server error), every caller in it gets that exception; the
 /// outcome of a batch whose commit acknowledgement was lost is unknown, as for any single database write.</para>
+/// <para>Reads follow the same rule with their own limits (<see cref="PostgresStorageOptions.MaxConcurrentReadBatches"/>,
+/// <see cref="PostgresStorageOptions.MaxReadBatchSize"/>) and their own loop and connections, so reads never queue
+/// behind writes; a failed read batch fails every read in it.</para>
 /// </remarks>
 public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposable
 {
-    private const string ReadSql =
-        "SELECT payload, version FROM grain_state WHERE cluster_id = $1 AND grain_type = $2 AND grain_key = $3 AND state_name = $4";
-
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresStorageOptions _options;
     private readonly ILogger _logger;
-    private readonly Channel<object> _inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<object> _writeInbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
+    private readonly Channel<object> _readInbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _reader;
     private int _disposed;
 
-    /// <summary>Creates the storage and starts its batch writer. It does not own <paramref name="dataSource"/>.</summary>
+    /// <summary>Creates the storage and starts its batch writer and reader. It does not own <paramref name="dataSource"/>.</summary>
     /// <exception cref="OptionsValidationException">The options are invalid; the message lists every problem.</exception>
     public PostgresGrainStorage(NpgsqlDataSource dataSource, IOptions<PostgresStorageOptions> options, ILogger<PostgresGrainStorage>? logger = null)
     {
@@ -53,29 +56,34 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         _options = options.Value;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _writer = Task.Run(RunWriterAsync);
+        _reader = Task.Run(RunReaderAsync);
     }
 
-    /// <summary>Running totals of batches, writes and conflicts.</summary>
+    /// <summary>Running totals of batches, writes, conflicts and reads.</summary>
     public PostgresStorageStatistics Statistics { get; } = new();
 
     /// <inheritdoc />
-    public async Task<StoredGrainState?> ReadAsync(GrainId grainId, string stateName, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The read is answered by a statement sent after it was issued, never from a cache, so it sees every write
+    /// acknowledged before then. Cancelled before its batch is sent, it is never sent; cancelled later, the caller
+    /// stops waiting and the rest of the batch is unaffected.
+    /// </remarks>
+    public Task<StoredGrainState?> ReadAsync(GrainId grainId, string stateName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(stateName);
-        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        await using var command = _dataSource.CreateCommand(ReadSql);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = grainId.Type });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = grainId.Key });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = stateName });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        if (cancellationToken.IsCancellationRequested)
         {
-            return null;
+            return Task.FromCanceled<StoredGrainState?>(cancellationToken);
         }
 
-        var payload = await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetFieldValue<byte[]>(0);
-        return new StoredGrainState(payload, reader.GetInt64(1));
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        var pending = new PendingRead(new RowKey(grainId, stateName), cancellationToken);
+        if (!_readInbox.Writer.TryWrite(pending))
+        {
+            throw new ObjectDisposedException(nameof(PostgresGrainStorage));
+        }
+
+        return pending.Task;
     }
 
     /// <inheritdoc />
@@ -111,7 +119,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var pending = new PendingWrite(new RowKey(grainId, stateName), write.Payload?.ToArray(), write.ExpectedVersion, fences, records, cancellationToken);
-        if (!_inbox.Writer.TryWrite(pending))
+        if (!_writeInbox.Writer.TryWrite(pending))
         {
             throw new ObjectDisposedException(nameof(PostgresGrainStorage));
         }
@@ -119,15 +127,30 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         return pending.Task;
     }
 
-    /// <summary>Stops accepting writes, flushes the ones already accepted and waits for them.</summary>
+    /// <summary>Stops accepting reads and writes, finishes the ones already accepted and waits for them.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _inbox.Writer.TryWrite(StopSignal.Instance);
+            _writeInbox.Writer.TryWrite(StopSignal.Instance);
+            _readInbox.Writer.TryWrite(StopSignal.Instance);
         }
 
-        await _writer.ConfigureAwait(false);
+        await Task.WhenAll(_writer, _reader).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Closes a loop's inbox once the loop has stopped and fails whatever slipped in meanwhile (a request that passed
+    /// the disposed check just before disposal), so no caller waits forever.
+    /// </summary>
+    private static void FailLateRequests(Channel<object> inbox)
+    {
+        inbox.Writer.TryComplete();
+        var disposed = new ObjectDisposedException(nameof(PostgresGrainStorage));
+        while (inbox.Reader.TryRead(out var late))
+        {
+            (late as IPendingRequest)?.Fail(disposed);
+        }
     }
 
     private static NpgsqlParameter ArrayParameter<T>(T[] values, NpgsqlDbType elementType)
@@ -138,45 +161,38 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     /// <summary>A fence of a pending write: the row it names and the caller's fence, for the conflict message.</summary>
     private readonly record struct PendingFence(RowKey Key, WriteFence Fence);
 
-    /// <summary>One caller's write waiting for its batch.</summary>
-    private sealed class PendingWrite
+    /// <summary>What the loops need of a waiting caller without knowing its result type.</summary>
+    private interface IPendingRequest
     {
-        private readonly TaskCompletionSource<WriteResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        void Fail(Exception exception);
+    }
+
+    /// <summary>
+    /// One caller's request waiting for its batch. It completes once: with its result, its batch's error, or the
+    /// caller's cancellation, whichever comes first; a later attempt to complete it is ignored.
+    /// </summary>
+    private abstract class PendingRequest<TResult> : IPendingRequest
+    {
+        private readonly TaskCompletionSource<TResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenRegistration _cancellation;
 
-        public PendingWrite(RowKey key, byte[]? payload, long expectedVersion, PendingFence[] fences, LogRecord[] records, CancellationToken cancellationToken)
+        protected PendingRequest(CancellationToken cancellationToken)
         {
-            Key = key;
-            Payload = payload;
-            ExpectedVersion = expectedVersion;
-            Fences = fences;
-            Records = records;
             if (cancellationToken.CanBeCanceled)
             {
+                // The caller stops waiting at once, even when its batch is already in flight; the batch's result for it
+                // is then dropped and nobody else in the batch notices.
                 _cancellation = cancellationToken.UnsafeRegister(
-                    static (state, token) => ((PendingWrite)state!)._completion.TrySetCanceled(token), this);
+                    static (state, token) => ((PendingRequest<TResult>)state!)._completion.TrySetCanceled(token), this);
             }
         }
 
-        public RowKey Key { get; }
+        public Task<TResult> Task => _completion.Task;
 
-        public byte[]? Payload { get; }
-
-        public long ExpectedVersion { get; }
-
-        public PendingFence[] Fences { get; }
-
-        public LogRecord[] Records { get; }
-
-        /// <summary>Arrival order, set by the writer loop; deferred writes are reconsidered oldest first.</summary>
-        public long Sequence { get; set; }
-
-        public Task<WriteResult> Task => _completion.Task;
-
-        /// <summary>The caller gave up (cancelled) before the write was sent.</summary>
+        /// <summary>The caller gave up (cancelled) before the request was sent.</summary>
         public bool IsAbandoned => _completion.Task.IsCompleted;
 
-        public void Succeed(WriteResult result)
+        public void Succeed(TResult result)
         {
             _cancellation.Dispose();
             _completion.TrySetResult(result);
@@ -187,6 +203,25 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
             _cancellation.Dispose();
             _completion.TrySetException(exception);
         }
+    }
+
+    /// <summary>One caller's write waiting for its batch.</summary>
+    private sealed class PendingWrite(
+        RowKey key, byte[]? payload, long expectedVersion, PendingFence[] fences, LogRecord[] records, CancellationToken cancellationToken)
+        : PendingRequest<WriteResult>(cancellationToken)
+    {
+        public RowKey Key { get; } = key;
+
+        public byte[]? Payload { get; } = payload;
+
+        public long ExpectedVersion { get; } = expectedVersion;
+
+        public PendingFence[] Fences { get; } = fences;
+
+        public LogRecord[] Records { get; } = records;
+
+        /// <summary>Arrival order, set by the writer loop; deferred writes are reconsidered oldest first.</summary>
+        public long Sequence { get; set; }
     }
 
     private sealed record BatchCompleted(List<PendingWrite> Writes);

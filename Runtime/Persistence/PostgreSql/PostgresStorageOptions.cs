@@ -23,6 +23,19 @@ public sealed class PostgresStorageOptions
     /// Default: 4.
     /// </summary>
     public int MaxConcurrentBatches { get; set; } = 4;
+
+    /// <summary>
+    /// The most reads combined into one statement. Reads are far cheaper per row than writes, so batches may be larger.
+    /// Default: 1024.
+    /// </summary>
+    public int MaxReadBatchSize { get; set; } = 1024;
+
+    /// <summary>
+    /// The most read batches in flight at once, each on its own connection (besides the write batches'). While all
+    /// are in flight, new reads wait and go into the next batch; when none is, a read is sent at once.
+    /// Default: 4.
+    /// </summary>
+    public int MaxConcurrentReadBatches { get; set; } = 4;
 }
 
 /// <summary>Checks <see cref="PostgresStorageOptions"/> at start-up and reports every problem at once.</summary>
@@ -45,6 +58,16 @@ public sealed class PostgresStorageOptionsValidator : IValidateOptions<PostgresS
         if (options.MaxConcurrentBatches < 1)
         {
             problems.Add($"{nameof(PostgresStorageOptions.MaxConcurrentBatches)} is {options.MaxConcurrentBatches}; it must be at least 1 (default 4) and below the connection pool's maximum size.");
+        }
+
+        if (options.MaxReadBatchSize < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxReadBatchSize)} is {options.MaxReadBatchSize}; it must be at least 1 (default 1024).");
+        }
+
+        if (options.MaxConcurrentReadBatches < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxConcurrentReadBatches)} is {options.MaxConcurrentReadBatches}; it must be at least 1 (default 4), and together with {nameof(PostgresStorageOptions.MaxConcurrentBatches)} below the connection pool's maximum size.");
         }
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);

@@ -8,6 +8,8 @@ public sealed class PostgresStorageStatistics
     private long _conflicts;
     private long _fenced;
     private long _records;
+    private long _readBatches;
+    private long _reads;
 
     /// <summary>Batches committed: each is one transaction and one round trip carrying one or more writes.</summary>
     public long Transactions => Interlocked.Read(ref _transactions);
@@ -24,6 +26,12 @@ public sealed class PostgresStorageStatistics
     /// <summary>Metadata log records appended by committed writes.</summary>
     public long RecordsAppended => Interlocked.Read(ref _records);
 
+    /// <summary>Read statements answered: each is one round trip carrying one or more reads.</summary>
+    public long ReadBatches => Interlocked.Read(ref _readBatches);
+
+    /// <summary>Reads answered by the database, whether or not their row existed; reads cancelled before they were sent are not counted.</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+
     internal void RecordBatch(int writes, int conflicts, int fenced, int records)
     {
         Interlocked.Add(ref _fenced, fenced);
@@ -31,5 +39,11 @@ public sealed class PostgresStorageStatistics
         Interlocked.Increment(ref _transactions);
         Interlocked.Add(ref _writes, writes);
         Interlocked.Add(ref _conflicts, conflicts);
+    }
+
+    internal void RecordReadBatch(int reads)
+    {
+        Interlocked.Add(ref _reads, reads);
+        Interlocked.Increment(ref _readBatches);
     }
 }
