@@ -130,6 +130,36 @@ public sealed class MetadataTests
         Assert.Equal(changed.Partition.PartitionEpoch, now.Topic.Partitions[0].PartitionEpoch);
     }
 
+    [Fact]
+    public async Task A_deleted_and_recreated_topic_is_a_different_topic_and_partitions_can_be_added()
+    {
+        await using var setup = await MetaSetup.StartAsync("lifecycle");
+        var first = await setup.Client.CreateTopicAsync(new CreateTopicRequest("metrics", 2, 2, new Dictionary<string, string> { ["retention.ms"] = "1000" }));
+        var grown = await setup.Client.AddPartitionsAsync("metrics", new AddPartitionsRequest(5));
+        Assert.Equal(5, grown.Topic.Partitions.Count);
+        Assert.All(grown.Topic.Partitions.Skip(2), p => Assert.Equal(2, p.Replicas.Count));
+        Assert.Equal(first.Topic.TopicId, grown.Topic.TopicId);
+
+        var altered = await setup.Client.AlterTopicConfigsAsync("metrics", new AlterConfigsRequest(new Dictionary<string, string?>
+        {
+            ["retention.ms"] = null,
+            ["cleanup.policy"] = "compact",
+        }));
+        Assert.Equal(new Dictionary<string, string> { ["cleanup.policy"] = "compact" }, altered.Topic.Configs);
+
+        var deleted = await setup.Client.DeleteTopicAsync("metrics");
+        Assert.Equal(first.Topic.TopicId, deleted.TopicId);
+        var gone = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.DescribeTopicAsync("metrics", deleted.MetadataOffset));
+        Assert.Equal(ErrorCodes.UnknownTopicOrPartition, gone.Code);
+
+        var second = await setup.Client.CreateTopicAsync(new CreateTopicRequest("metrics", 1, 1));
+        Assert.NotEqual(first.Topic.TopicId, second.Topic.TopicId);
+        var described = await setup.Client.DescribeTopicAsync("metrics", second.MetadataOffset);
+        Assert.Equal(second.Topic.TopicId, described.Topic.TopicId);
+        Assert.Single(described.Topic.Partitions);
+        Assert.Empty(described.Topic.Configs);
+    }
+
     internal static async Task<TopicDescription> WaitForAsync(MetaClient client, string topic, Func<TopicDescription, bool> condition, string what)
     {
         TopicDescription? last = null;
