@@ -25,6 +25,8 @@ public static class ReplicaAssignment
         }
 
         var ordered = RackAlternating(brokers);
+        var rackOf = brokers.ToDictionary(b => b.Record.BrokerId, b => b.Record.Rack ?? "");
+        var rackCount = rackOf.Values.Distinct(StringComparer.Ordinal).Count();
         var n = ordered.Count;
 
         // A stable start per topic spreads preferred leaders of different topics over different brokers.
@@ -36,22 +38,24 @@ public static class ReplicaAssignment
             var first = (start + p) % n;
             var shift = n > 1 ? 1 + (p / n % (n - 1)) : 0;
             var replicas = new List<int>(replicationFactor) { ordered[first] };
+            var racks = new HashSet<string>(StringComparer.Ordinal) { rackOf[ordered[first]] };
             for (var r = 1; r < replicationFactor; r++)
             {
-                replicas.Add(ordered[(first + shift + r - 1) % n]);
-            }
-
-            // With few brokers the shift can wrap onto a broker already used; fall back to the next free one.
-            for (var r = 1; r < replicas.Count; r++)
-            {
-                var candidate = replicas[r];
-                var step = 0;
-                while (replicas.Take(r).Contains(candidate) && step++ < n)
+                // Walk from the shifted position to the first broker not yet used, on a rack not yet used while
+                // unused racks remain (as Kafka's rack-aware assignment does).
+                var position = (first + shift + r - 1) % n;
+                var chosen = -1;
+                for (var step = 0; step < n && chosen < 0; step++)
                 {
-                    candidate = ordered[(Array.IndexOf([.. ordered], candidate) + 1) % n];
+                    var candidate = ordered[(position + step) % n];
+                    if (!replicas.Contains(candidate) && (racks.Count >= rackCount || !racks.Contains(rackOf[candidate])))
+                    {
+                        chosen = candidate;
+                    }
                 }
 
-                replicas[r] = candidate;
+                replicas.Add(chosen);
+                racks.Add(rackOf[chosen]);
             }
 
             result.Add(replicas);

@@ -104,6 +104,30 @@ public sealed class MetadataTests
     }
 
     [Fact]
+    public async Task An_unclean_election_on_request_brings_an_offline_partition_back_on_a_replica_that_was_out_of_sync()
+    {
+        await using var setup = await MetaSetup.StartAsync("unclean");
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("lossy", 1, ReplicationFactor: 2));
+        var partition = created.Topic.Partitions[0];
+        var first = setup.Brokers.Single(b => b.Id == partition.Replicas[0]);
+        var second = setup.Brokers.Single(b => b.Id == partition.Replicas[1]);
+        await second.StopHeartbeatsAsync();
+        await WaitForAsync(setup.Client, "lossy", t => t.Partitions[0].Isr.SequenceEqual([first.Id]), "the follower left the ISR");
+        await first.StopHeartbeatsAsync();
+        await WaitForAsync(setup.Client, "lossy", t => t.Partitions[0].Leader == -1, "the partition is offline");
+        await using var secondBack = new TestBroker(setup.Client, second.Id);
+        await secondBack.StartAsync();
+        await secondBack.WaitUnfencedAsync();
+
+        var election = await setup.Client.ElectLeadersAsync(new ElectionRequest("unclean", [new TopicPartitions("lossy", [0])]));
+        var result = Assert.Single(election.Results);
+        Assert.Null(result.ErrorCode);
+        Assert.Equal(second.Id, result.Leader);
+        var after = await setup.Client.DescribeTopicAsync("lossy", election.MetadataOffset);
+        Assert.Equal([second.Id], after.Topic.Partitions[0].Isr);
+    }
+
+    [Fact]
     public async Task AlterPartition_with_a_stale_partition_epoch_is_rejected_and_changes_nothing()
     {
         await using var setup = await MetaSetup.StartAsync("alter");
