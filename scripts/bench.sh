@@ -9,6 +9,13 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
+# wrk is the separate-process HTTP load generator for the metadata-read scenarios (the in-process one runs too).
+if ! command -v wrk >/dev/null 2>&1 && [[ $EUID -eq 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk </dev/null >/dev/null 2>&1 \
+        || { apt-get update -qq </dev/null >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk </dev/null >/dev/null 2>&1; } \
+        || echo "bench.sh: wrk could not be installed; HTTP scenarios use the in-process load generator only" >&2
+fi
+
 # shellcheck source=lib/postgres.sh
 source "$repo_root/scripts/lib/postgres.sh"
 pg_ensure_installed
