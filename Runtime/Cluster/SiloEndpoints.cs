@@ -25,28 +25,51 @@ public static class SiloEndpoints
         var secret = options.ClusterSecret is { } s ? Encoding.UTF8.GetBytes(s) : null;
         var group = endpoints.MapGroup(Prefix).ExcludeFromDescription();
         group.AddEndpointFilter(async (context, next) =>
-        {
-            var http = context.HttpContext;
-            if (http.Connection.LocalPort != siloPort)
-            {
-                return Results.NotFound();
-            }
-
-            if (secret is not null)
-            {
-                var presented = http.Request.Headers[SiloHttpClient.SecretHeader].ToString();
-                if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), secret))
-                {
-                    return Results.Problem(
-                        statusCode: StatusCodes.Status401Unauthorized,
-                        title: "Not a member of this cluster",
-                        detail: "Silo-to-silo calls must carry the cluster secret (Meta:Cluster:ClusterSecret).",
-                        extensions: new Dictionary<string, object?> { ["code"] = "CLUSTER_AUTHENTICATION_FAILED" });
-                }
-            }
-
-            return await next(context).ConfigureAwait(false);
-        });
+            Refusal(context.HttpContext, siloPort, secret) ?? await next(context).ConfigureAwait(false));
         return group;
+    }
+
+    /// <summary>
+    /// Refuses silo routes before the request body is read (the endpoint filter above only runs after binding); the
+    /// filter stays for hosts that map the routes without this middleware.
+    /// </summary>
+    public static IApplicationBuilder UseSiloGuard(this IApplicationBuilder app)
+    {
+        var options = app.ApplicationServices.GetRequiredService<IOptions<ClusterOptions>>().Value;
+        var siloPort = new Uri(options.SiloEndpoint).Port;
+        var secret = options.ClusterSecret is { } s ? Encoding.UTF8.GetBytes(s) : null;
+        return app.Use(async (context, next) =>
+        {
+            if (context.Request.Path.StartsWithSegments(Prefix) && Refusal(context, siloPort, secret) is { } refusal)
+            {
+                await refusal.ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
+    }
+
+    private static IResult? Refusal(HttpContext http, int siloPort, byte[]? secret)
+    {
+        if (http.Connection.LocalPort != siloPort)
+        {
+            return Results.NotFound();
+        }
+
+        if (secret is not null)
+        {
+            var presented = http.Request.Headers[SiloHttpClient.SecretHeader].ToString();
+            if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(presented), secret))
+            {
+                return Results.Problem(
+                    statusCode: StatusCodes.Status401Unauthorized,
+                    title: "Not a member of this cluster",
+                    detail: "Silo-to-silo calls must carry the cluster secret (Meta:Cluster:ClusterSecret).",
+                    extensions: new Dictionary<string, object?> { ["code"] = "CLUSTER_AUTHENTICATION_FAILED" });
+            }
+        }
+
+        return null;
     }
 }

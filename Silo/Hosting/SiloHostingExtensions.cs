@@ -76,6 +76,7 @@ public static class SiloHostingExtensions
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseSiloGuard();
 
         // Liveness: the process answers. Readiness: started, joined the cluster, and storage reachable.
         app.MapHealthChecks("/health/live", new() { Predicate = _ => false, ResponseWriter = HealthResponseWriter.WriteAsync });
