@@ -113,6 +113,50 @@ public static class MetadataScenario
         return lines;
     }
 
+    /// <summary>
+    /// Cold start: one silo creates <paramref name="topics"/> topics of <paramref name="partitionsPerTopic"/> partitions;
+    /// then a second silo of the same cluster starts and the time until it serves the full metadata is measured.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> RunColdStartAsync(string connectionString, int topics, int partitionsPerTopic)
+    {
+        var clusterId = $"bench-{Guid.NewGuid():N}"[..20];
+        var secret = $"{Guid.NewGuid():N}{Guid.NewGuid():N}";
+        await using var first = await StartSiloAsync(connectionString, TimeSpan.FromMinutes(5), clusterId, secret);
+        var grains = first.App.Services.GetRequiredService<IGrainFactory>();
+        var image = first.App.Services.GetRequiredService<MetadataImageService>();
+        using var alive = new CancellationTokenSource();
+        var loops = await RegisterBrokersAsync(grains, image, 3, alive.Token);
+        var create = Stopwatch.StartNew();
+        long offset = 0;
+        for (var t = 0; t < topics; t++)
+        {
+            var created = await grains.GetGrain<ITopicGrain>($"cold-{t}").CreateAsync(new CreateTopic($"cold-{t}", partitionsPerTopic, 3, null, null));
+            offset = created.MetadataOffset;
+        }
+
+        await image.WaitForAsync(offset, TimeSpan.FromMinutes(5));
+        var created1 = create.Elapsed;
+        var total = image.Current.Topics.Values.Sum(t => t.Partitions.Length);
+
+        var start = Stopwatch.StartNew();
+        await using var second = await StartSiloAsync(connectionString, TimeSpan.FromMinutes(5), clusterId, secret);
+        var started = start.Elapsed;
+        var secondImage = second.App.Services.GetRequiredService<MetadataImageService>();
+        await secondImage.WaitForAsync(offset, TimeSpan.FromMinutes(5));
+        var caughtUp = start.Elapsed;
+        using var http = new HttpClient { BaseAddress = second.Address, Timeout = TimeSpan.FromMinutes(5) };
+        var metadata = await http.GetByteArrayAsync($"/v1/metadata?topics=cold-0&minOffset={offset}");
+        var served = start.Elapsed;
+        await alive.CancelAsync();
+        await Task.WhenAll(loops);
+        return
+        [
+            $"cold start: {total:N0} partitions in {topics} topics (created and applied by the first silo in {created1.TotalSeconds:0.0} s); " +
+            $"a second silo started in {started.TotalSeconds:0.0} s, held the full image {caughtUp.TotalSeconds:0.0} s after start, " +
+            $"and served a {metadata.Length / 1024.0 / 1024.0:0.0} MiB metadata answer {served.TotalSeconds:0.0} s after start",
+        ];
+    }
+
     private static async Task<List<Task>> RegisterBrokersAsync(IGrainFactory grains, MetadataImageService image, int count, CancellationToken stop, int firstId = 1)
     {
         var loops = new List<Task>();
@@ -141,15 +185,15 @@ public static class MetadataScenario
         return loops;
     }
 
-    private static async Task<BenchSilo> StartSiloAsync(string connectionString, TimeSpan sessionTimeout)
+    private static async Task<BenchSilo> StartSiloAsync(string connectionString, TimeSpan sessionTimeout, string? clusterIdOrNull = null, string? secretOrNull = null)
     {
-        var clusterId = $"bench-{Guid.NewGuid():N}"[..20];
+        var clusterId = clusterIdOrNull ?? $"bench-{Guid.NewGuid():N}"[..20];
         var publicPort = FreePort();
         var builder = WebApplication.CreateBuilder([
             $"--urls=http://127.0.0.1:{publicPort}",
             $"--ConnectionStrings:Postgres={connectionString}",
             $"--Meta:ClusterId={clusterId}",
-            $"--Meta:Cluster:ClusterSecret={Guid.NewGuid():N}{Guid.NewGuid():N}",
+            $"--Meta:Cluster:ClusterSecret={secretOrNull ?? $"{Guid.NewGuid():N}{Guid.NewGuid():N}"}",
             $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{FreePort()}",
             $"--Meta:Brokers:SessionTimeout={sessionTimeout}",
             "--Meta:Controller:AutoLeaderRebalance=false",

@@ -33,6 +33,15 @@ foreach (var scenario in scenarios)
 
             results.AddRange(await StateWriteScenario.RunAsync(postgres, warmup, duration));
             break;
+        case "cold-start":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("cold-start needs PostgreSQL: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            notes.AddRange(await MetadataScenario.RunColdStartAsync(postgres, topics: partitionCounts.Count > 1 ? partitionCounts[1] : 10, partitionsPerTopic: partitionCounts[0]));
+            break;
         case "metadata-reads" or "failover":
             if (postgres is null)
             {
@@ -60,7 +69,7 @@ foreach (var scenario in scenarios)
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover.");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, cold-start (--partitions PER_TOPIC,TOPICS).");
             return 2;
     }
 }
