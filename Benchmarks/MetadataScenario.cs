@@ -202,6 +202,7 @@ public static class MetadataScenario
             $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{FreePort()}",
             $"--Meta:Brokers:SessionTimeout={sessionTimeout}",
             "--Meta:Controller:AutoLeaderRebalance=false",
+            .. Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_ARGS")?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [],
         ]);
         builder.Logging.SetMinimumLevel(LogLevel.Error);
         builder.AddMetaSilo();

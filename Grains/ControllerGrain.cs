@@ -178,33 +178,52 @@ internal sealed partial class ControllerGrain(
         var live = metadata.LiveBrokers.Select(b => b.Record.BrokerId).ToArray();
         var shuttingDown = metadata.Brokers.Values.Where(b => b.IsShuttingDown).Select(b => b.Record.BrokerId).ToArray();
         var results = new List<PartitionChange>();
-        foreach (var chunk in partitions.Chunk(Parallelism))
+        var failures = new List<Exception>();
+
+        // A sliding window rather than fixed chunks: a slow partition holds up only its own slot.
+        using var window = new SemaphoreSlim(Parallelism);
+        var calls = new List<Task>();
+        foreach (var p in partitions)
         {
-            var calls = chunk.Select(p => GrainFactory.GetGrain<IPartitionGrain>(PartitionKeys.For(p.Topic.Topic.TopicId, p.State.Partition))
-                .ApplyAsync(new PartitionCommand(kind, Epoch, live, shuttingDown, TopicRules.AllowsUncleanElection(p.Topic.Topic), broker, metadata.Offset)))
-                .ToList();
-            try
-            {
-                results.AddRange(await Task.WhenAll(calls));
-            }
-            catch (MetaException e) when (e.Code == ErrorCodes.NotController)
-            {
-                // A newer controller exists: stop deciding and make room for it.
-                _stale = true;
-                LogFenced(logger, Epoch);
-                DeactivateOnIdle();
-                throw;
-            }
-            catch
-            {
-                // Some partitions failed (e.g. a silo went away mid-call); report what succeeded and let reconcile retry the rest.
-                results.AddRange(calls.Where(c => c.IsCompletedSuccessfully).Select(c => c.Result));
-                var failure = calls.First(c => c.IsFaulted).Exception!.GetBaseException();
-                LogPartialFailure(logger, failure, calls.Count(c => c.IsFaulted), calls.Count);
-            }
+            await window.WaitAsync();
+            var command = new PartitionCommand(kind, Epoch, live, shuttingDown, TopicRules.AllowsUncleanElection(p.Topic.Topic), broker, metadata.Offset);
+            var call = GrainFactory.GetGrain<IPartitionGrain>(PartitionKeys.For(p.Topic.Topic.TopicId, p.State.Partition)).ApplyAsync(command);
+            calls.Add(Collect(call, results, failures, window));
+        }
+
+        await Task.WhenAll(calls);
+        if (failures.OfType<MetaException>().FirstOrDefault(e => e.Code == ErrorCodes.NotController) is { } fenced)
+        {
+            // A newer controller exists: stop deciding and make room for it.
+            _stale = true;
+            LogFenced(logger, Epoch);
+            DeactivateOnIdle();
+            throw fenced;
+        }
+
+        if (failures.Count > 0)
+        {
+            // Some partitions failed (e.g. a silo went away mid-call); the next reconcile retries them.
+            LogPartialFailure(logger, failures[0], failures.Count, calls.Count);
         }
 
         return results;
+    }
+
+    private async Task Collect(Task<PartitionChange> call, List<PartitionChange> results, List<Exception> failures, SemaphoreSlim window)
+    {
+        try
+        {
+            results.Add(await call);
+        }
+        catch (Exception exception)
+        {
+            failures.Add(exception);
+        }
+        finally
+        {
+            window.Release();
+        }
     }
 
     [LoggerMessage(2200, LogLevel.Information, "Controller epoch {Epoch} took over on {Silo}")]

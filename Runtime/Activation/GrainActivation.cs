@@ -1,4 +1,3 @@
-using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Runtime.Calls;
 using OrleansMeta.Runtime.Persistence;
 using OrleansMeta.Runtime.Timers;
@@ -331,7 +330,7 @@ internal sealed partial class GrainActivation
         Constructing = this;
         try
         {
-            Instance = (Grain)ActivatorUtilities.CreateInstance(Runtime.Services, _grainClass, PersistentStateBinder.CreateStates(this, _grainClass));
+            Instance = GrainActivator.Create(this, _grainClass);
         }
         finally
         {

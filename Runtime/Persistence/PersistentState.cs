@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
@@ -90,19 +91,39 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
     }
 }
 
-/// <summary>Creates the persistent states a grain constructor asks for with <see cref="PersistentStateAttribute"/>.</summary>
-internal static class PersistentStateBinder
+/// <summary>
+/// Creates grain instances: the persistent states their constructor asks for with <see cref="PersistentStateAttribute"/>,
+/// then the grain itself through a constructor factory compiled once per grain class (activations are frequent; a
+/// failover activates thousands of grains at once).
+/// </summary>
+internal static class GrainActivator
 {
-    public static object[] CreateStates(GrainActivation activation, Type grainClass)
+    private static readonly ConcurrentDictionary<Type, Plan> s_plans = new();
+
+    public static Grain Create(GrainActivation activation, Type grainClass)
     {
-        var constructor = grainClass.GetConstructors().OrderByDescending(c => c.GetParameters().Length).FirstOrDefault();
-        if (constructor is null)
+        var plan = s_plans.GetOrAdd(grainClass, BuildPlan);
+        var services = activation.Runtime.Services;
+        var arguments = new object[plan.States.Length];
+        for (var i = 0; i < arguments.Length; i++)
         {
-            return [];
+            var slot = plan.States[i];
+            var storage = slot.StorageName is null
+                ? services.GetRequiredService<IGrainStorage>()
+                : services.GetRequiredKeyedService<IGrainStorage>(slot.StorageName);
+            var state = slot.Create(activation, slot.StateName, storage, services.GetRequiredService<GrainStateSerializer>().Options);
+            activation.AddState((IActivationStateLoader)state);
+            arguments[i] = state;
         }
 
-        var states = new List<object>();
-        foreach (var parameter in constructor.GetParameters())
+        return (Grain)plan.Factory(services, arguments);
+    }
+
+    private static Plan BuildPlan(Type grainClass)
+    {
+        var constructor = grainClass.GetConstructors().OrderByDescending(c => c.GetParameters().Length).FirstOrDefault();
+        var slots = new List<StateSlot>();
+        foreach (var parameter in constructor?.GetParameters() ?? [])
         {
             if (parameter.GetCustomAttribute<PersistentStateAttribute>() is not { } attribute)
             {
@@ -116,16 +137,21 @@ internal static class PersistentStateBinder
                     $"{grainClass.Name}: parameter '{parameter.Name}' has [PersistentState] but is not IPersistentState<T>.");
             }
 
-            var storage = attribute.StorageName is null
-                ? activation.Runtime.Services.GetRequiredService<IGrainStorage>()
-                : activation.Runtime.Services.GetRequiredKeyedService<IGrainStorage>(attribute.StorageName);
-            var serializer = activation.Runtime.Services.GetRequiredService<GrainStateSerializer>();
-            var stateType = typeof(PersistentState<>).MakeGenericType(type.GetGenericArguments()[0]);
-            var state = Activator.CreateInstance(stateType, activation, attribute.StateName, storage, serializer.Options)!;
-            activation.AddState((IActivationStateLoader)state);
-            states.Add(state);
+            var create = typeof(GrainActivator).GetMethod(nameof(CreateState), BindingFlags.NonPublic | BindingFlags.Static)!
+                .MakeGenericMethod(type.GetGenericArguments()[0])
+                .CreateDelegate<Func<GrainActivation, string, IGrainStorage, JsonSerializerOptions, object>>();
+            slots.Add(new StateSlot(attribute.StateName, attribute.StorageName, type, create));
         }
 
-        return [.. states];
+        var factory = ActivatorUtilities.CreateFactory(grainClass, [.. slots.Select(s => s.Type)]);
+        return new Plan(factory, [.. slots]);
     }
+
+    private static object CreateState<TState>(GrainActivation activation, string stateName, IGrainStorage storage, JsonSerializerOptions json)
+        where TState : new()
+        => new PersistentState<TState>(activation, stateName, storage, json);
+
+    private sealed record StateSlot(string StateName, string? StorageName, Type Type, Func<GrainActivation, string, IGrainStorage, JsonSerializerOptions, object> Create);
+
+    private sealed record Plan(ObjectFactory Factory, StateSlot[] States);
 }

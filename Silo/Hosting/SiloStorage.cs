@@ -27,10 +27,16 @@ public sealed class SiloStorage
         return new SiloStorage("in-memory storage (development mode; state is lost when the silo stops)", isDevelopment: true, _ => Task.CompletedTask);
     }
 
+    /// <summary>Configuration section of the PostgreSQL storage's tuning options.</summary>
+    public const string StorageSection = "Meta:Storage";
+
     internal static SiloStorage Postgres(IServiceCollection services, string connectionString, IConfiguration configuration)
     {
         var clusterId = configuration.GetSection(SiloOptions.SectionName)[nameof(SiloOptions.ClusterId)] ?? new SiloOptions().ClusterId;
         services.AddPostgresGrainStorage(connectionString, clusterId);
+
+        // Batch sizes and concurrency (Meta:Storage:MaxBatchSize, ...); the cluster id always comes from Meta:ClusterId.
+        services.AddOptions<PostgresStorageOptions>().Bind(configuration.GetSection(StorageSection)).PostConfigure(o => o.ClusterId = clusterId);
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
         var description = $"PostgreSQL at {builder.Host}:{builder.Port}/{builder.Database}";
         return new SiloStorage(description, isDevelopment: false, async cancellationToken =>
