@@ -41,6 +41,13 @@ public static class MembershipEndpoints
         }
 
         var status = membership.CurrentView.Find(self)?.Status ?? SiloStatus.Joining;
+        if (status == SiloStatus.Active && !membership.IsActive)
+        {
+            // Active in the table but not serving (cut off from the table, or it read itself dead): answering the probe
+            // would keep peers from declaring it dead and taking over its grains.
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "This silo is not serving");
+        }
+
         return TypedResults.Ok(new ProbeResponse(self.Endpoint, self.Generation, status.ToString(), context.Request.Protocol));
     }
 

@@ -25,8 +25,14 @@ internal static class Mapping
         topic.Topic.Configs,
         topic.Partitions.Select(Partition).ToList());
 
-    /// <summary>A topic as just written: its partitions as the topic record holds them.</summary>
-    public static TopicDescription Topic(TopicRecord topic, TopicImage? image) => image is not null && image.Topic.TopicId == topic.TopicId
-        ? Topic(image with { Topic = topic })
-        : new(topic.Name, topic.TopicId, topic.ReplicationFactor, topic.Configs, topic.InitialPartitions.Select(Partition).ToList());
+    /// <summary>
+    /// A topic as just written: partitions this silo's image already holds in their current state, the others (all of
+    /// a new topic, the added ones after AddPartitions) as the record creates them.
+    /// </summary>
+    public static TopicDescription Topic(TopicRecord topic, TopicImage? image)
+    {
+        var known = image is not null && image.Topic.TopicId == topic.TopicId ? image.Partitions : [];
+        var partitions = known.Take(topic.InitialPartitions.Count).Concat(topic.InitialPartitions.Skip(known.Length)).Select(Partition).ToList();
+        return new(topic.Name, topic.TopicId, topic.ReplicationFactor, topic.Configs, partitions);
+    }
 }

@@ -11,6 +11,9 @@ namespace OrleansMeta.Silo.Hosting;
 /// <summary>Wires a silo: grain runtime, storage, membership, health checks, error responses and endpoints, in one place.</summary>
 public static class SiloHostingExtensions
 {
+    /// <summary>The largest request body the public API accepts: 1 MiB.</summary>
+    public const long MaxRequestBodySize = 1024 * 1024;
+
     /// <summary>
     /// Registers everything a silo needs. With <c>ConnectionStrings:Postgres</c> set, state and membership live in
     /// PostgreSQL and the silo joins its cluster; without it the silo runs alone in development mode with in-memory
@@ -66,7 +69,7 @@ public static class SiloHostingExtensions
 
         // Unreadable bodies and parameters throw, so the exception handler answers them like every other error.
         services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 1024 * 1024);
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = MaxRequestBodySize);
         services.AddOpenApi();
         return builder;
     }
@@ -77,6 +80,18 @@ public static class SiloHostingExtensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseSiloGuard();
+
+        // A body announced as too large is refused before any of it is read, so a client that sent
+        // "Expect: 100-continue" never uploads it (Kestrel's own limit only trips while the body is being read).
+        app.Use(async (context, next) =>
+        {
+            if (context.Request.ContentLength > MaxRequestBodySize)
+            {
+                throw new BadHttpRequestException("Request body too large.", StatusCodes.Status413PayloadTooLarge);
+            }
+
+            await next(context);
+        });
 
         // Liveness: the process answers. Readiness: started, joined the cluster, and storage reachable.
         app.MapHealthChecks("/health/live", new() { Predicate = _ => false, ResponseWriter = HealthResponseWriter.WriteAsync });

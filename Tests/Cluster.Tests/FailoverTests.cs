@@ -117,6 +117,44 @@ public sealed class FailoverTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_silo_cut_off_from_PostgreSQL_stops_serving_is_declared_dead_and_its_grains_move()
+    {
+        await using var cluster = new TestCluster("cut-off", new Dictionary<string, string>
+        {
+            ["Meta:Membership:HeartbeatStaleAfter"] = "00:00:02",
+        });
+        var silos = new List<InProcessSilo> { await cluster.StartInProcessSiloAsync(), await cluster.StartInProcessSiloAsync() };
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(TestPostgres.ConnectionString);
+        await using var proxy = new TcpProxy(builder.Host!, builder.Port);
+        builder.Port = proxy.Port;
+        builder.Pooling = true;
+        var isolated = await cluster.StartInProcessSiloAsync(new Dictionary<string, string> { ["ConnectionStrings:Postgres"] = builder.ConnectionString });
+        await cluster.WaitForAgreementAsync();
+        var keys = Enumerable.Range(0, 30).Select(i => $"acct-{i}").ToList();
+        foreach (var key in keys)
+        {
+            await silos[0].Grains.GetGrain<IAccountGrain>(key).DepositAsync(1, $"before-{key}");
+        }
+
+        var owned = (await Task.WhenAll(keys.Select(k => silos[0].Grains.GetGrain<IAccountGrain>(k).WhereAsync())))
+            .Count(p => p.Silo.StartsWith(isolated.SiloEndpoint, StringComparison.Ordinal));
+        Assert.True(owned > 0, "the silo to cut off should own some grains");
+
+        await proxy.CutAsync();
+        await Eventually.Until(async () => (await isolated.Http.GetAsync("/health/ready")).StatusCode == System.Net.HttpStatusCode.ServiceUnavailable,
+            "the cut-off silo reports not ready", TimeSpan.FromSeconds(30));
+        await Eventually.Until(async () => (await silos[0].GetClusterAsync()).Silos.Single(s => s.Endpoint == isolated.SiloEndpoint).Status == "dead",
+            "its peers declare it dead", TimeSpan.FromSeconds(30));
+
+        foreach (var key in keys)
+        {
+            var state = await silos[1].Grains.GetGrain<IAccountGrain>(key).GetAsync();
+            Assert.Equal([$"before-{key}"], state.Operations);
+            Assert.DoesNotContain(isolated.SiloEndpoint, (await silos[1].Grains.GetGrain<IAccountGrain>(key).WhereAsync()).Silo, StringComparison.Ordinal);
+        }
+    }
+
     private static async Task<Dictionary<string, List<string>>> DepositAsync(SiloHandle via, int keys, int rounds)
     {
         var acknowledged = new Dictionary<string, List<string>>();

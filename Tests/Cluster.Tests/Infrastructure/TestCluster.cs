@@ -61,9 +61,15 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>Settings to start with no fast-membership overrides (the product's defaults).</summary>
     public static IReadOnlyDictionary<string, string> Defaults { get; } = FastMembership.ToDictionary(kv => kv.Key, _ => "");
 
-    public async Task<InProcessSilo> StartInProcessSiloAsync()
+    public async Task<InProcessSilo> StartInProcessSiloAsync(IReadOnlyDictionary<string, string>? overrides = null)
     {
-        var silo = await InProcessSilo.StartAsync($"silo-{_silos.Count}", Arguments.Where(a => !a.EndsWith('=')));
+        var settings = new Dictionary<string, string>(_settings);
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+
+        var silo = await InProcessSilo.StartAsync($"silo-{_silos.Count}", settings.Where(kv => kv.Value.Length > 0).Select(kv => $"--{kv.Key}={kv.Value}"));
         _silos.Add(silo);
         return silo;
     }
