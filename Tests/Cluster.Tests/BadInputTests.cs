@@ -66,8 +66,11 @@ public sealed class BadInputTests
         var before = await setup.Client.GetMetadataAsync();
 
         var huge = new CreateTopicRequest("huge", Assignment: [.. Enumerable.Range(0, 200_000).Select(_ => (IReadOnlyList<int>)[1, 2, 3])]);
-        // Expect: 100-continue lets the silo refuse the body before it is sent (otherwise the refusal races the upload).
-        using var oversized = new HttpRequestMessage(HttpMethod.Post, "/v1/topics") { Content = JsonContent.Create(huge) };
+        // With a Content-Length and "Expect: 100-continue" the silo refuses the body before it is sent (otherwise the
+        // refusal races the upload and the client may see a broken pipe instead of the answer).
+        var hugeBody = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(huge, JsonSerializerOptions.Web));
+        hugeBody.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var oversized = new HttpRequestMessage(HttpMethod.Post, "/v1/topics") { Content = hugeBody };
         oversized.Headers.ExpectContinue = true;
         using var patient = new HttpClient(new SocketsHttpHandler { Expect100ContinueTimeout = TimeSpan.FromSeconds(30) }) { BaseAddress = http.BaseAddress };
         var tooLarge = await patient.SendAsync(oversized);
