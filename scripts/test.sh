@@ -69,7 +69,8 @@ for project in "${test_projects[@]}"; do
     trx="$results_dir/$name.trx"
     echo "test.sh: testing $name"
     status=0
-    dotnet test "$project" -c "$configuration" --no-build --nologo \
+    # A test host that hangs is killed after 5 minutes (and the hanging test named) instead of stalling CI.
+    dotnet test "$project" -c "$configuration" --no-build --nologo --blame-hang-timeout 5m \
         --logger "trx;LogFileName=$name.trx" --results-directory "$results_dir" || status=$?
 
     if [[ ! -f "$trx" ]]; then

@@ -291,7 +291,8 @@ internal sealed partial class GrainActivation
         using var cancellation = new CancellationTokenSource(timeout, Runtime.TimeProvider);
         try
         {
-            await ActivateCoreAsync(cancellation.Token).WaitAsync(timeout, Runtime.TimeProvider);
+            // The deadline is the token's timer, armed before any grain code runs, so it counts from the start.
+            await ActivateCoreAsync(cancellation.Token).WaitAsync(cancellation.Token);
             lock (_lock)
             {
                 _status = ActivationStatus.Valid;
@@ -302,7 +303,7 @@ internal sealed partial class GrainActivation
         }
         catch (Exception exception)
         {
-            var error = exception is TimeoutException
+            var error = exception is OperationCanceledException && cancellation.IsCancellationRequested
                 ? new GrainActivationException($"Activating grain {GrainId} took longer than {timeout.TotalSeconds:0.###} s (ActivationTimeout).", exception)
                 : new GrainActivationException($"Activating grain {GrainId} failed: {exception.Message}", exception);
             Log.ActivationFailed(Runtime.Logger, exception, GrainId);
@@ -354,7 +355,7 @@ internal sealed partial class GrainActivation
         {
             try
             {
-                await Instance!.OnDeactivateAsync(reason, cancellation.Token).WaitAsync(timeout, Runtime.TimeProvider);
+                await Instance!.OnDeactivateAsync(reason, cancellation.Token).WaitAsync(cancellation.Token);
             }
             catch (Exception exception)
             {
