@@ -71,7 +71,7 @@ public sealed class BrokerLifecycleTests
         var preferred = created.Topic.Partitions.Where(p => p.Replicas[0] == broker.Id).Select(p => p.Partition).ToList();
 
         // Leadership moves away (controlled shutdown), the broker returns in sync, and the controller moves it back.
-        var answer = await setup.Client.SendBrokerHeartbeatAsync(broker.Id, new BrokerHeartbeatRequest(broker.Epoch, long.MaxValue, WantShutDown: true));
+        await setup.Client.SendBrokerHeartbeatAsync(broker.Id, new BrokerHeartbeatRequest(broker.Epoch, long.MaxValue, WantShutDown: true));
         await Eventually.Until(async () => (await setup.Client.DescribeTopicAsync("balanced")).Topic.Partitions.All(p => p.Leader != broker.Id),
             "leadership moved away", TimeSpan.FromSeconds(30));
         await broker.StopHeartbeatsAsync();
@@ -93,6 +93,5 @@ public sealed class BrokerLifecycleTests
             var topic = (await setup.Client.DescribeTopicAsync("balanced")).Topic;
             return preferred.All(p => topic.Partitions[p].Leader == broker.Id);
         }, "the controller restored the preferred leaders on its own", TimeSpan.FromSeconds(30));
-        Assert.NotNull(answer);
     }
 }

@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using OrleansMeta.Client.Models;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
@@ -87,6 +86,5 @@ public sealed class RulesTests
         Assert.All(assignment.GroupBy(r => r[0]), g => Assert.Equal(10, g.Count()));
         Assert.All(assignment.SelectMany(r => r).GroupBy(b => b), g => Assert.Equal(30, g.Count()));
         Assert.Equal(assignment, ReplicaAssignment.Assign("spread", 0, 60, 3, brokers));
-        _ = ImmutableArray<int>.Empty;
     }
 }
