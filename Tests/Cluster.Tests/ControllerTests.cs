@@ -34,6 +34,26 @@ public sealed class ControllerTests
     }
 
     [Fact]
+    public async Task Elections_for_many_partitions_share_database_transactions()
+    {
+        await using var setup = await MetaSetup.StartAsync("batched-elections");
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("wide", 600, 3));
+        var storages = setup.Silos.Select(s => s.Services.GetRequiredService<PostgresGrainStorage>()).ToList();
+        long Writes() => storages.Sum(s => s.Statistics.Writes);
+        long Transactions() => storages.Sum(s => s.Statistics.Transactions);
+        var (writesBefore, transactionsBefore) = (Writes(), Transactions());
+
+        // Broker 1 dies: 200 partitions need a new leader, 400 more lose it from their ISR.
+        await setup.Brokers[0].StopHeartbeatsAsync();
+        await MetadataTests.WaitForAsync(setup.Client, "wide", t => t.Partitions.All(p => !p.Isr.Contains(1) && p.Leader != 1), "broker 1 is gone from every partition");
+
+        var writes = Writes() - writesBefore;
+        var transactions = Transactions() - transactionsBefore;
+        Assert.True(writes >= 600, $"expected at least 600 partition writes, saw {writes}");
+        Assert.True(transactions * 5 < writes, $"{writes} writes took {transactions} transactions; elections should be batched");
+    }
+
+    [Fact]
     public async Task A_decision_carrying_a_stale_controller_epoch_is_rejected_and_changes_nothing()
     {
         await using var setup = await MetaSetup.StartAsync("stale-controller");
