@@ -53,4 +53,22 @@ public sealed class RegistrationTests
         Assert.Same(provider.GetRequiredService<PostgresGrainStorage>(), storage);
         Assert.Equal(1, await storage.WriteAsync(new GrainId("topic", "t"), "state", Json.Bytes("{}"), 0, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task Registered_metadata_log_reads_what_the_registered_storage_appends_for_the_same_cluster()
+    {
+        await using var database = await TestDatabase.CreateAsync(migrate: true);
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddPostgresGrainStorage(database.ConnectionString, "registration-cluster");
+        await using var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+
+        var log = provider.GetRequiredService<IMetadataLog>();
+        Assert.Same(provider.GetRequiredService<PostgresMetadataLog>(), log);
+        var write = new StateWrite(Json.Bytes("{}"), 0, [new LogRecord("topic", "t", Json.Bytes("{}"))], []);
+        var result = await provider.GetRequiredService<IGrainStorage>().WriteAsync(new GrainId("topic", "t"), "state", write, CancellationToken.None);
+
+        Assert.Equal(1, result.LastLogOffset);
+        Assert.Equal(["t"], (await log.ReadAsync(0, 10, CancellationToken.None)).Select(record => record.Key));
+    }
 }
