@@ -10,11 +10,17 @@ namespace OrleansMeta.Silo.Api;
 /// Turns every failure into problem+json with a Kafka-style <c>code</c>, a sentence for people in <c>detail</c>, and
 /// <c>retryable</c>, so clients know what happened and whether to try again.
 /// </summary>
-internal sealed class ProblemMapping(IProblemDetailsService problems) : IExceptionHandler
+internal sealed partial class ProblemMapping(IProblemDetailsService problems, ILogger<ProblemMapping> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         var (status, code, retryable, detail) = Classify(exception);
+        if (status == StatusCodes.Status500InternalServerError)
+        {
+            // Refusals explain themselves to the caller; only the unexpected deserves the operator's attention.
+            LogUnexpected(logger, exception, context.Request.Method, context.Request.Path);
+        }
+
         context.Response.StatusCode = status;
         return await problems.TryWriteAsync(new ProblemDetailsContext
         {
@@ -70,6 +76,9 @@ internal sealed class ProblemMapping(IProblemDetailsService problems) : IExcepti
         OperationCanceledException => (503, ErrorCodes.Unavailable, true, "The request was cancelled while the service was busy or stopping; retry."),
         _ => (500, "UNKNOWN_SERVER_ERROR", false, "An unexpected error occurred; the service logged it."),
     };
+
+    [LoggerMessage(3000, LogLevel.Error, "Unexpected error answering {Method} {Path}")]
+    private static partial void LogUnexpected(ILogger logger, Exception exception, string method, string path);
 
     private static string Title(int status) => status switch
     {
