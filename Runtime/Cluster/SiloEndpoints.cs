@@ -9,8 +9,9 @@ using Microsoft.Extensions.Options;
 namespace OrleansMeta.Runtime.Cluster;
 
 /// <summary>
-/// Guards the silo-to-silo routes (<c>/silo/v1/*</c>): they answer only on the silo endpoint's port, and only to a
-/// request carrying the cluster secret (compared in constant time). Anything else gets 404 or 401 and learns nothing.
+/// The silo-to-silo routes (<c>/silo/v1/*</c>) and their guard: they answer only on the silo endpoint's port, and only
+/// to a request carrying the cluster secret (compared in constant time). Anything else gets 404 or 401 and learns
+/// nothing. Hosts that map silo routes must also call <see cref="UseSiloGuard"/>.
 /// </summary>
 public static class SiloEndpoints
 {
@@ -19,19 +20,11 @@ public static class SiloEndpoints
 
     /// <summary>Creates the route group that silo-to-silo endpoints are mapped into.</summary>
     public static RouteGroupBuilder MapSiloGroup(this IEndpointRouteBuilder endpoints)
-    {
-        var options = endpoints.ServiceProvider.GetRequiredService<IOptions<ClusterOptions>>().Value;
-        var siloPort = new Uri(options.SiloEndpoint).Port;
-        var secret = options.ClusterSecret is { } s ? Encoding.UTF8.GetBytes(s) : null;
-        var group = endpoints.MapGroup(Prefix).ExcludeFromDescription();
-        group.AddEndpointFilter(async (context, next) =>
-            Refusal(context.HttpContext, siloPort, secret) ?? await next(context).ConfigureAwait(false));
-        return group;
-    }
+        => endpoints.MapGroup(Prefix).ExcludeFromDescription();
 
     /// <summary>
-    /// Refuses silo routes before the request body is read (the endpoint filter above only runs after binding); the
-    /// filter stays for hosts that map the routes without this middleware.
+    /// Refuses requests to silo routes on the wrong port or without the secret, before any body is read (a middleware
+    /// rather than an endpoint filter, which would run only after binding).
     /// </summary>
     public static IApplicationBuilder UseSiloGuard(this IApplicationBuilder app)
     {

@@ -94,6 +94,7 @@ public sealed class TestSilo : IAsyncDisposable
         builder.Services.Configure(configure ?? Fast);
 
         var app = builder.Build();
+        app.UseSiloGuard();
         app.MapMembershipEndpoints();
         await app.StartAsync();
         return new TestSilo(app, name, siloPort);
