@@ -307,16 +307,7 @@ internal sealed partial class GrainActivation
                 ? new GrainActivationException($"Activating grain {GrainId} took longer than {timeout.TotalSeconds:0.###} s (ActivationTimeout).", exception)
                 : new GrainActivationException($"Activating grain {GrainId} failed: {exception.Message}", exception);
             Log.ActivationFailed(Runtime.Logger, exception, GrainId);
-            Runtime.Catalog.Remove(this);
-            List<WorkItem> pending;
-            lock (_lock)
-            {
-                _status = ActivationStatus.Invalid;
-                pending = [.. _queue];
-                _queue.Clear();
-            }
-
-            foreach (var work in pending)
+            foreach (var work in Retire())
             {
                 work.Request?.SetException(error);
             }
@@ -363,16 +354,7 @@ internal sealed partial class GrainActivation
             }
         }
 
-        Runtime.Catalog.Remove(this);
-        List<WorkItem> pending;
-        lock (_lock)
-        {
-            _status = ActivationStatus.Invalid;
-            pending = [.. _queue];
-            _queue.Clear();
-            _queuedRequests = 0;
-        }
-
+        var pending = Retire();
         Log.Deactivated(Runtime.Logger, GrainId, reason);
 
         // Calls that arrived while this activation was going away run on its successor.
@@ -383,6 +365,20 @@ internal sealed partial class GrainActivation
                 request.Forwards++;
                 Runtime.Dispatcher.Dispatch(request);
             }
+        }
+    }
+
+    /// <summary>Leaves the catalog and takes whatever is still queued; later callers find the next activation.</summary>
+    private List<WorkItem> Retire()
+    {
+        Runtime.Catalog.Remove(this);
+        lock (_lock)
+        {
+            _status = ActivationStatus.Invalid;
+            List<WorkItem> pending = [.. _queue];
+            _queue.Clear();
+            _queuedRequests = 0;
+            return pending;
         }
     }
 
