@@ -362,7 +362,6 @@ internal sealed partial class GrainActivation
         {
             if (work.Request is { } request)
             {
-                request.Forwards++;
                 Runtime.Dispatcher.Dispatch(request);
             }
         }

@@ -53,8 +53,6 @@ public sealed class GrainRequest
     /// <summary>Cancelled when the caller gives up (its own token or the call timeout).</summary>
     public CancellationToken CancellationToken { get; }
 
-    /// <summary>How many times the request was re-routed to a new activation.</summary>
-    public int Forwards { get; set; }
 
     public Task<object?> Completion => _completion.Task;
 

@@ -29,7 +29,7 @@ public sealed class GrainCallCodec(RemoteExceptionCodec exceptions)
             chain.Add(new RemoteChainLink(link.Grain.ToString(), link.RequestId));
         }
 
-        return new RemoteCall(request.Target.ToString(), request.Method.Name, arguments, [.. chain], request.Forwards);
+        return new RemoteCall(request.Target.ToString(), request.Method.Name, arguments, [.. chain]);
     }
 
     /// <summary>Rebuilds the arguments; a cancellation token parameter receives <paramref name="cancellationToken"/>.</summary>

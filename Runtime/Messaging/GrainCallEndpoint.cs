@@ -45,10 +45,7 @@ public static class GrainCallEndpoint
 
             var token = context.RequestAborted;
             var request = new GrainRequest(grainId, grainInterface, method, codec.DecodeArguments(method, call.Arguments, token),
-                GrainCallCodec.DecodeChain(call.Chain), token)
-            {
-                Forwards = call.Forwards + 1,
-            };
+                GrainCallCodec.DecodeChain(call.Chain), token);
             services.GetRequiredService<ActivationCatalog>().Dispatch(request);
             var value = await request.Completion.ConfigureAwait(false);
             return TypedResults.Json(codec.EncodeResult(method, value), codec.Json);

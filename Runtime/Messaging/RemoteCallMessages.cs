@@ -7,8 +7,7 @@ namespace OrleansMeta.Runtime.Messaging;
 /// <param name="Method">The method's stable wire name (<see cref="Calls.GrainMethod.Name"/>).</param>
 /// <param name="Arguments">One JSON value per parameter; <c>null</c> for a cancellation token.</param>
 /// <param name="Chain">The caller's call chain, innermost first, so that cycles are seen across silos.</param>
-/// <param name="Forwards">How many times the call was already handed on.</param>
-public sealed record RemoteCall(string Grain, string Method, JsonElement?[] Arguments, RemoteChainLink[] Chain, int Forwards);
+public sealed record RemoteCall(string Grain, string Method, JsonElement?[] Arguments, RemoteChainLink[] Chain);
 
 /// <summary>One link of a call chain on the wire.</summary>
 public sealed record RemoteChainLink(string Grain, long RequestId);

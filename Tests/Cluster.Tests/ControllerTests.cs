@@ -86,7 +86,7 @@ public sealed class ControllerTests
         var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("trail", 3, 3, new Dictionary<string, string> { ["retention.ms"] = "60000" }));
         var altered = await setup.Client.AlterTopicConfigsAsync("trail", new AlterConfigsRequest(new Dictionary<string, string?> { ["cleanup.policy"] = "compact" }));
         await setup.Brokers[2].StopHeartbeatsAsync();
-        var failedOver = await MetadataTests.WaitForAsync(setup.Client, "trail", t => t.Partitions.All(p => !p.Isr.Contains(setup.Brokers[2].Id)), "broker 3 is out of every ISR");
+        await MetadataTests.WaitForAsync(setup.Client, "trail", t => t.Partitions.All(p => !p.Isr.Contains(setup.Brokers[2].Id)), "broker 3 is out of every ISR");
         var deleted = await setup.Client.DeleteTopicAsync("trail");
 
         await using var dataSource = NpgsqlDataSource.Create(TestPostgres.ConnectionString);
@@ -109,6 +109,5 @@ public sealed class ControllerTests
         Assert.Equal(created.MetadataOffset, records[created1].Offset);
         Assert.Equal(altered.MetadataOffset, records[altered1].Offset);
         Assert.Contains(kinds.Skip(fenced), k => k.StartsWith("partition:", StringComparison.Ordinal));
-        Assert.NotNull(failedOver);
     }
 }

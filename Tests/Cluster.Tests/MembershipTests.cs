@@ -69,7 +69,7 @@ public sealed class MembershipTests(ITestOutputHelper output)
         await cluster.WaitForAgreementAsync();
 
         using var http = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
-        var call = new RemoteCall("account/x", "GetAsync()", [], [], 0);
+        var call = new RemoteCall("account/x", "GetAsync()", [], []);
         var anonymous = await http.PostAsJsonAsync($"{silo.SiloEndpoint}/silo/v1/calls", call);
         Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
 
