@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text;
 using OrleansMeta.Runtime.Cluster;
@@ -34,7 +35,12 @@ public static class RendezvousPlacement
         return best;
     }
 
-    private static ulong SiloHash(SiloAddress silo) => Hash(silo.Endpoint, silo.Generation.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    // Every grain call asks for its owner, so a silo's hash is computed once, not per call (there are only as many
+    // entries as silo incarnations this process has seen).
+    private static readonly ConcurrentDictionary<SiloAddress, ulong> s_siloHashes = new();
+
+    private static ulong SiloHash(SiloAddress silo)
+        => s_siloHashes.GetOrAdd(silo, static s => Hash(s.Endpoint, s.Generation.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
     /// <summary>FNV-1a over UTF-8 of both parts (a separator between them), finished with a strong mixer. Stable
     /// across processes and versions, unlike <see cref="string.GetHashCode()"/>.</summary>
