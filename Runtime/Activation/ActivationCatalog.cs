@@ -19,8 +19,6 @@ internal sealed class ActivationCatalog(GrainTypeRegistry registry) : IGrainCall
 
     public IEnumerable<GrainActivation> Activations => _activations.Values;
 
-    public bool TryGet(GrainId grainId, out GrainActivation activation) => _activations.TryGetValue(grainId, out activation!);
-
     public void Dispatch(GrainRequest request)
     {
         var runtime = _runtime ?? throw new InvalidOperationException("The grain runtime is not started.");

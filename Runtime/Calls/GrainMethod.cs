@@ -185,8 +185,6 @@ public sealed class GrainInterface
 
     public string GrainType { get; }
 
-    public IReadOnlyCollection<GrainMethod> Methods => _byMethod.Values;
-
     public GrainMethod this[MethodInfo method] => _byMethod[method];
 
     public bool TryGetMethod(string name, out GrainMethod method) => _byName.TryGetValue(name, out method!);

@@ -72,8 +72,6 @@ public sealed class GrainTypeRegistry
         (grainInterface, grainClass) = (null!, null!);
         return false;
     }
-
-    public IEnumerable<string> GrainTypes => _byGrainType.Keys;
 }
 
 /// <summary>Creates grain references.</summary>
