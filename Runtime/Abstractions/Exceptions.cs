@@ -50,3 +50,13 @@ public sealed class GrainActivationException(string message, Exception? innerExc
 {
     public override bool IsRetryable => true;
 }
+
+/// <summary>
+/// A state write was refused because the silo that made it has been declared dead: every write is fenced by the
+/// writer's membership row, so a silo that peers gave up on (and whose grains they moved) can commit nothing more,
+/// even before it learns it is dead. Nothing was written; the call may be retried, and reaches the new owner.
+/// </summary>
+public sealed class SiloFencedException(string message) : GrainRuntimeException(message)
+{
+    public override bool IsRetryable => true;
+}

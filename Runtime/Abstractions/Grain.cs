@@ -23,6 +23,15 @@ public enum DeactivationReason
 
     /// <summary>The membership view changed and another silo owns the grain now.</summary>
     PlacementChanged,
+
+    /// <summary>A state write failed in a way that leaves its outcome unknown (timeout, lost connection, commit not
+    /// acknowledged): storage may hold it or not, so the activation's copy can no longer be trusted and the next call
+    /// loads the state afresh.</summary>
+    WriteOutcomeUnknown,
+
+    /// <summary>This silo has been declared dead (or lost its ownership lease): it may commit nothing more, and the
+    /// grain's truth now belongs to its new owner.</summary>
+    SiloFenced,
 }
 
 /// <summary>

@@ -34,6 +34,7 @@ public static class MembershipServiceCollectionExtensions
         services.TryAddSingleton<SiloHttpClient>();
         services.TryAddSingleton<PostgresClusterMembership>();
         services.TryAddSingleton<IClusterMembership>(provider => provider.GetRequiredService<PostgresClusterMembership>());
+        services.TryAddSingleton<Persistence.IWriterFence>(provider => provider.GetRequiredService<PostgresClusterMembership>());
         services.AddHostedService(provider => provider.GetRequiredService<PostgresClusterMembership>());
         return services;
     }

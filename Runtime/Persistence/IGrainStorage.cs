@@ -30,3 +30,14 @@ public static class GrainStorageExtensions
     public static async Task<long> ClearAsync(this IGrainStorage storage, GrainId grainId, string stateName, long expectedVersion, CancellationToken cancellationToken)
         => (await storage.WriteAsync(grainId, stateName, StateWrite.Clear(expectedVersion), cancellationToken).ConfigureAwait(false)).Version;
 }
+
+/// <summary>
+/// Names the silo on whose behalf this process writes grain state. A storage that knows it commits a write only while
+/// that silo's membership row is not Dead, so a silo its peers declared dead (and whose grains they moved) can commit
+/// nothing more, even before it learns it is dead. <see cref="Writer"/> is null before the silo has registered.
+/// </summary>
+public interface IWriterFence
+{
+    /// <summary>The writing silo, or null when there is none (yet).</summary>
+    Cluster.SiloAddress? Writer { get; }
+}

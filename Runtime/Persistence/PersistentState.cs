@@ -21,7 +21,7 @@ public sealed class GrainStateSerializer(JsonSerializerOptions? options = null)
 
 /// <summary>
 /// The runtime's <see cref="IPersistentState{TState}"/>: state in memory, every write a compare-and-set in storage.
-/// Losing a compare-and-set deactivates the activation, since its copy of the state is stale.
+/// A failed write deactivates the activation unless it is known to have changed nothing (see <c>OnWriteFailed</c>).
 /// </summary>
 internal sealed class PersistentState<TState> : IPersistentState<TState>, IActivationStateLoader where TState : new()
 {
@@ -68,9 +68,9 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
             RecordExists = true;
             return result.LastLogOffset;
         }
-        catch (InconsistentStateException)
+        catch (Exception exception)
         {
-            _activation.RequestDeactivation(DeactivationReason.StateConflict);
+            OnWriteFailed(exception);
             throw;
         }
     }
@@ -83,10 +83,32 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
             RecordExists = false;
             State = new TState();
         }
-        catch (InconsistentStateException)
+        catch (Exception exception)
         {
-            _activation.RequestDeactivation(DeactivationReason.StateConflict);
+            OnWriteFailed(exception);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Memory must equal what is committed. Only a fenced write is known to have changed nothing while this copy is
+    /// still current; after anything else the activation goes away once the current turn ends (no other turn starts
+    /// meanwhile), so the next call loads the state afresh: a lost compare-and-set means the copy is stale, a silo
+    /// fence means the grain belongs elsewhere now, and any other failure (timeout, lost connection, cancellation
+    /// after the batch was sent) leaves the outcome unknown: the commit may have happened.
+    /// </summary>
+    private void OnWriteFailed(Exception exception)
+    {
+        var reason = exception switch
+        {
+            FencedWriteException => (DeactivationReason?)null,
+            InconsistentStateException => DeactivationReason.StateConflict,
+            SiloFencedException => DeactivationReason.SiloFenced,
+            _ => DeactivationReason.WriteOutcomeUnknown,
+        };
+        if (reason is { } deactivation)
+        {
+            _activation.RequestDeactivation(deactivation);
         }
     }
 }

@@ -11,7 +11,8 @@ public sealed class OwnedStorage : IAsyncDisposable
     private readonly NpgsqlDataSource _dataSource;
 
     public OwnedStorage(
-        TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4, int maxConcurrentReadBatches = 4)
+        TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4, int maxConcurrentReadBatches = 4,
+        IWriterFence? writer = null)
     {
         _dataSource = database.CreateDataSource();
         ClusterId = clusterId;
@@ -23,7 +24,8 @@ public sealed class OwnedStorage : IAsyncDisposable
                 MaxBatchSize = maxBatchSize,
                 MaxConcurrentBatches = maxConcurrentBatches,
                 MaxConcurrentReadBatches = maxConcurrentReadBatches,
-            }));
+            }),
+            writer: writer);
     }
 
     public PostgresGrainStorage Storage { get; }

@@ -167,6 +167,16 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
             }
         }
 
+        // Lock the target row FOR UPDATE before changing it: grain state writes hold their silo's row FOR KEY SHARE
+        // while they commit (PostgresGrainStorage), so once this change commits (a silo declared Dead), no write of
+        // that silo can commit after it. Heartbeats take a weaker lock and never wait for writes.
+        await using (var lockRow = new NpgsqlCommand(
+            "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", connection, transaction))
+        {
+            AddKey(lockRow.Parameters, target);
+            await lockRow.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await using (var update = new NpgsqlCommand { Connection = connection, Transaction = transaction })
         {
             AddKey(update.Parameters, target);

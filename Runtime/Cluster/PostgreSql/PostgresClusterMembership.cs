@@ -19,7 +19,7 @@ namespace OrleansMeta.Runtime.Cluster.PostgreSql;
 /// later, so stopped earlier) has deactivated them. A host may call both itself; each runs once.
 /// All liveness decisions use the database's clock; the silo's clock is only used to wait.
 /// </remarks>
-public sealed partial class PostgresClusterMembership : IClusterMembership, IHostedLifecycleService, IAsyncDisposable
+public sealed partial class PostgresClusterMembership : IClusterMembership, Persistence.IWriterFence, IHostedLifecycleService, IAsyncDisposable
 {
     private readonly MembershipTable _table;
     private readonly MembershipPeers _peers;
@@ -65,6 +65,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, IHos
     }
 
     public SiloAddress? Self => _self;
+
+    /// <summary>Grain state writes of this process are fenced by this silo's row (see <see cref="Persistence.IWriterFence"/>).</summary>
+    SiloAddress? Persistence.IWriterFence.Writer => _self;
 
     public MembershipView CurrentView => _view;
 

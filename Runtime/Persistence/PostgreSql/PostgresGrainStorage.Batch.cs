@@ -26,6 +26,15 @@ public sealed partial class PostgresGrainStorage
                     continue;
                 }
 
+                if (!outcome.WriterAlive)
+                {
+                    fenced++;
+                    errors[i] = new SiloFencedException(
+                        $"Silo {_writerFence?.Writer} has been declared dead, so its write of {write.Key.GrainId} ({write.Key.StateName}) was refused; " +
+                        "its grains belong to other silos now. Retry: the call reaches the new owner.");
+                    continue;
+                }
+
                 // The snapshot may predate the write that beat us (we then waited on its row lock); a "stored" version
                 // equal to the expected one would be a lie, so say we do not know.
                 long? stored = outcome.SeenVersion ?? 0;
@@ -113,9 +122,10 @@ public sealed partial class PostgresGrainStorage
                         outcomes[index] = new Outcome(
                             NullableInt64(reader, 1),
                             NullableInt64(reader, 2),
-                            full && !reader.IsDBNull(3) ? (int)reader.GetInt64(3) - 1 - firstFence[index] : null,
-                            full ? NullableInt64(reader, 4) : null,
-                            full ? NullableInt64(reader, 5) : null);
+                            reader.GetBoolean(3),
+                            full && !reader.IsDBNull(4) ? (int)reader.GetInt64(4) - 1 - firstFence[index] : null,
+                            full ? NullableInt64(reader, 5) : null,
+                            full ? NullableInt64(reader, 6) : null);
                     }
                 }
 
@@ -164,6 +174,7 @@ public sealed partial class PostgresGrainStorage
         command.Parameters.Add(ArrayParameter(expected, NpgsqlDbType.Bigint));
         if (!full)
         {
+            AddWriterParameters(command);
             return;
         }
 
@@ -210,6 +221,15 @@ public sealed partial class PostgresGrainStorage
         command.Parameters.Add(ArrayParameter(recordTypes.ToArray(), NpgsqlDbType.Text));
         command.Parameters.Add(ArrayParameter(recordKeys.ToArray(), NpgsqlDbType.Text));
         command.Parameters.Add(ArrayParameter(recordPayloads.ToArray(), NpgsqlDbType.Bytea));
+        AddWriterParameters(command);
+    }
+
+    /// <summary>The silo whose membership row fences the batch, or NULLs outside a cluster.</summary>
+    private void AddWriterParameters(NpgsqlCommand command)
+    {
+        var writer = _writerFence?.Writer;
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = (object?)writer?.Endpoint ?? DBNull.Value });
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint, Value = (object?)writer?.Generation ?? DBNull.Value });
     }
 
     private static long? NullableInt64(NpgsqlDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);
@@ -228,8 +248,9 @@ public sealed partial class PostgresGrainStorage
     /// <summary>What the batch statement reported for one write.</summary>
     /// <param name="NewVersion">The row's new version when the write committed.</param>
     /// <param name="SeenVersion">The row's version in the statement's snapshot, for the conflict message.</param>
+    /// <param name="WriterAlive">False when the writing silo was Dead in the membership table: nothing was written.</param>
     /// <param name="FailedFence">Index into the write's fences of the first one that did not hold.</param>
     /// <param name="FoundVersion">The version that fence row held (0 when absent).</param>
     /// <param name="LastOffset">The offset of the write's last log record, when it appended any.</param>
-    private readonly record struct Outcome(long? NewVersion, long? SeenVersion, int? FailedFence, long? FoundVersion, long? LastOffset);
+    private readonly record struct Outcome(long? NewVersion, long? SeenVersion, bool WriterAlive, int? FailedFence, long? FoundVersion, long? LastOffset);
 }

@@ -6,6 +6,13 @@ public sealed partial class PostgresGrainStorage
     // expected version; inserts (expected 0) lose to an existing row. The final SELECT returns one row per input:
     // new_version when it won, otherwise the version the statement's snapshot saw, for the conflict message.
     // Used for batches without fences or records: it never touches the metadata log or its head row.
+    //
+    // Both statements are fenced by the writing silo's membership row ($7/$8 here, $17/$18 below; NULL when storage
+    // runs outside a cluster). The row is locked FOR KEY SHARE, which heartbeats (plain UPDATEs of non-key columns)
+    // never wait for, while declaring a silo dead locks it FOR UPDATE first (MembershipTable). So a batch either
+    // commits before the silo is declared dead, or waits for that change, re-reads the row, finds it Dead and writes
+    // nothing. The rule this gives (DESIGN, "one owner"): once a silo is Dead in the table, no write of its commits,
+    // and the grains' new owners, which activate only after reading it Dead, load everything it ever committed.
     private const string WriteSql =
         """
         WITH input AS (
@@ -13,11 +20,17 @@ public sealed partial class PostgresGrainStorage
             FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[]) WITH ORDINALITY
                 AS t(grain_type, grain_key, state_name, payload, expected, ord)
         ),
+        writer AS MATERIALIZED (
+            SELECT ($7::text IS NULL OR EXISTS (
+                SELECT 1 FROM membership AS m
+                WHERE m.cluster_id = $1 AND m.endpoint = $7 AND m.generation = $8 AND m.status <> 'Dead'
+                FOR KEY SHARE OF m)) AS alive
+        ),
         updated AS (
             UPDATE grain_state AS g
             SET version = g.version + 1, payload = i.payload, updated_at = now()
             FROM input AS i
-            WHERE i.expected > 0
+            WHERE i.expected > 0 AND (SELECT alive FROM writer)
               AND g.cluster_id = $1 AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
               AND g.state_name = i.state_name AND g.version = i.expected
             RETURNING i.ord, g.version
@@ -26,7 +39,7 @@ public sealed partial class PostgresGrainStorage
             INSERT INTO grain_state AS g (cluster_id, grain_type, grain_key, state_name, version, payload)
             SELECT $1, i.grain_type, i.grain_key, i.state_name, 1, i.payload
             FROM input AS i
-            WHERE i.expected = 0
+            WHERE i.expected = 0 AND (SELECT alive FROM writer)
             ORDER BY i.ord
             ON CONFLICT DO NOTHING
             RETURNING g.grain_type, g.grain_key, g.state_name, g.version
@@ -39,7 +52,7 @@ public sealed partial class PostgresGrainStorage
             JOIN input AS i ON i.expected = 0 AND i.grain_type = n.grain_type AND i.grain_key = n.grain_key
                 AND i.state_name = n.state_name
         )
-        SELECT i.ord, w.version AS new_version, s.version AS seen_version
+        SELECT i.ord, w.version AS new_version, s.version AS seen_version, (SELECT alive FROM writer) AS writer_alive
         FROM input AS i
         LEFT JOIN written AS w ON w.ord = i.ord
         LEFT JOIN grain_state AS s ON s.cluster_id = $1 AND s.grain_type = i.grain_type AND s.grain_key = i.grain_key
@@ -74,6 +87,12 @@ public sealed partial class PostgresGrainStorage
             FROM unnest($8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[]) WITH ORDINALITY
                 AS f(write_ord, grain_type, grain_key, state_name, version, fence_ord)
         ),
+        writer AS MATERIALIZED (
+            SELECT ($17::text IS NULL OR EXISTS (
+                SELECT 1 FROM membership AS m
+                WHERE m.cluster_id = $1 AND m.endpoint = $17 AND m.generation = $18 AND m.status <> 'Dead'
+                FOR KEY SHARE OF m)) AS alive
+        ),
         fence_row AS MATERIALIZED (
             SELECT g.grain_type, g.grain_key, g.state_name, g.version
             FROM grain_state AS g
@@ -93,7 +112,7 @@ public sealed partial class PostgresGrainStorage
             UPDATE grain_state AS g
             SET version = g.version + 1, payload = i.payload, updated_at = now()
             FROM input AS i
-            WHERE i.expected > 0
+            WHERE i.expected > 0 AND (SELECT alive FROM writer)
               AND NOT EXISTS (SELECT 1 FROM fenced AS x WHERE x.write_ord = i.ord)
               AND g.cluster_id = $1 AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
               AND g.state_name = i.state_name AND g.version = i.expected
@@ -103,7 +122,7 @@ public sealed partial class PostgresGrainStorage
             INSERT INTO grain_state AS g (cluster_id, grain_type, grain_key, state_name, version, payload)
             SELECT $1, i.grain_type, i.grain_key, i.state_name, 1, i.payload
             FROM input AS i
-            WHERE i.expected = 0
+            WHERE i.expected = 0 AND (SELECT alive FROM writer)
               AND NOT EXISTS (SELECT 1 FROM fenced AS x WHERE x.write_ord = i.ord)
             ORDER BY i.ord
             ON CONFLICT DO NOTHING
@@ -147,7 +166,8 @@ public sealed partial class PostgresGrainStorage
             FROM appended AS a CROSS JOIN head AS h
             GROUP BY a.write_ord, h.last_offset
         )
-        SELECT i.ord, w.version AS new_version, s.version AS seen_version, x.fence_ord, x.found, l.last_offset
+        SELECT i.ord, w.version AS new_version, s.version AS seen_version, (SELECT alive FROM writer) AS writer_alive,
+               x.fence_ord, x.found, l.last_offset
         FROM input AS i
         LEFT JOIN written AS w ON w.ord = i.ord
         LEFT JOIN fenced AS x ON x.write_ord = i.ord

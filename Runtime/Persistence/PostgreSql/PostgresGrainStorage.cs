@@ -34,6 +34,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresStorageOptions _options;
     private readonly ILogger _logger;
+    private readonly IWriterFence? _writerFence;
     private readonly Channel<object> _writeInbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
     private readonly Channel<object> _readInbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
@@ -42,7 +43,12 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
     /// <summary>Creates the storage and starts its batch writer and reader. It does not own <paramref name="dataSource"/>.</summary>
     /// <exception cref="OptionsValidationException">The options are invalid; the message lists every problem.</exception>
-    public PostgresGrainStorage(NpgsqlDataSource dataSource, IOptions<PostgresStorageOptions> options, ILogger<PostgresGrainStorage>? logger = null)
+    /// <param name="dataSource">The database.</param>
+    /// <param name="options">Batching limits and the cluster id.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <param name="writer">The silo whose membership row fences every write (see <see cref="IWriterFence"/>); none outside a cluster.</param>
+    public PostgresGrainStorage(
+        NpgsqlDataSource dataSource, IOptions<PostgresStorageOptions> options, ILogger<PostgresGrainStorage>? logger = null, IWriterFence? writer = null)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentNullException.ThrowIfNull(options);
@@ -53,6 +59,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         }
 
         _dataSource = dataSource;
+        _writerFence = writer;
         _options = options.Value;
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _writer = Task.Run(RunWriterAsync);
