@@ -31,3 +31,12 @@ public sealed class PersistentStateAttribute(string stateName, string? storageNa
 
     public string? StorageName { get; } = storageName;
 }
+
+/// <summary>
+/// Marks a grain class whose truth lives in memory (sessions kept alive by heartbeats that are never written). Such a
+/// grain must have one owner at a time, so a new activation waits until no silo declared dead can still act as its
+/// owner: a silo serves only while its ownership lease (its last successful heartbeat, at most
+/// <c>HeartbeatStaleAfter</c> ago) lasts, and its writes are fenced by its membership row once it is Dead.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class, Inherited = false)]
+public sealed class KeepsTruthInMemoryAttribute : Attribute;

@@ -329,6 +329,12 @@ internal sealed partial class GrainActivation
             Constructing = null;
         }
 
+        // One owner for truth held in memory: wait until no silo declared dead can still act as this grain's owner.
+        if (_grainClass.IsDefined(typeof(KeepsTruthInMemoryAttribute), inherit: false) && Runtime.Membership is { } membership)
+        {
+            await membership.WaitForDeadSilosLeasesAsync(cancellationToken);
+        }
+
         foreach (var state in _states)
         {
             await state.LoadAsync(cancellationToken);

@@ -10,6 +10,7 @@ namespace OrleansMeta.Runtime.Activation;
 internal sealed class GrainRuntime
 {
     private IGrainCallDispatcher? _dispatcher;
+    private Cluster.IClusterMembership? _membership;
 
     public GrainRuntime(
         IServiceProvider services,
@@ -44,4 +45,14 @@ internal sealed class GrainRuntime
     public ILogger Logger { get; }
 
     public bool IsStopping { get; set; }
+
+    /// <summary>The silo's membership, when it runs in one (unit tests of the runtime may run without).</summary>
+    public Cluster.IClusterMembership? Membership => _membership ??= Services.GetService<Cluster.IClusterMembership>();
+
+    /// <summary>
+    /// Whether this silo may act as the owner of its grains now: active in the cluster and holding its ownership lease.
+    /// A silo that reads itself dead, is cut off from the membership table, or was paused past its lease does not,
+    /// and its grains' timers must not act on memory that may already belong to another owner.
+    /// </summary>
+    public bool IsServing => Membership?.IsActive ?? true;
 }

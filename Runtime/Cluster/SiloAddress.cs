@@ -74,7 +74,8 @@ public interface IClusterMembership
     /// <summary>The newest view this silo has seen. Never goes back in version.</summary>
     MembershipView CurrentView { get; }
 
-    /// <summary>Whether this silo is active in its own view (joined, not shutting down, not declared dead).</summary>
+    /// <summary>Whether this silo is active in its own view (joined, not shutting down, not declared dead) and still
+    /// holds its ownership lease (a recent successful heartbeat). Only then does it serve grains or run their timers.</summary>
     bool IsActive { get; }
 
     /// <summary>Raised (on a background thread) after <see cref="CurrentView"/> has moved to a newer version.</summary>
@@ -82,4 +83,11 @@ public interface IClusterMembership
 
     /// <summary>Re-reads the table now (for example after a peer reported a change), returning the newest view.</summary>
     Task<MembershipView> RefreshAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Completes once no silo that its peers declared dead can still believe it owns grains (its ownership lease has
+    /// run out, judged on the database's clock). Grains whose truth lives in memory wait for this before activating
+    /// on a new owner, so two owners never answer from memory at once.
+    /// </summary>
+    Task WaitForDeadSilosLeasesAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -54,7 +54,12 @@ internal sealed class GrainTimer : IDisposable
 
         try
         {
-            await _callback(_stopped.Token);
+            // A silo that is not serving (declared dead, cut off, paused past its lease) skips the tick: the grain's
+            // memory may already belong to an activation elsewhere. The timer stays armed for when it serves again.
+            if (_activation.Runtime.IsServing)
+            {
+                await _callback(_stopped.Token);
+            }
         }
         catch (Exception exception)
         {

@@ -60,4 +60,7 @@ public sealed partial class PostgresClusterMembership
 
     [LoggerMessage(EventId = 318, Level = LogLevel.Warning, Message = "Silo {Self} reaches the membership table again and is alive in it; serving resumes")]
     private static partial void LogReconnected(ILogger logger, SiloAddress self);
+
+    [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "A silo declared dead may still hold its ownership lease for {Remaining}; waiting before activating a grain that keeps its truth in memory")]
+    private static partial void LogWaitingForLease(ILogger logger, TimeSpan remaining);
 }

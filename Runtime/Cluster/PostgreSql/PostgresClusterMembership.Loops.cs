@@ -10,27 +10,33 @@ public sealed partial class PostgresClusterMembership
     private async Task HeartbeatLoopAsync(SiloAddress self, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(_options.HeartbeatInterval, _time);
-        var lastHeartbeat = _time.GetTimestamp();
         while (await WaitAsync(timer, cancellationToken).ConfigureAwait(false))
         {
+            var sent = _time.GetTimestamp();
             try
             {
-                if (!await _table.HeartbeatAsync(self, cancellationToken).ConfigureAwait(false) && !_leaving)
+                // Each heartbeat has its own deadline (one interval): a connection that hangs rather than fails must
+                // not hold the loop for the driver's 30 s command timeout while the lease runs out unnoticed.
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                deadline.CancelAfter(_options.HeartbeatInterval);
+                if (!await _table.HeartbeatAsync(self, deadline.Token).ConfigureAwait(false) && !_leaving)
                 {
                     await OnHeartbeatFoundSelfDeadAsync(self).ConfigureAwait(false);
                     return;
                 }
 
-                lastHeartbeat = _time.GetTimestamp();
+                Interlocked.Exchange(ref _leaseStart, sent);
                 SetIsolated(self, false);
             }
-            catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+            catch (Exception exception) when (exception is NpgsqlException or TimeoutException
+                || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 LogLoopFailed(_logger, "heartbeat", exception);
 
                 // Cut off from the table for as long as peers need to call a heartbeat stale: they may have declared
-                // this silo dead and moved its grains, and it cannot find out. Stop owning grains until it can.
-                if (_time.GetElapsedTime(lastHeartbeat) > _options.HeartbeatStaleAfter)
+                // this silo dead and moved its grains, and it cannot find out. IsActive already says so (the lease is
+                // checked on every use); this tells the rest of the silo, which deactivates its grains.
+                if (!HasLease)
                 {
                     SetIsolated(self, true);
                 }

@@ -35,6 +35,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private volatile MembershipView _view = MembershipView.Empty;
     private volatile SiloAddress? _self;
     private long _registeredAtVersion = long.MaxValue;
+    private long _leaseStart;
     private volatile bool _leaving;
     private volatile bool _left;
     private volatile bool _readSelfDead;
@@ -71,7 +72,40 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
 
     public MembershipView CurrentView => _view;
 
-    public bool IsActive => _self is { } self && !_leaving && !_readSelfDead && !_isolated && _view.IsActive(self);
+    public bool IsActive => _self is { } self && !_leaving && !_readSelfDead && !_isolated && HasLease && _view.IsActive(self);
+
+    /// <summary>
+    /// The ownership lease: this silo may act as the owner of its grains only while its last successful heartbeat was
+    /// sent less than <see cref="MembershipOptions.HeartbeatStaleAfter"/> ago. It counts from when that heartbeat was
+    /// sent, which is before the database stamped it, so it always ends before peers (judging on the database's clock)
+    /// consider the silo's heartbeat stale. Checked on every use rather than by a timer, so a process that was paused
+    /// (SIGSTOP, a long GC) knows at once on resuming that it may no longer own anything.
+    /// </summary>
+    private bool HasLease => _time.GetElapsedTime(Interlocked.Read(ref _leaseStart)) < _options.HeartbeatStaleAfter;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Only silos declared dead by votes matter: one that left gracefully deactivated its grains first, and one declared
+    /// dead for a stale heartbeat has no lease left by definition. All silos must share HeartbeatStaleAfter.
+    /// </remarks>
+    public async Task WaitForDeadSilosLeasesAsync(CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.HeartbeatInterval * 2);
+        var view = await _table.ReadAsync(deadline.Token).ConfigureAwait(false);
+        var readAt = _time.GetTimestamp();
+        var leaseEnd = view.Silos
+            .Where(s => s.Status == SiloStatus.Dead && s.Suspicions.Count > 0 && s.Address != _self)
+            .Select(s => s.HeartbeatAt + _options.HeartbeatStaleAfter)
+            .DefaultIfEmpty(DateTimeOffset.MinValue)
+            .Max();
+        var remaining = leaseEnd - view.ReadAt - _time.GetElapsedTime(readAt);
+        if (remaining > TimeSpan.Zero)
+        {
+            LogWaitingForLease(_logger, remaining);
+            await Task.Delay(remaining, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     public event Action<MembershipView>? ViewChanged;
 
@@ -86,7 +120,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     /// <summary>Registers this silo as Joining and starts heartbeating; it owns no grains yet.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        var sent = _time.GetTimestamp();
         var (self, version) = await _table.InsertJoiningAsync(NormalizedEndpoint(), _cluster.SiloName, cancellationToken).ConfigureAwait(false);
+        Interlocked.Exchange(ref _leaseStart, sent);
         Interlocked.Exchange(ref _registeredAtVersion, version);
         _self = self;
         LogRegistered(_logger, self, _table.ClusterId);

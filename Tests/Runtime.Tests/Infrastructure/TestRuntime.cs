@@ -29,7 +29,8 @@ public sealed class TestRuntime : IAsyncDisposable
 
     internal ActivationCollector Collector => _services.GetRequiredService<ActivationCollector>();
 
-    public static async Task<TestRuntime> StartAsync(Action<GrainRuntimeOptions>? configure = null, IGrainStorage? storage = null, TestProbe? probe = null)
+    public static async Task<TestRuntime> StartAsync(
+        Action<GrainRuntimeOptions>? configure = null, IGrainStorage? storage = null, TestProbe? probe = null, Cluster.IClusterMembership? membership = null)
     {
         var time = new ManualTimeProvider();
         var services = new ServiceCollection();
@@ -40,6 +41,11 @@ public sealed class TestRuntime : IAsyncDisposable
         if (storage is not null)
         {
             services.AddSingleton(storage);
+        }
+
+        if (membership is not null)
+        {
+            services.AddSingleton(membership);
         }
 
         services.Configure<GrainRuntimeOptions>(o => configure?.Invoke(o));

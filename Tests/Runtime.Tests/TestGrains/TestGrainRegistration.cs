@@ -9,5 +9,6 @@ public static class TestGrainRegistration
         .AddGrain<IChainGrain, ChainGrain>()
         .AddGrain<ISlowGrain, SlowGrain>()
         .AddGrain<ILifecycleGrain, LifecycleGrain>()
-        .AddGrain<IStoredGrain, StoredGrain>();
+        .AddGrain<IStoredGrain, StoredGrain>()
+        .AddGrain<ISessionGrain, SessionGrain>();
 }
