@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Hosting;
 using OrleansMeta.Runtime.Messaging;
 
@@ -31,6 +32,7 @@ public static class GrainRegistration
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRemoteExceptionRegistration, MetaExceptionRegistration>());
         services.TryAddSingleton<MetadataImageService>();
         services.AddHostedService(sp => sp.GetRequiredService<MetadataImageService>());
+        services.AddSingleton<IJoinGate>(sp => sp.GetRequiredService<MetadataImageService>());
         services.AddHostedService<ControllerKeeper>();
         return runtime
             .AddGrain<IBrokerGrain, BrokerGrain>()

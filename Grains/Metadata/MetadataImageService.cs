@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansMeta.Client.Models;
 using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Grains.Metadata;
@@ -10,7 +11,7 @@ namespace OrleansMeta.Grains.Metadata;
 /// This silo's metadata image: tails the metadata log and applies every record in order, so that metadata reads are
 /// answered from memory on any silo. Reads that must see a write wait until the image has reached its offset.
 /// </summary>
-public sealed partial class MetadataImageService(IMetadataLog log, ILogger<MetadataImageService> logger) : BackgroundService
+public sealed partial class MetadataImageService(IMetadataLog log, ILogger<MetadataImageService> logger) : BackgroundService, IJoinGate
 {
     private const int PageSize = 10_000;
 
@@ -24,6 +25,29 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
 
     /// <summary>True once the image has caught up with the log as it was when the silo started.</summary>
     public bool IsCaughtUp => _headAtStart >= 0 && _current.Offset >= _headAtStart;
+
+    /// <inheritdoc />
+    public string Description => "its metadata image has caught up with the log head it read at start";
+
+    /// <summary>
+    /// Completes once the image holds every record that was committed when this silo started: until then the silo
+    /// must not own grains, whose decisions (elections, fencing, assignments) would be taken on old metadata.
+    /// </summary>
+    public async Task WaitAsync(CancellationToken cancellationToken)
+    {
+        while (!IsCaughtUp)
+        {
+            Task advanced;
+            lock (_lock)
+            {
+                advanced = _advanced.Task;
+            }
+
+            // The head at start is read by the tailer's first round; poll briefly until it has been.
+            await Task.WhenAny(advanced, Task.Delay(TimeSpan.FromMilliseconds(50), cancellationToken)).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
 
     /// <summary>The image once it holds <paramref name="offset"/>; waits at most <paramref name="timeout"/>.</summary>
     /// <exception cref="MetaException">OFFSET_NOT_AVAILABLE (retryable) when the offset is not reached in time.</exception>

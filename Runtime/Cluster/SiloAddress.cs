@@ -91,3 +91,17 @@ public interface IClusterMembership
     /// </summary>
     Task WaitForDeadSilosLeasesAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
+
+/// <summary>
+/// Something that must be true before this silo turns Active and so owns grains, for example "this silo's metadata
+/// image has caught up with the log head it read at start". Membership waits for every registered gate after the
+/// host has started and before joining; meanwhile the silo heartbeats as Joining and owns nothing.
+/// </summary>
+public interface IJoinGate
+{
+    /// <summary>What the gate waits for, for the log line while the silo waits.</summary>
+    string Description { get; }
+
+    /// <summary>Completes once the silo may own grains as far as this gate is concerned.</summary>
+    Task WaitAsync(CancellationToken cancellationToken);
+}

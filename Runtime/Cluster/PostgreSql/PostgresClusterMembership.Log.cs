@@ -63,4 +63,7 @@ public sealed partial class PostgresClusterMembership
 
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "A silo declared dead may still hold its ownership lease for {Remaining}; waiting before activating a grain that keeps its truth in memory")]
     private static partial void LogWaitingForLease(ILogger logger, TimeSpan remaining);
+
+    [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} waits before joining until {Gate}")]
+    private static partial void LogJoinGate(ILogger logger, SiloAddress silo, string gate);
 }

@@ -26,6 +26,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private readonly MembershipOptions _options;
     private readonly ClusterOptions _cluster;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly IJoinGate[] _joinGates;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _viewLock = new();
@@ -51,7 +52,8 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         SiloHttpClient client,
         IHostApplicationLifetime lifetime,
         TimeProvider timeProvider,
-        ILogger<PostgresClusterMembership> logger)
+        ILogger<PostgresClusterMembership> logger,
+        IEnumerable<IJoinGate>? joinGates = null)
     {
         ArgumentNullException.ThrowIfNull(storageOptions);
         ArgumentNullException.ThrowIfNull(clusterOptions);
@@ -61,6 +63,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         _options = options.Value;
         _cluster = clusterOptions.Value;
         _lifetime = lifetime;
+        _joinGates = [.. joinGates ?? []];
         _time = timeProvider;
         _logger = logger;
     }
@@ -138,6 +141,13 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         var self = _self ?? throw new InvalidOperationException("StartAsync registers the silo before StartedAsync.");
         try
         {
+            // A silo owns grains only once it can decide on current metadata (DESIGN: decide on a current image).
+            foreach (var gate in _joinGates)
+            {
+                LogJoinGate(_logger, self, gate.Description);
+                await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
             await JoinAsync(self, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception exception)

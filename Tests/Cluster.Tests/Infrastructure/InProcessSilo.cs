@@ -21,7 +21,10 @@ public sealed class InProcessSilo : SiloHandle
 
     public override bool IsRunning => _running;
 
-    public static async Task<InProcessSilo> StartAsync(string name, IEnumerable<string> arguments, int? publicPortOrNull = null, int? siloPortOrNull = null)
+    /// <param name="configureServices">Runs after the silo's own registrations, so a test can replace one (a slow
+    /// metadata log, a faulty storage).</param>
+    public static async Task<InProcessSilo> StartAsync(
+        string name, IEnumerable<string> arguments, int? publicPortOrNull = null, int? siloPortOrNull = null, Action<IServiceCollection>? configureServices = null)
     {
         var publicPort = publicPortOrNull ?? Ports.Free();
         var siloPort = siloPortOrNull ?? Ports.Free();
@@ -32,6 +35,7 @@ public sealed class InProcessSilo : SiloHandle
             $"--Meta:Cluster:SiloName={name}",
         ]);
         builder.AddMetaSilo(runtime => runtime.AddTestGrains());
+        configureServices?.Invoke(builder.Services);
         var app = builder.Build();
         app.MapMetaSilo();
         await app.StartAsync();

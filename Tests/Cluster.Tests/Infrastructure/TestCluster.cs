@@ -61,7 +61,8 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>Settings to start with no fast-membership overrides (the product's defaults).</summary>
     public static IReadOnlyDictionary<string, string> Defaults { get; } = FastMembership.ToDictionary(kv => kv.Key, _ => "");
 
-    public async Task<InProcessSilo> StartInProcessSiloAsync(IReadOnlyDictionary<string, string>? overrides = null)
+    public async Task<InProcessSilo> StartInProcessSiloAsync(
+        IReadOnlyDictionary<string, string>? overrides = null, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null)
     {
         var settings = new Dictionary<string, string>(_settings);
         foreach (var (key, value) in overrides ?? new Dictionary<string, string>())
@@ -69,7 +70,8 @@ public sealed class TestCluster : IAsyncDisposable
             settings[key] = value;
         }
 
-        var silo = await InProcessSilo.StartAsync($"silo-{_silos.Count}", settings.Where(kv => kv.Value.Length > 0).Select(kv => $"--{kv.Key}={kv.Value}"));
+        var silo = await InProcessSilo.StartAsync(
+            $"silo-{_silos.Count}", settings.Where(kv => kv.Value.Length > 0).Select(kv => $"--{kv.Key}={kv.Value}"), configureServices: configureServices);
         _silos.Add(silo);
         return silo;
     }
