@@ -17,6 +17,7 @@ public sealed class BrokerGrainState
 /// and session expiry are written (with their metadata records). A new activation (after a silo failure) gives the
 /// broker a full session to heartbeat again before fencing it.
 /// </summary>
+[KeepsTruthInMemory]
 internal sealed partial class BrokerGrain(
     [PersistentState("broker")] IPersistentState<BrokerGrainState> state,
     MetadataImageService image,

@@ -170,6 +170,14 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
         // Lock the target row FOR UPDATE before changing it: grain state writes hold their silo's row FOR KEY SHARE
         // while they commit (PostgresGrainStorage), so once this change commits (a silo declared Dead), no write of
         // that silo can commit after it. Heartbeats take a weaker lock and never wait for writes.
+        // The wait is bounded: a write batch of a silo that is cut off mid-statement could hold its row for as long as
+        // its connection lingers, and the version row locked above would hold up every other membership change with
+        // it. A change that times out here is simply decided again on a later round.
+        await using (var lockTimeout = new NpgsqlCommand("SET LOCAL lock_timeout = '2s'", connection, transaction))
+        {
+            await lockTimeout.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await using (var lockRow = new NpgsqlCommand(
             "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", connection, transaction))
         {

@@ -60,6 +60,27 @@ public sealed class ProcessSilo : SiloHandle
         }
     }
 
+    /// <summary>SIGSTOP: the process freezes as in a long GC pause or a stopped VM; its sockets stay open.</summary>
+    public void Pause() => Signal("-STOP");
+
+    /// <summary>SIGCONT: the paused process carries on where it stopped, unaware of the time that passed.</summary>
+    public void Resume() => Signal("-CONT");
+
+    /// <summary>Waits for the process to end by itself (for example after reading itself dead).</summary>
+    public async Task WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancellation = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cancellation.Token);
+    }
+
+    private void Signal(string signal)
+    {
+        if (!_process.HasExited)
+        {
+            Process.Start("kill", [signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+        }
+    }
+
     public override async Task StopAsync()
     {
         if (!_process.HasExited)
