@@ -60,3 +60,14 @@ public sealed class SiloFencedException(string message) : GrainRuntimeException(
 {
     public override bool IsRetryable => true;
 }
+
+/// <summary>
+/// A state write failed in a way that leaves its outcome unknown (a timeout, a lost connection, a commit whose
+/// acknowledgement never arrived): storage may hold it or not. The activation reloads before it answers again, so a
+/// caller that retries meets the state as committed; a compare-and-set write retried after it did commit is refused
+/// as stale rather than applied twice.
+/// </summary>
+public sealed class WriteOutcomeUnknownException(string message, Exception innerException) : GrainRuntimeException(message, innerException)
+{
+    public override bool IsRetryable => true;
+}

@@ -71,7 +71,7 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
         catch (Exception exception)
         {
             OnWriteFailed(exception);
-            throw;
+            throw Unknown(exception) ?? throw;
         }
     }
 
@@ -86,9 +86,17 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
         catch (Exception exception)
         {
             OnWriteFailed(exception);
-            throw;
+            throw Unknown(exception) ?? throw;
         }
     }
+
+    /// <summary>A failure that is not one of storage's clean refusals, named for what it means to the caller.</summary>
+    private WriteOutcomeUnknownException? Unknown(Exception exception) => exception is GrainRuntimeException or OperationCanceledException or ArgumentException
+        ? null
+        : new WriteOutcomeUnknownException(
+            $"Writing the state of {_activation.GrainId} failed and may or may not have been committed ({exception.Message}); " +
+            "the grain reloads its state before its next call. Retry: a change that did commit is then seen as done or refused as stale.",
+            exception);
 
     /// <summary>
     /// Memory must equal what is committed. Only a fenced write is known to have changed nothing while this copy is
