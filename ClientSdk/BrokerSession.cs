@@ -36,6 +36,7 @@ public sealed class BrokerSession : IAsyncDisposable
     private long _epoch = -1;
     private long _serviceOffset = -1;
     private bool _isFenced = true;
+    private DateTimeOffset? _lastHeartbeatAt;
     private bool _finished;
     private int _lifecycle; // 0 created, 1 started, 2 stopped before it started
     private ShutdownRequest? _shutdown;
@@ -134,6 +135,19 @@ public sealed class BrokerSession : IAsyncDisposable
             lock (_lock)
             {
                 return _serviceOffset;
+            }
+        }
+    }
+
+    /// <summary>When the service last answered a heartbeat (UTC), or null before the first answer. A broker can report
+    /// itself unhealthy when this falls further behind than the service's session timeout.</summary>
+    public DateTimeOffset? LastHeartbeatAt
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _lastHeartbeatAt;
             }
         }
     }
@@ -397,6 +411,7 @@ public sealed class BrokerSession : IAsyncDisposable
         lock (_lock)
         {
             _serviceOffset = Math.Max(_serviceOffset, answer.MetadataOffset);
+            _lastHeartbeatAt = DateTimeOffset.UtcNow;
         }
 
         SetState(
