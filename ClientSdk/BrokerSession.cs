@@ -258,8 +258,9 @@ public sealed class BrokerSession : IAsyncDisposable
 
     /// <summary>Stops heartbeating at once, without a controlled shutdown: the service fences the broker when its
     /// session times out. Does not throw for a session that faulted (see <see cref="Completion"/>).</summary>
+    /// <param name="cancellationToken">Stops waiting for the loop to end; the session stops anyway.</param>
     /// <returns>Completes once the session's loop has ended.</returns>
-    public async Task StopAsync()
+    public async Task StopAsync(CancellationToken cancellationToken = default)
     {
         if (Interlocked.CompareExchange(ref _lifecycle, 2, 0) == 0)
         {
@@ -268,17 +269,16 @@ public sealed class BrokerSession : IAsyncDisposable
         }
 
         await _stop.CancelAsync().ConfigureAwait(false);
-        await Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Completion.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
-    /// <summary>Stops the session (see <see cref="StopAsync"/>) and releases what it holds.</summary>
+    /// <summary>Stops the session (see <see cref="StopAsync"/>). Safe to call more than once.</summary>
     /// <returns>Completes once the session's loop has ended.</returns>
-    public async ValueTask DisposeAsync()
-    {
+    public async ValueTask DisposeAsync() =>
+        // The token source and semaphore are left undisposed on purpose: neither has a timer or wait handle to free
+        // (their handles are never asked for), and a late ShutDownAsync or StopAsync must still be able to use them.
         await StopAsync().ConfigureAwait(false);
-        _stop.Dispose();
-        _wake.Dispose();
-    }
 
     /// <inheritdoc />
     public override string ToString() => $"broker {BrokerId} (incarnation {IncarnationId}, epoch {BrokerEpoch}, {State})";

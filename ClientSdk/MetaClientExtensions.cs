@@ -13,7 +13,7 @@ public static class MetaClientExtensions
     /// <param name="client">The client.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The brokers and the metadata offset the answer reflects.</returns>
-    public static Task<BrokersResponse> ListBrokersAsync(this IMetaClient client, CancellationToken cancellationToken)
+    public static Task<BrokersResponse> ListBrokersAsync(this IMetaClient client, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         return client.ListBrokersAsync(minOffset: null, cancellationToken);
@@ -23,7 +23,7 @@ public static class MetaClientExtensions
     /// <param name="client">The client.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>Every topic and the metadata offset the answer reflects.</returns>
-    public static Task<TopicsResponse> ListTopicsAsync(this IMetaClient client, CancellationToken cancellationToken)
+    public static Task<TopicsResponse> ListTopicsAsync(this IMetaClient client, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         return client.ListTopicsAsync(minOffset: null, cancellationToken);
@@ -34,7 +34,7 @@ public static class MetaClientExtensions
     /// <param name="topic">The topic name.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The topic's configs and partitions; UNKNOWN_TOPIC_OR_PARTITION (404) when it does not exist.</returns>
-    public static Task<TopicResponse> DescribeTopicAsync(this IMetaClient client, string topic, CancellationToken cancellationToken)
+    public static Task<TopicResponse> DescribeTopicAsync(this IMetaClient client, string topic, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         return client.DescribeTopicAsync(topic, minOffset: null, cancellationToken);
@@ -44,7 +44,7 @@ public static class MetaClientExtensions
     /// <param name="client">The client.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The metadata at the offset the answering silo has reached.</returns>
-    public static Task<MetadataResponse> GetMetadataAsync(this IMetaClient client, CancellationToken cancellationToken)
+    public static Task<MetadataResponse> GetMetadataAsync(this IMetaClient client, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         return client.GetMetadataAsync(topics: null, minOffset: null, cancellationToken);
@@ -56,7 +56,7 @@ public static class MetaClientExtensions
     /// <param name="topics">The topics to describe; null for every topic.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The metadata at the offset the answering silo has reached.</returns>
-    public static Task<MetadataResponse> GetMetadataAsync(this IMetaClient client, IEnumerable<string>? topics, CancellationToken cancellationToken)
+    public static Task<MetadataResponse> GetMetadataAsync(this IMetaClient client, IEnumerable<string>? topics, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         return client.GetMetadataAsync(topics, minOffset: null, cancellationToken);
