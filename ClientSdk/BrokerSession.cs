@@ -250,6 +250,8 @@ public sealed class BrokerSession : IAsyncDisposable
         // Finish may have run before the request was visible to it: settle the request from the outcome.
         if (Volatile.Read(ref _finished))
         {
+            // Finish marks the session finished a moment before it completes Completion with the outcome.
+            await Completion.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Settle(current, Completion.Exception?.InnerException, shutdownOutcome: false);
         }
 
