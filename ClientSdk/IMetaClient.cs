@@ -1,0 +1,121 @@
+using OrleansMeta.Client.Models;
+
+namespace OrleansMeta.Client;
+
+/// <summary>
+/// The operations of the Orleans.Meta HTTP API, as <see cref="MetaClient"/> implements them. Depend on this interface
+/// (it is what <c>services.AddMetaClient(...)</c> registers) so that code calling the service can be tested without one.
+/// </summary>
+/// <remarks>Every method takes a <see cref="CancellationToken"/> last. Methods with optional parameters before it have
+/// overloads in <see cref="MetaClientExtensions"/> that take the token right after the required ones, e.g.
+/// <c>ListTopicsAsync(cancellationToken)</c>. See <see cref="MetaClient"/> for which failures are retried.</remarks>
+public interface IMetaClient
+{
+    /// <summary>The partition leaders this client has seen in metadata, topic and partition answers.</summary>
+    LeaderCache Leaders { get; }
+
+    /// <summary>Registers a broker incarnation (<c>POST /v1/brokers/{id}/registration</c>). Not resent after a timeout;
+    /// registering the same incarnation id again is safe and answers with the same epoch.</summary>
+    /// <param name="brokerId">The broker id (not negative).</param>
+    /// <param name="request">The incarnation id, listeners and rack.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The broker epoch that the incarnation's later requests carry.</returns>
+    Task<BrokerRegistrationResponse> RegisterBrokerAsync(int brokerId, BrokerRegistrationRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Sends a broker heartbeat (<c>POST /v1/brokers/{id}/heartbeat</c>). Not resent after a timeout: send the
+    /// next heartbeat instead. <see cref="BrokerSession"/> does this on schedule.</summary>
+    /// <param name="brokerId">The broker id (not negative).</param>
+    /// <param name="request">The broker epoch and the metadata offset the broker has applied.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Whether the broker is fenced, caught up, and may shut down.</returns>
+    Task<BrokerHeartbeatResponse> SendBrokerHeartbeatAsync(int brokerId, BrokerHeartbeatRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Lists the registered brokers (<c>GET /v1/brokers</c>).</summary>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset (read your own
+    /// writes); OFFSET_NOT_AVAILABLE (retried) if it does not in time.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The brokers and the metadata offset the answer reflects.</returns>
+    Task<BrokersResponse> ListBrokersAsync(long? minOffset = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Creates a topic (<c>POST /v1/topics</c>). Not resent after a timeout: a resend could fail with
+    /// TOPIC_ALREADY_EXISTS although this call created it.</summary>
+    /// <param name="request">The name, partitions, replication factor, configs or explicit assignment.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The created topic and the metadata offset of its creation.</returns>
+    Task<TopicResponse> CreateTopicAsync(CreateTopicRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Lists the topics (<c>GET /v1/topics</c>).</summary>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Every topic and the metadata offset the answer reflects.</returns>
+    Task<TopicsResponse> ListTopicsAsync(long? minOffset = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Describes a topic (<c>GET /v1/topics/{name}</c>).</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The topic's configs and partitions; UNKNOWN_TOPIC_OR_PARTITION (404) when it does not exist.</returns>
+    Task<TopicResponse> DescribeTopicAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes a topic (<c>DELETE /v1/topics/{name}</c>). Resent after a timeout like a read; a resend after a
+    /// delete that was applied answers UNKNOWN_TOPIC_OR_PARTITION.</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The deleted topic's id and the metadata offset of the deletion.</returns>
+    Task<DeleteTopicResponse> DeleteTopicAsync(string topic, CancellationToken cancellationToken = default);
+
+    /// <summary>Grows a topic to more partitions (<c>POST /v1/topics/{name}/partitions</c>). Not resent after a timeout.</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="request">The new total partition count and, optionally, the replicas of the new partitions.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The topic after the change.</returns>
+    Task<TopicResponse> AddPartitionsAsync(string topic, AddPartitionsRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Sets or removes topic configs (<c>PATCH /v1/topics/{name}/configs</c>). Not resent after a timeout.</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="request">Keys to set; a null value removes the key.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The topic after the change.</returns>
+    Task<TopicResponse> AlterTopicConfigsAsync(string topic, AlterConfigsRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Proposes a new ISR as the partition leader (<c>POST /v1/topics/{name}/partitions/{p}/isr</c>, Kafka's
+    /// AlterPartition). Not resent after a timeout: a resend of an applied change fails with INVALID_UPDATE_VERSION.</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="partition">The partition index (not negative).</param>
+    /// <param name="request">The leader, its epochs, the partition epoch the change is based on, and the new ISR.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The partition after the change.</returns>
+    Task<PartitionResponse> AlterPartitionAsync(string topic, int partition, AlterPartitionRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Runs leader elections (<c>POST /v1/elections</c>). Not resent after a timeout. The results are not fed
+    /// to <see cref="Leaders"/>: they carry no topic id.</summary>
+    /// <param name="request">The election type and the partitions.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The outcome per partition.</returns>
+    Task<ElectionResponse> ElectLeadersAsync(ElectionRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads brokers, partition leaders and the controller (<c>GET /v1/metadata</c>) and feeds
+    /// <see cref="Leaders"/>.</summary>
+    /// <param name="topics">The topics to describe; null for every topic. A requested topic that does not exist comes
+    /// back with error code UNKNOWN_TOPIC_OR_PARTITION.</param>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The metadata at the offset the answering silo has reached.</returns>
+    Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics = null, long? minOffset = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Reads the cluster id, the silo membership the answering silo sees, and the controller
+    /// (<c>GET /v1/cluster</c>).</summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The cluster as the answering silo sees it.</returns>
+    Task<ClusterInfo> GetClusterAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The leader of a partition: from <see cref="Leaders"/> when it holds one, else from a metadata read of
+    /// the topic.</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="partition">The partition index (not negative).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The leader; <see cref="PartitionLeader.BrokerId"/> is -1 when the partition is offline.</returns>
+    /// <exception cref="MetaApiException">UNKNOWN_TOPIC_OR_PARTITION when the topic or partition does not exist, or
+    /// the metadata read failed.</exception>
+    ValueTask<PartitionLeader> GetLeaderAsync(string topic, int partition, CancellationToken cancellationToken = default);
+}
