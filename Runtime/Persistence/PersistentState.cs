@@ -71,7 +71,12 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
         catch (Exception exception)
         {
             OnWriteFailed(exception);
-            throw Unknown(exception) ?? throw;
+            if (Unknown(exception) is { } unknown)
+            {
+                throw unknown;
+            }
+
+            throw;
         }
     }
 
@@ -86,7 +91,12 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
         catch (Exception exception)
         {
             OnWriteFailed(exception);
-            throw Unknown(exception) ?? throw;
+            if (Unknown(exception) is { } unknown)
+            {
+                throw unknown;
+            }
+
+            throw;
         }
     }
 
