@@ -2,7 +2,9 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Hosting;
+using OrleansMeta.Runtime.Persistence;
 using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.Benchmarks;
@@ -32,9 +34,25 @@ public static class StateWriteScenario
             }
         }
 
+        // Without and with the fence every silo's writes carry (its membership row, locked FOR KEY SHARE per batch),
+        // so that the fence's cost is measured in the same run.
+        results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: false));
+        results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: true));
+        return results;
+    }
+
+    private static async Task<List<Measurement>> RunGrainWritesAsync(string connectionString, TimeSpan warmup, TimeSpan duration, bool fenced)
+    {
+        var clusterId = $"bench-{Guid.NewGuid():N}";
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddPostgresGrainStorage(connectionString, $"bench-{Guid.NewGuid():N}");
+        services.AddPostgresGrainStorage(connectionString, clusterId);
+        var silo = new SiloAddress("http://127.0.0.1:1", 1);
+        if (fenced)
+        {
+            services.AddSingleton<IWriterFence>(new FixedWriter(silo));
+        }
+
         services.AddGrainRuntime().AddGrain<IWriterGrain, WriterGrain>();
         await using var provider = services.BuildServiceProvider();
         var hosted = provider.GetServices<IHostedService>().ToList();
@@ -43,6 +61,18 @@ public static class StateWriteScenario
             await service.StartAsync(CancellationToken.None);
         }
 
+        if (fenced)
+        {
+            await using var insert = provider.GetRequiredService<NpgsqlDataSource>().CreateCommand(
+                "INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at) " +
+                "VALUES ($1, $2, $3, 'bench', 'Active', now(), now(), now())");
+            insert.Parameters.AddWithValue(clusterId);
+            insert.Parameters.AddWithValue(silo.Endpoint);
+            insert.Parameters.AddWithValue(silo.Generation);
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        var results = new List<Measurement>();
         var factory = provider.GetRequiredService<IGrainFactory>();
         var storage = provider.GetRequiredService<PostgresGrainStorage>();
         var grains = Enumerable.Range(0, Grains).Select(i => factory.GetGrain<IWriterGrain>($"w{i}")).ToArray();
@@ -54,7 +84,10 @@ public static class StateWriteScenario
                 (worker, _) => grains[worker].IncrementAsync());
             var writes = storage.Statistics.Writes - writesBefore;
             var transactions = storage.Statistics.Transactions - transactionsBefore;
-            results.Add(measurement with { Scenario = $"grain state write, batched ({writes / Math.Max(1.0, transactions):0.0} rows/txn)" });
+            results.Add(measurement with
+            {
+                Scenario = $"grain state write, batched{(fenced ? ", silo-fenced" : "")} ({writes / Math.Max(1.0, transactions):0.0} rows/txn)",
+            });
         }
 
         foreach (var service in hosted)
@@ -63,6 +96,11 @@ public static class StateWriteScenario
         }
 
         return results;
+    }
+
+    private sealed class FixedWriter(SiloAddress silo) : IWriterFence
+    {
+        public SiloAddress? Writer => silo;
     }
 
     private static async Task PrepareBaselineTableAsync(NpgsqlDataSource dataSource)
