@@ -163,7 +163,10 @@ public sealed partial class PostgresClusterMembership
         {
             try
             {
-                var view = await RefreshAsync(cancellationToken).ConfigureAwait(false);
+                // Like heartbeats, a refresh must not hang for the driver's timeout on a connection that stalled.
+                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                deadline.CancelAfter(_options.RefreshInterval + _options.HeartbeatInterval);
+                var view = await RefreshAsync(deadline.Token).ConfigureAwait(false);
                 if (!IsActive)
                 {
                     continue;
@@ -173,10 +176,11 @@ public sealed partial class PostgresClusterMembership
                 foreach (var entry in view.Silos.Where(s => s.Status is SiloStatus.Joining or SiloStatus.ShuttingDown && s.Address != self && IsStale(s, view)))
                 {
                     LogDeclaringDead(_logger, entry.Address, $"stale while {entry.Status}");
-                    await ChangeAsync(v => DeclareDeadIfStale(v, entry.Address, cancellationToken), cancellationToken).ConfigureAwait(false);
+                    await ChangeAsync(v => DeclareDeadIfStale(v, entry.Address, deadline.Token), deadline.Token).ConfigureAwait(false);
                 }
             }
-            catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+            catch (Exception exception) when (exception is NpgsqlException or TimeoutException
+                || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 LogLoopFailed(_logger, "refresh", exception);
             }
