@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Xunit.Abstractions;
 
 namespace OrleansMeta.Silo.Tests;
@@ -11,7 +10,7 @@ public sealed class SiloProcessTests(ITestOutputHelper output)
     [Fact]
     public async Task A_development_silo_answers_ready_within_seconds_of_start()
     {
-        var port = FreePort();
+        var port = Ports.Free();
         var siloDll = Path.Combine(AppContext.BaseDirectory, "OrleansMeta.Silo.dll");
         var start = new ProcessStartInfo("dotnet", [siloDll, $"--urls=http://127.0.0.1:{port}"])
         {
@@ -53,12 +52,5 @@ public sealed class SiloProcessTests(ITestOutputHelper output)
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
