@@ -28,22 +28,12 @@ public sealed class SiloProcessTests(ITestOutputHelper output)
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(2) };
             var watch = Stopwatch.StartNew();
-            HttpStatusCode? status = null;
-            while (watch.Elapsed < TimeSpan.FromSeconds(30) && status != HttpStatusCode.OK)
-            {
-                Assert.False(process.HasExited, "The silo exited: " + string.Join('\n', console));
-                try
-                {
-                    status = (await http.GetAsync("/health/ready")).StatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    await Task.Delay(100);
-                }
-            }
+            await Eventually.Until(async () => process.HasExited
+                ? throw new InvalidOperationException("The silo exited: " + string.Join('\n', console))
+                : (await http.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK,
+                "the development silo answers ready", TimeSpan.FromSeconds(30));
 
             output.WriteLine($"ready after {watch.Elapsed.TotalSeconds:0.0} s");
-            Assert.Equal(HttpStatusCode.OK, status);
             Assert.Contains(console, line => line.Contains($"listening on http://127.0.0.1:{port}", StringComparison.Ordinal) && line.Contains("in-memory storage", StringComparison.Ordinal));
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
         }
