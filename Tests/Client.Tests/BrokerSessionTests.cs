@@ -362,21 +362,3 @@ public sealed class BrokerSessionTests
         Assert.Null(options.AppliedMetadataOffset);
     }
 }
-
-/// <summary>Polls a condition until it holds, failing with a clear message after a bound.</summary>
-internal static class Eventually
-{
-    public static async Task Until(Func<bool> condition, string what, TimeSpan within)
-    {
-        var watch = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (watch.Elapsed > within)
-            {
-                Assert.Fail($"Timed out after {within.TotalSeconds:0} s waiting until {what}.");
-            }
-
-            await Task.Delay(20);
-        }
-    }
-}

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using OrleansMeta.Client.Models;
-using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Persistence.PostgreSql;

@@ -217,16 +217,11 @@ internal sealed class GrainStateLock : IAsyncDisposable
                 WHERE NOT granted AND relation = 'grain_state'::regclass
                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
             """;
-        while (true)
+        await Eventually.Until(async () =>
         {
             await using var command = new NpgsqlCommand(Sql, _connection, _transaction);
-            if ((bool)(await command.ExecuteScalarAsync())!)
-            {
-                return;
-            }
-
-            await Task.Delay(10); // A poll interval, not a wait for something to happen by then.
-        }
+            return (bool)(await command.ExecuteScalarAsync())!;
+        }, "another session's statement waits for the grain_state lock");
     }
 
     public Task ReleaseAsync() => _transaction.CommitAsync();

@@ -102,19 +102,12 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
     {
         await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
         await connection.OpenAsync();
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
+        await Eventually.Until(async () =>
         {
             await using var command = new NpgsqlCommand(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
-            if ((long)(await command.ExecuteScalarAsync())! > 0)
-            {
-                return;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, "The write never waited on the membership row lock.");
-            await Task.Delay(20);
-        }
+            return (long)(await command.ExecuteScalarAsync())! > 0;
+        }, "the write waits on the membership row lock", TimeSpan.FromSeconds(30));
     }
 
     private async Task InsertSiloAsync(string clusterId, SiloAddress silo, string status)

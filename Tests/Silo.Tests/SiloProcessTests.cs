@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using Xunit.Abstractions;
 
 namespace OrleansMeta.Silo.Tests;
@@ -11,7 +10,7 @@ public sealed class SiloProcessTests(ITestOutputHelper output)
     [Fact]
     public async Task A_development_silo_answers_ready_within_seconds_of_start()
     {
-        var port = FreePort();
+        var port = Ports.Free();
         var siloDll = Path.Combine(AppContext.BaseDirectory, "OrleansMeta.Silo.dll");
         var start = new ProcessStartInfo("dotnet", [siloDll, $"--urls=http://127.0.0.1:{port}"])
         {
@@ -29,22 +28,12 @@ public sealed class SiloProcessTests(ITestOutputHelper output)
         {
             using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(2) };
             var watch = Stopwatch.StartNew();
-            HttpStatusCode? status = null;
-            while (watch.Elapsed < TimeSpan.FromSeconds(30) && status != HttpStatusCode.OK)
-            {
-                Assert.False(process.HasExited, "The silo exited: " + string.Join('\n', console));
-                try
-                {
-                    status = (await http.GetAsync("/health/ready")).StatusCode;
-                }
-                catch (HttpRequestException)
-                {
-                    await Task.Delay(100);
-                }
-            }
+            await Eventually.Until(async () => process.HasExited
+                ? throw new InvalidOperationException("The silo exited: " + string.Join('\n', console))
+                : (await http.GetAsync("/health/ready")).StatusCode == HttpStatusCode.OK,
+                "the development silo answers ready", TimeSpan.FromSeconds(30));
 
             output.WriteLine($"ready after {watch.Elapsed.TotalSeconds:0.0} s");
-            Assert.Equal(HttpStatusCode.OK, status);
             Assert.Contains(console, line => line.Contains($"listening on http://127.0.0.1:{port}", StringComparison.Ordinal) && line.Contains("in-memory storage", StringComparison.Ordinal));
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/health/live")).StatusCode);
         }
@@ -53,12 +42,5 @@ public sealed class SiloProcessTests(ITestOutputHelper output)
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace OrleansMeta.Cluster.Tests.Infrastructure;
 
 /// <summary>
@@ -131,44 +129,4 @@ public sealed class TestCluster : IAsyncDisposable
         // Stop in parallel: each graceful stop only waits for itself.
         await Task.WhenAll(_silos.Select(async s => await s.DisposeAsync()));
     }
-}
-
-/// <summary>Polls a condition until it holds, failing with a clear message after a bound.</summary>
-public static class Eventually
-{
-    public static async Task Until(Func<Task<bool>> condition, string what, TimeSpan within)
-    {
-        var watch = Stopwatch.StartNew();
-        Exception? last = null;
-        while (watch.Elapsed < within)
-        {
-            try
-            {
-                if (await condition())
-                {
-                    return;
-                }
-            }
-            catch (InvalidOperationException)
-            {
-                throw;
-            }
-            catch (Exception exception)
-            {
-                last = exception;
-            }
-
-            await Task.Delay(50);
-        }
-
-        Assert.Fail($"Timed out after {within.TotalSeconds:0} s waiting until {what}.{(last is null ? "" : $" Last error: {last.Message}")}");
-    }
-}
-
-/// <summary>The throwaway PostgreSQL that scripts/test.sh starts for the test run.</summary>
-public static class TestPostgres
-{
-    public static string ConnectionString => Environment.GetEnvironmentVariable("ORLEANS_META_TEST_POSTGRES") is { Length: > 0 } value
-        ? value
-        : throw new InvalidOperationException("ORLEANS_META_TEST_POSTGRES is not set. Run the tests with scripts/test.sh, which starts a throwaway PostgreSQL and sets it.");
 }

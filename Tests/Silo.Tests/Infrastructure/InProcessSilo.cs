@@ -32,12 +32,8 @@ public sealed class InProcessSilo : IAsyncDisposable
         return new InProcessSilo(app, new Uri($"http://127.0.0.1:{port}"));
     }
 
-    public static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    /// <summary>A free port in this project's range (<see cref="Ports"/>).</summary>
+    public static int FreePort() => Ports.Free();
 
     public async ValueTask DisposeAsync()
     {

@@ -1,15 +1,16 @@
 using Npgsql;
 using OrleansMeta.Runtime.Persistence.PostgreSql;
 
-namespace OrleansMeta.PostgreSql.Tests;
+namespace OrleansMeta.Tests.Shared;
 
 /// <summary>
-/// A database of its own on the server named by ORLEANS_META_TEST_POSTGRES, dropped on dispose. Test classes run in
-/// parallel, so each gets its own database rather than sharing tables.
+/// A throwaway database of its own on the server named by ORLEANS_META_TEST_POSTGRES, dropped on dispose: for tests
+/// that need tables no other test touches (schema migration, whole-table reads, lock waits).
 /// </summary>
 public sealed class TestDatabase : IAsyncDisposable
 {
-    public const string EnvironmentVariable = "ORLEANS_META_TEST_POSTGRES";
+    /// <summary>The environment variable that names the server (same as <see cref="TestPostgres.Variable"/>).</summary>
+    public const string EnvironmentVariable = TestPostgres.Variable;
 
     private readonly string _adminConnectionString;
 
@@ -24,16 +25,11 @@ public sealed class TestDatabase : IAsyncDisposable
 
     public string ConnectionString { get; }
 
+    /// <summary>Creates the database (the server's user must be allowed to) and, if asked, migrates it to the current
+    /// schema.</summary>
     public static async Task<TestDatabase> CreateAsync(bool migrate)
     {
-        var admin = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (string.IsNullOrWhiteSpace(admin))
-        {
-            throw new InvalidOperationException(
-                $"{EnvironmentVariable} is not set. These tests need a real PostgreSQL: run scripts/test.sh, which starts " +
-                "a throwaway server and sets it (or set it yourself to an Npgsql connection string of a superuser).");
-        }
-
+        var admin = TestPostgres.ConnectionString;
         var name = "om_test_" + Guid.NewGuid().ToString("N");
         await using (var connection = new NpgsqlConnection(admin))
         {
@@ -52,6 +48,7 @@ public sealed class TestDatabase : IAsyncDisposable
         return database;
     }
 
+    /// <summary>A new data source on this database; the caller disposes it.</summary>
     public NpgsqlDataSource CreateDataSource() => NpgsqlDataSource.Create(ConnectionString);
 
     public async ValueTask DisposeAsync()
@@ -63,7 +60,7 @@ public sealed class TestDatabase : IAsyncDisposable
     }
 }
 
-/// <summary>One migrated database per test class.</summary>
+/// <summary>One migrated database per test class (<c>IClassFixture&lt;MigratedDatabaseFixture&gt;</c>).</summary>
 public sealed class MigratedDatabaseFixture : IAsyncLifetime
 {
     private TestDatabase? _database;
