@@ -1,0 +1,160 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Client;
+using OrleansMeta.Client.Models;
+using OrleansMeta.Cluster.Tests.Infrastructure;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+
+namespace OrleansMeta.Cluster.Tests;
+
+/// <summary>Broker registration, controlled shutdown and unregistration under failed writes and overlap (issue 7: 3, 4, 8, 9).</summary>
+public sealed class BrokerSafetyTests
+{
+    private static readonly IReadOnlyList<ListenerRecord> Listeners = [new("PLAINTEXT", "broker.test", 9092, "PLAINTEXT")];
+
+    [Fact]
+    public async Task A_registration_whose_write_failed_hands_out_no_epoch_and_the_retry_registers_a_broker_that_can_be_unfenced()
+    {
+        await using var cluster = new TestCluster("failed-registration");
+        await using var silo = await HookedSilo.StartAsync(cluster, "silo-0");
+        await WaitReadyAsync(silo);
+        var broker = silo.Grains.GetGrain<IBrokerGrain>("5");
+        var registration = new RegisterBroker(Guid.NewGuid(), Listeners, null);
+
+        silo.Storage.FailNextWrite((grain, _) => grain.Type == "broker");
+        await Assert.ThrowsAnyAsync<Exception>(() => broker.RegisterAsync(registration));
+
+        // The broker retries with the same incarnation, as it does after any failed registration.
+        var registered = await broker.RegisterAsync(registration);
+        var image = silo.Services.GetRequiredService<MetadataImageService>();
+        var metadata = await image.WaitForAsync(registered.MetadataOffset, TimeSpan.FromSeconds(10));
+        Assert.Equal(registered.BrokerEpoch, metadata.Brokers[5].Record.BrokerEpoch);
+
+        var answer = await broker.HeartbeatAsync(new BrokerHeartbeat(registered.BrokerEpoch, registered.MetadataOffset, WantShutDown: false));
+        Assert.False(answer.IsFenced);
+    }
+
+    [Fact]
+    public async Task Broker_epochs_are_the_offsets_of_their_registration_records_and_unique_across_brokers()
+    {
+        await using var setup = await MetaSetup.StartAsync("epoch-offsets", silos: 1);
+        Assert.Equal(setup.Brokers.Count, setup.Brokers.Select(b => b.Epoch).Distinct().Count());
+
+        var registration = await setup.Client.RegisterBrokerAsync(7, new BrokerRegistrationRequest(Guid.NewGuid(), [new BrokerListener("PLAINTEXT", "b7", 9092)]));
+        Assert.Equal(registration.MetadataOffset, registration.BrokerEpoch);
+        Assert.True(registration.BrokerEpoch > setup.Brokers.Max(b => b.Epoch));
+        var listed = (await setup.Client.ListBrokersAsync(registration.MetadataOffset)).Brokers;
+        Assert.Equal(registration.BrokerEpoch, listed.Single(b => b.BrokerId == 7).BrokerEpoch);
+        Assert.Equal(listed.Count, listed.Select(b => b.BrokerEpoch).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_broker_told_it_may_shut_down_is_fenced_at_once_so_a_restart_registers_without_waiting_for_the_session()
+    {
+        // A session long enough that only fencing at shutdown (not expiry) lets the restart in during the test.
+        await using var setup = await MetaSetup.StartAsync("shutdown-fences", settings: new Dictionary<string, string>
+        {
+            ["Meta:Brokers:SessionTimeout"] = "00:01:00",
+        });
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("parcels", 6, 3));
+        var leaving = setup.Brokers[0];
+        await leaving.StopHeartbeatsAsync();
+
+        BrokerHeartbeatResponse answer = null!;
+        await Eventually.Until(async () =>
+        {
+            answer = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+            return answer.ShouldShutDown;
+        }, "the broker is told it may shut down", TimeSpan.FromSeconds(30));
+        Assert.True(answer.IsFenced);
+        var metadata = await setup.Client.GetMetadataAsync(["parcels"], answer.MetadataOffset);
+        Assert.All(metadata.Topics.Single().Partitions, p => Assert.NotEqual(leaving.Id, p.Leader));
+
+        // The old process keeps heartbeating (without asking to stop): it cannot come back, nor hold the broker id.
+        var again = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue));
+        Assert.True(again.IsFenced);
+        Assert.True(again.ShouldShutDown);
+
+        var restarted = await setup.Client.RegisterBrokerAsync(leaving.Id, new BrokerRegistrationRequest(Guid.NewGuid(), [new BrokerListener("PLAINTEXT", "restarted", 9092)]));
+        Assert.True(restarted.BrokerEpoch > leaving.Epoch);
+        var stale = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, 0)));
+        Assert.Equal(ErrorCodes.StaleBrokerEpoch, stale.Code);
+    }
+
+    [Fact]
+    public async Task Controlled_shutdown_heartbeats_never_wait_on_the_controller_while_its_reconcile_rounds_ping_brokers()
+    {
+        // Reconcile rounds back to back and a short call timeout: a heartbeat that waits on the controller while a round
+        // waits on the broker grain fails the call instead of hiding in a 30 s stall.
+        await using var setup = await MetaSetup.StartAsync("shutdown-deadlock", settings: new Dictionary<string, string>
+        {
+            ["Meta:Controller:ReconcileInterval"] = "00:00:00.010",
+            ["Meta:Runtime:CallTimeout"] = "00:00:03",
+        });
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("busy", 300, 3));
+        var leaving = setup.Brokers[0];
+        await leaving.StopHeartbeatsAsync();
+        var grain = setup.Silos[0].Grains.GetGrain<IBrokerGrain>(leaving.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        var told = false;
+        for (var i = 0; i < 150; i++)
+        {
+            var answer = await grain.HeartbeatAsync(new BrokerHeartbeat(leaving.Epoch, long.MaxValue, WantShutDown: true));
+            told |= answer.ShouldShutDown;
+        }
+
+        Assert.True(told, "the broker was told it may shut down");
+    }
+
+    [Fact]
+    public async Task A_broker_gone_for_good_is_unregistered_only_once_its_session_ended_and_it_holds_no_replicas()
+    {
+        await using var setup = await MetaSetup.StartAsync("unregister", silos: 2);
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("held", Assignment: [[3, 1]]));
+        var http = setup.Silos[0].Http;
+
+        var alive = await http.DeleteAsync("/v1/brokers/3");
+        await AssertProblemAsync(alive, HttpStatusCode.Conflict, "BROKER_SESSION_ALIVE");
+
+        await setup.Brokers[2].StopHeartbeatsAsync();
+        await Eventually.Until(async () => (await setup.Client.ListBrokersAsync()).Brokers.Single(b => b.BrokerId == 3).State == "fenced",
+            "the silent broker is fenced", TimeSpan.FromSeconds(30));
+        var holding = await http.DeleteAsync("/v1/brokers/3");
+        var detail = await AssertProblemAsync(holding, HttpStatusCode.Conflict, "BROKER_HAS_REPLICAS");
+        Assert.Contains("held-0", detail, StringComparison.Ordinal);
+        Assert.Contains("reassign", detail, StringComparison.Ordinal);
+
+        await setup.Client.DeleteTopicAsync("held");
+        var gone = await http.DeleteAsync("/v1/brokers/3");
+        Assert.Equal(HttpStatusCode.NoContent, gone.StatusCode);
+        foreach (var silo in setup.Silos)
+        {
+            await Eventually.Until(async () =>
+            {
+                var brokers = await silo.Http.GetFromJsonAsync<BrokersResponse>("/v1/brokers");
+                return brokers!.Brokers.All(b => b.BrokerId != 3) && brokers.Brokers.Count == 2;
+            }, $"{silo.Name} no longer lists broker 3", TimeSpan.FromSeconds(30));
+        }
+
+        await AssertProblemAsync(await http.DeleteAsync("/v1/brokers/3"), HttpStatusCode.NotFound, ErrorCodes.BrokerIdNotRegistered);
+
+        // The id is free again: a new broker with it registers like any other.
+        var again = await setup.Client.RegisterBrokerAsync(3, new BrokerRegistrationRequest(Guid.NewGuid(), [new BrokerListener("PLAINTEXT", "new-3", 9092)]));
+        Assert.True(again.BrokerEpoch > setup.Brokers[2].Epoch);
+    }
+
+    private static async Task<string> AssertProblemAsync(HttpResponseMessage response, HttpStatusCode status, string code)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"expected {(int)status}, got {(int)response.StatusCode}: {body}");
+        using var problem = JsonDocument.Parse(body);
+        Assert.Equal(code, problem.RootElement.GetProperty("code").GetString());
+        return problem.RootElement.GetProperty("detail").GetString()!;
+    }
+
+    internal static Task WaitReadyAsync(SiloHandle silo) => Eventually.Until(async () => (await silo.Http.GetAsync("/health/ready")).IsSuccessStatusCode,
+        $"{silo.Name} is ready", TimeSpan.FromSeconds(60));
+}
