@@ -34,7 +34,7 @@ public sealed class BrokerLifecycleTests
         });
         // As in Kafka, the broker is fenced the moment it is told it may stop (not when its session later expires).
         Assert.True(answer.IsFenced);
-        Assert.Equal("fenced", metadata.Brokers.Single(b => b.BrokerId == leaving.Id).State);
+        Assert.Equal("fenced", (await setup.Client.ListBrokersAsync(answer.MetadataOffset)).Brokers.Single(b => b.BrokerId == leaving.Id).State);
     }
 
     [Fact]

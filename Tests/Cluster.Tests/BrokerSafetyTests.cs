@@ -24,7 +24,7 @@ public sealed class BrokerSafetyTests
         var broker = silo.Grains.GetGrain<IBrokerGrain>("5");
         var registration = new RegisterBroker(Guid.NewGuid(), Listeners, null);
 
-        silo.Storage.FailNextWrite((grain, _) => grain.Type == "broker");
+        silo.Storage.FailNextWrites((grain, _) => grain.Type == "broker");
         await Assert.ThrowsAnyAsync<Exception>(() => broker.RegisterAsync(registration));
 
         // The broker retries with the same incarnation, as it does after any failed registration.
@@ -82,6 +82,52 @@ public sealed class BrokerSafetyTests
         Assert.True(restarted.BrokerEpoch > leaving.Epoch);
         var stale = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, 0)));
         Assert.Equal(ErrorCodes.StaleBrokerEpoch, stale.Code);
+    }
+
+    [Fact]
+    public async Task A_broker_in_controlled_shutdown_is_not_told_to_stop_while_a_partition_whose_move_failed_still_has_it_as_leader()
+    {
+        await using var cluster = new TestCluster("failed-moves");
+        await using var silo = await HookedSilo.StartAsync(cluster, "silo-0");
+        await WaitReadyAsync(silo);
+        using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [silo.Http.BaseAddress!], MaxAttempts = 10 });
+        var brokers = new List<TestBroker>();
+        foreach (var id in new[] { 1, 2, 3 })
+        {
+            var started = new TestBroker(client, id);
+            await started.StartAsync();
+            brokers.Add(started);
+        }
+
+        foreach (var started in brokers)
+        {
+            await started.WaitUnfencedAsync();
+        }
+
+        var created = await client.CreateTopicAsync(new CreateTopicRequest("moves", 1, 3));
+        var leaving = brokers.Single(b => b.Id == created.Topic.Partitions[0].Leader);
+        await leaving.StopHeartbeatsAsync();
+
+        // The first two attempts to move the partition's leadership fail in storage.
+        silo.Storage.FailNextWrites((grain, _) => grain.Type == "partition", count: 2);
+        PartitionInfo? whenTold = null;
+        await Eventually.Until(async () =>
+        {
+            var answer = await client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+            if (answer.ShouldShutDown)
+            {
+                whenTold = (await client.DescribeTopicAsync("moves", answer.MetadataOffset)).Topic.Partitions[0];
+            }
+
+            return answer.ShouldShutDown;
+        }, "the broker is told it may stop", TimeSpan.FromSeconds(30));
+        Assert.NotEqual(leaving.Id, whenTold!.Leader);
+        Assert.Equal(0, silo.Storage.PendingFailures);
+
+        foreach (var started in brokers)
+        {
+            await started.DisposeAsync();
+        }
     }
 
     [Fact]

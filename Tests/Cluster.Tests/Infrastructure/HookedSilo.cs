@@ -193,20 +193,43 @@ public sealed class LaggingMetadataLog(IMetadataLog inner) : IMetadataLog
 /// <summary>Grain storage that fails chosen writes, either before they reach the database or after they committed.</summary>
 public sealed class FaultyGrainStorage(IGrainStorage inner) : IGrainStorage
 {
-    private Func<GrainId, string, bool>? _failBefore;
+    private readonly Lock _lock = new();
+    private Func<GrainId, string, bool>? _which;
+    private int _remaining;
 
-    /// <summary>The next write that matches fails without reaching the database (a clean failure).</summary>
-    public void FailNextWrite(Func<GrainId, string, bool> which) => Volatile.Write(ref _failBefore, which);
+    /// <summary>The next <paramref name="count"/> writes that match fail without reaching the database (clean failures).</summary>
+    public void FailNextWrites(Func<GrainId, string, bool> which, int count = 1)
+    {
+        lock (_lock)
+        {
+            (_which, _remaining) = (which, count);
+        }
+    }
+
+    /// <summary>How many of the failures asked for are still to come.</summary>
+    public int PendingFailures
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _remaining;
+            }
+        }
+    }
 
     public Task<StoredGrainState?> ReadAsync(GrainId grainId, string stateName, CancellationToken cancellationToken)
         => inner.ReadAsync(grainId, stateName, cancellationToken);
 
     public Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken)
     {
-        if (Volatile.Read(ref _failBefore) is { } which && which(grainId, stateName)
-            && Interlocked.CompareExchange(ref _failBefore, null, which) == which)
+        lock (_lock)
         {
-            return Task.FromException<WriteResult>(new TimeoutException($"Injected failure writing {grainId}/{stateName} (nothing was committed)."));
+            if (_remaining > 0 && _which!(grainId, stateName))
+            {
+                _remaining--;
+                return Task.FromException<WriteResult>(new TimeoutException($"Injected failure writing {grainId}/{stateName} (nothing was committed)."));
+            }
         }
 
         return inner.WriteAsync(grainId, stateName, write, cancellationToken);
