@@ -68,11 +68,12 @@ internal sealed class PartitionGrain(
     }
 
     /// <summary>
-    /// AlterPartition's checks in Kafka's order: the sender's broker epoch (and that it is not fenced), the partition's
-    /// existence, leader epoch, partition epoch, leadership, the shape of the new ISR, then the eligibility of members it
-    /// adds. Returns the new state (null when nothing changes) and the fences that make the broker checks hold in the
-    /// database: each broker's state row must still be at the version the image saw, so a lagging image cannot accept a
-    /// replaced (zombie) incarnation or add a broker that was fenced meanwhile.
+    /// AlterPartition's checks in the order of Kafka's controller: the sender's broker epoch (and that it is not fenced),
+    /// the partition's existence, the leader epoch, that the sender leads, the partition epoch, the shape of the new ISR,
+    /// then that every other member is registered, unfenced and not shutting down. Returns the new state (null when
+    /// nothing changes) and fences that make the broker checks hold in the database: the state row of every broker the
+    /// change relies on must still be at the version this image saw, so a lagging image cannot accept a replaced
+    /// (zombie) incarnation or a member fenced meanwhile. Differences from Kafka: docs/kafka-differences.md.
     /// </summary>
     private (PartitionState Current, PartitionState? Next, IReadOnlyList<WriteFence> Fences) ValidateAlterPartition(AlterPartition command, MetadataImage metadata)
     {
@@ -89,16 +90,16 @@ internal sealed class PartitionGrain(
                 $"Leader epoch {command.LeaderEpoch} does not match the partition's leader epoch {current.LeaderEpoch}.");
         }
 
-        if (command.PartitionEpoch != current.PartitionEpoch)
-        {
-            throw MetaException.Conflict(ErrorCodes.InvalidUpdateVersion,
-                $"Partition epoch {command.PartitionEpoch} is stale; {_topic}-{_partition} is at partition epoch {current.PartitionEpoch}. Refresh metadata and retry.");
-        }
-
         if (command.LeaderId != current.Leader)
         {
             throw MetaException.Conflict(ErrorCodes.NotLeaderOrFollower,
                 $"Broker {command.LeaderId} does not lead {_topic}-{_partition}; the leader is {current.Leader} at leader epoch {current.LeaderEpoch}.");
+        }
+
+        if (command.PartitionEpoch != current.PartitionEpoch)
+        {
+            throw MetaException.Conflict(ErrorCodes.InvalidUpdateVersion,
+                $"Partition epoch {command.PartitionEpoch} is stale; {_topic}-{_partition} is at partition epoch {current.PartitionEpoch}. Refresh metadata and retry.");
         }
 
         var isr = command.NewIsr ?? [];
@@ -108,21 +109,22 @@ internal sealed class PartitionGrain(
                 $"The new ISR [{string.Join(", ", isr)}] must be distinct replicas of [{string.Join(", ", current.Replicas)}] and include the leader {command.LeaderId}.");
         }
 
-        var added = isr.Where(b => !current.Isr.Contains(b)).ToList();
-        var ineligible = added.Where(b => !(metadata.Brokers.TryGetValue(b, out var broker) && broker.IsActive)).ToList();
+        // The leader itself passed the epoch check; it may be in controlled shutdown, still leading what no one else can.
+        var members = isr.Where(b => b != command.LeaderId).ToList();
+        var ineligible = members.Where(b => !(metadata.Brokers.TryGetValue(b, out var broker) && broker.IsActive)).ToList();
         if (ineligible.Count > 0)
         {
             throw MetaException.Conflict(ErrorCodes.IneligibleReplica,
-                $"Broker{(ineligible.Count > 1 ? "s" : "")} {string.Join(", ", ineligible)} cannot join the ISR: not registered, fenced or shutting down.");
+                $"Broker{(ineligible.Count > 1 ? "s" : "")} {string.Join(", ", ineligible)} cannot be in the ISR: not registered, fenced or shutting down.");
         }
 
-        if (isr.Count == current.Isr.Count && added.Count == 0)
+        if (isr.Count == current.Isr.Count && isr.All(current.Isr.Contains))
         {
             return (current, null, []);
         }
 
         var fences = new List<WriteFence>();
-        foreach (var broker in added.Prepend(command.LeaderId).Select(b => metadata.Brokers[b].Record).Where(r => r.StateVersion > 0))
+        foreach (var broker in members.Prepend(command.LeaderId).Select(b => metadata.Brokers[b].Record).Where(r => r.StateVersion > 0))
         {
             fences.Add(new WriteFence(BrokerGrain.GrainIdFor(broker.BrokerId), BrokerGrain.StateName, broker.StateVersion));
         }
