@@ -38,6 +38,36 @@ public sealed class BrokerSafetyTests
     }
 
     [Fact]
+    public async Task A_registration_that_committed_but_whose_answer_was_lost_is_answered_on_retry_with_the_committed_epoch()
+    {
+        await using var cluster = new TestCluster("lost-registration");
+        await using var silo = await HookedSilo.StartAsync(cluster, "silo-0");
+        await WaitReadyAsync(silo);
+        var broker = silo.Grains.GetGrain<IBrokerGrain>("6");
+        var registration = new RegisterBroker(Guid.NewGuid(), Listeners, null);
+
+        silo.Storage.FailNextWrites((grain, _) => grain.Type == "broker", afterCommit: true);
+        await Assert.ThrowsAnyAsync<Exception>(() => broker.RegisterAsync(registration));
+
+        // The broker retries until it gets an answer (the activation may first have to reload what was committed).
+        BrokerRegistration? registered = null;
+        await Eventually.Until(async () =>
+        {
+            registered = await broker.RegisterAsync(registration);
+            return true;
+        }, "the retried registration is answered", TimeSpan.FromSeconds(30));
+
+        var image = silo.Services.GetRequiredService<MetadataImageService>();
+        var metadata = await image.WaitForAsync(registered!.MetadataOffset, TimeSpan.FromSeconds(10));
+        var known = metadata.Brokers[6];
+        Assert.Equal(registration.IncarnationId, known.Record.IncarnationId);
+        Assert.Equal(known.RegistrationOffset, registered.BrokerEpoch);
+        Assert.Equal(known.Record.BrokerEpoch, registered.BrokerEpoch);
+        var answer = await broker.HeartbeatAsync(new BrokerHeartbeat(registered.BrokerEpoch, registered.MetadataOffset, WantShutDown: false));
+        Assert.False(answer.IsFenced);
+    }
+
+    [Fact]
     public async Task Broker_epochs_are_the_offsets_of_their_registration_records_and_unique_across_brokers()
     {
         await using var setup = await MetaSetup.StartAsync("epoch-offsets", silos: 1);

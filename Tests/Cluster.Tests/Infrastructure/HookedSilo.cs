@@ -196,13 +196,17 @@ public sealed class FaultyGrainStorage(IGrainStorage inner) : IGrainStorage
     private readonly Lock _lock = new();
     private Func<GrainId, string, bool>? _which;
     private int _remaining;
+    private bool _afterCommit;
 
-    /// <summary>The next <paramref name="count"/> writes that match fail without reaching the database (clean failures).</summary>
-    public void FailNextWrites(Func<GrainId, string, bool> which, int count = 1)
+    /// <summary>
+    /// The next <paramref name="count"/> writes that match fail: without reaching the database (a clean failure), or,
+    /// with <paramref name="afterCommit"/>, after they committed (an unknown outcome: the answer was lost).
+    /// </summary>
+    public void FailNextWrites(Func<GrainId, string, bool> which, int count = 1, bool afterCommit = false)
     {
         lock (_lock)
         {
-            (_which, _remaining) = (which, count);
+            (_which, _remaining, _afterCommit) = (which, count, afterCommit);
         }
     }
 
@@ -221,17 +225,25 @@ public sealed class FaultyGrainStorage(IGrainStorage inner) : IGrainStorage
     public Task<StoredGrainState?> ReadAsync(GrainId grainId, string stateName, CancellationToken cancellationToken)
         => inner.ReadAsync(grainId, stateName, cancellationToken);
 
-    public Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken)
+    public async Task<WriteResult> WriteAsync(GrainId grainId, string stateName, StateWrite write, CancellationToken cancellationToken)
     {
+        bool fail, afterCommit;
         lock (_lock)
         {
-            if (_remaining > 0 && _which!(grainId, stateName))
+            fail = _remaining > 0 && _which!(grainId, stateName);
+            afterCommit = _afterCommit;
+            if (fail)
             {
                 _remaining--;
-                return Task.FromException<WriteResult>(new TimeoutException($"Injected failure writing {grainId}/{stateName} (nothing was committed)."));
             }
         }
 
-        return inner.WriteAsync(grainId, stateName, write, cancellationToken);
+        if (fail && !afterCommit)
+        {
+            throw new TimeoutException($"Injected failure writing {grainId}/{stateName} (nothing was committed).");
+        }
+
+        var result = await inner.WriteAsync(grainId, stateName, write, cancellationToken);
+        return fail ? throw new TimeoutException($"Injected failure after writing {grainId}/{stateName} (it committed; the answer was lost).") : result;
     }
 }
