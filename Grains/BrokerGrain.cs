@@ -44,6 +44,7 @@ internal sealed partial class BrokerGrain(
     private long _lastHeartbeat;
     private int _heartbeatsInProgress;
     private long _controlledShutdownOffset;
+    private long _lastWrittenOffset;
     private IDisposable? _sessionTimer;
 
     private int BrokerId => int.Parse(Key, System.Globalization.CultureInfo.InvariantCulture);
@@ -120,7 +121,7 @@ internal sealed partial class BrokerGrain(
             if (current.Change == BrokerChanges.ShutDown)
             {
                 // Told to stop: this incarnation stays fenced whatever it sends; a restart registers a new one.
-                return new BrokerHeartbeatResult(true, caughtUp, true, image.Current.Offset);
+                return new BrokerHeartbeatResult(true, caughtUp, true, KnownOffset);
             }
 
             if (current.State == BrokerStates.Fenced && caughtUp && !heartbeat.WantShutDown)
@@ -132,24 +133,23 @@ internal sealed partial class BrokerGrain(
                 current = await TransitionAsync(current, BrokerStates.ControlledShutdown, BrokerChanges.ControlledShutdown);
             }
 
+            // Once in controlled shutdown a broker cannot leave it (as in Kafka): every heartbeat, whatever it asks,
+            // moves the shutdown on, so a process that keeps heartbeating cannot hold the broker id in it forever.
             var shouldShutDown = false;
-            if (heartbeat.WantShutDown)
+            if (heartbeat.WantShutDown && current.State == BrokerStates.Fenced)
             {
-                if (current.State == BrokerStates.Fenced)
-                {
-                    // A fenced broker leads nothing; it is told to stop and stays fenced for good.
-                    current = await TransitionAsync(current, BrokerStates.Fenced, BrokerChanges.ShutDown);
-                    shouldShutDown = true;
-                }
-                else if (current.State == BrokerStates.ControlledShutdown && await LeadsNothingMovableAsync(current))
-                {
-                    // As Kafka does: fenced the moment it is told to stop, so a restart registers at once.
-                    current = await TransitionAsync(current, BrokerStates.Fenced, BrokerChanges.ShutDown);
-                    shouldShutDown = true;
-                }
+                // A fenced broker leads nothing; it is told to stop and stays fenced for good.
+                current = await TransitionAsync(current, BrokerStates.Fenced, BrokerChanges.ShutDown);
+                shouldShutDown = true;
+            }
+            else if (current.State == BrokerStates.ControlledShutdown && await LeadsNothingMovableAsync(current))
+            {
+                // As Kafka does: fenced the moment it is told to stop, so a restart registers at once.
+                current = await TransitionAsync(current, BrokerStates.Fenced, BrokerChanges.ShutDown);
+                shouldShutDown = true;
             }
 
-            return new BrokerHeartbeatResult(current.State == BrokerStates.Fenced, caughtUp, shouldShutDown, image.Current.Offset);
+            return new BrokerHeartbeatResult(current.State == BrokerStates.Fenced, caughtUp, shouldShutDown, KnownOffset);
         }
         finally
         {
@@ -197,6 +197,10 @@ internal sealed partial class BrokerGrain(
     }
 
     public Task PingAsync() => Task.CompletedTask;
+
+    /// <summary>The offset an answer reports: never below this grain's own last write, so a caller that reads metadata
+    /// at it sees what this call did, even while this silo's image is still applying it.</summary>
+    private long KnownOffset => Math.Max(image.Current.Offset, _lastWrittenOffset);
 
     private bool SessionAlive => _heartbeatsInProgress > 0 || TimeProvider.GetElapsedTime(_lastHeartbeat) <= _session;
 
@@ -262,8 +266,10 @@ internal sealed partial class BrokerGrain(
         state.State.Current = next;
         try
         {
-            return await state.WriteStateAsync([Records.Broker(next)])
+            var offset = await state.WriteStateAsync([Records.Broker(next)])
                 ?? throw new InvalidOperationException("The storage appended no metadata record for a broker change.");
+            _lastWrittenOffset = offset;
+            return offset;
         }
         catch
         {

@@ -115,6 +115,25 @@ public sealed class BrokerSafetyTests
     }
 
     [Fact]
+    public async Task A_process_that_asked_to_shut_down_and_then_heartbeats_without_asking_still_completes_the_shutdown()
+    {
+        await using var setup = await MetaSetup.StartAsync("shutdown-continues", settings: new Dictionary<string, string>
+        {
+            ["Meta:Brokers:SessionTimeout"] = "00:01:00",
+        });
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("letters", 3, 3));
+        var leaving = setup.Brokers[0];
+        await leaving.StopHeartbeatsAsync();
+        await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+
+        // The process goes on heartbeating as if nothing happened: it is still told to stop, and the id is freed.
+        await Eventually.Until(async () => (await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue))).ShouldShutDown,
+            "the broker is told it may stop", TimeSpan.FromSeconds(30));
+        var restarted = await setup.Client.RegisterBrokerAsync(leaving.Id, new BrokerRegistrationRequest(Guid.NewGuid(), [new BrokerListener("PLAINTEXT", "again", 9092)]));
+        Assert.True(restarted.BrokerEpoch > leaving.Epoch);
+    }
+
+    [Fact]
     public async Task A_broker_in_controlled_shutdown_is_not_told_to_stop_while_a_partition_whose_move_failed_still_has_it_as_leader()
     {
         await using var cluster = new TestCluster("failed-moves");
