@@ -3,7 +3,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Persistence;
-using OrleansMeta.Runtime.Persistence.PostgreSql;
 using OrleansMeta.Silo.Hosting;
 
 namespace OrleansMeta.Cluster.Tests.Infrastructure;
@@ -58,15 +57,30 @@ public sealed class HookedSilo : SiloHandle
             $"--Meta:Cluster:SiloName={name}",
         ]);
         builder.AddMetaSilo();
-        builder.Services.AddSingleton(sp => new LaggingMetadataLog(sp.GetRequiredService<PostgresMetadataLog>()));
+        // Wrap whatever the silo registered (decorators included), not a particular implementation.
+        var log = Resolver<IMetadataLog>(builder.Services);
+        var storage = Resolver<IGrainStorage>(builder.Services);
+        builder.Services.AddSingleton(sp => new LaggingMetadataLog(log(sp)));
         builder.Services.Replace(ServiceDescriptor.Singleton<IMetadataLog>(sp => sp.GetRequiredService<LaggingMetadataLog>()));
-        builder.Services.AddSingleton(sp => new FaultyGrainStorage(sp.GetRequiredService<PostgresGrainStorage>()));
+        builder.Services.AddSingleton(sp => new FaultyGrainStorage(storage(sp)));
         builder.Services.Replace(ServiceDescriptor.Singleton<IGrainStorage>(sp => sp.GetRequiredService<FaultyGrainStorage>()));
         var app = builder.Build();
         app.MapMetaSilo();
         await app.StartAsync();
         return new HookedSilo(name, publicPort, siloPort, app, app.Services.GetRequiredService<LaggingMetadataLog>(),
             app.Services.GetRequiredService<FaultyGrainStorage>());
+    }
+
+    private static Func<IServiceProvider, T> Resolver<T>(IServiceCollection services) where T : class
+    {
+        var descriptor = services.Last(d => d.ServiceType == typeof(T) && !d.IsKeyedService);
+        return descriptor switch
+        {
+            { ImplementationInstance: T instance } => _ => instance,
+            { ImplementationFactory: { } factory } => sp => (T)factory(sp),
+            { ImplementationType: { } type } => sp => (T)ActivatorUtilities.CreateInstance(sp, type),
+            _ => throw new InvalidOperationException($"Cannot wrap the registration of {typeof(T).Name}."),
+        };
     }
 
     public override async Task StopAsync()
