@@ -180,6 +180,57 @@ public sealed class BrokerSafetyTests
     }
 
     [Fact]
+    public async Task A_controlled_shutdown_heartbeat_that_takes_longer_than_the_session_does_not_get_the_broker_session_fenced()
+    {
+        await using var cluster = new TestCluster("long-shutdown-turn");
+        await using var silo = await HookedSilo.StartAsync(cluster, "silo-0", new Dictionary<string, string>
+        {
+            ["Meta:Brokers:SessionTimeout"] = "00:00:01",
+            ["Meta:Brokers:SessionCheckInterval"] = "00:00:00.100",
+            ["Meta:Controller:ImageWaitTimeout"] = "00:00:03",
+        });
+        await WaitReadyAsync(silo);
+        using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [silo.Http.BaseAddress!], MaxAttempts = 10 });
+        var brokers = new List<TestBroker>();
+        foreach (var id in new[] { 1, 2, 3 })
+        {
+            var started = new TestBroker(client, id);
+            await started.StartAsync();
+            brokers.Add(started);
+        }
+
+        foreach (var started in brokers)
+        {
+            await started.WaitUnfencedAsync();
+        }
+
+        await client.CreateTopicAsync(new CreateTopicRequest("slow", 3, 3));
+        var leaving = brokers[0];
+        await leaving.StopHeartbeatsAsync();
+        var grain = silo.Grains.GetGrain<IBrokerGrain>(leaving.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        // The image stands still, so the heartbeat that enters controlled shutdown waits 3 s for it: three sessions.
+        var image = silo.Services.GetRequiredService<MetadataImageService>();
+        silo.Log.HoldAt(image.Current.Offset);
+        var slow = await grain.HeartbeatAsync(new BrokerHeartbeat(leaving.Epoch, long.MaxValue, WantShutDown: true));
+        Assert.False(slow.ShouldShutDown);
+        silo.Log.Release();
+
+        await Eventually.Until(async () => (await grain.HeartbeatAsync(new BrokerHeartbeat(leaving.Epoch, long.MaxValue, WantShutDown: true))).ShouldShutDown,
+            "the broker is told it may stop", TimeSpan.FromSeconds(30));
+        var changes = (await silo.Services.GetRequiredService<OrleansMeta.Runtime.Persistence.IMetadataLog>().ReadAsync(0, 100_000, CancellationToken.None))
+            .Where(r => r.Type == RecordTypes.Broker && r.Key == leaving.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            .Select(r => JsonDocument.Parse(r.Payload).RootElement.GetProperty("change").GetString())
+            .ToList();
+        Assert.Equal([BrokerChanges.Registered, BrokerChanges.Unfenced, BrokerChanges.ControlledShutdown, BrokerChanges.ShutDown], changes);
+
+        foreach (var started in brokers)
+        {
+            await started.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task Controlled_shutdown_heartbeats_never_wait_on_the_controller_while_its_reconcile_rounds_ping_brokers()
     {
         // Reconcile rounds back to back and a short call timeout: a heartbeat that waits on the controller while a round
