@@ -20,6 +20,13 @@ public interface IBrokerGrain : IGrainWithStringKey
     /// <summary>Keeps the session alive; unfences a caught-up broker; drives controlled shutdown.</summary>
     Task<BrokerHeartbeatResult> HeartbeatAsync(BrokerHeartbeat heartbeat);
 
+    /// <summary>
+    /// Removes a broker that is gone for good (Kafka's UnregisterBroker): refused while it is not fenced or its session is
+    /// alive (BROKER_SESSION_ALIVE), and while any partition still lists it as a replica (BROKER_HAS_REPLICAS). Writes an
+    /// <c>unregistered</c> record, so every image drops it.
+    /// </summary>
+    Task UnregisterAsync();
+
     /// <summary>Activates the grain (and so its session clock) after a silo failure moved it.</summary>
     [ReadOnly]
     Task PingAsync();

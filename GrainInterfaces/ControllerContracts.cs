@@ -16,11 +16,9 @@ public interface IControllerGrain : IGrainWithStringKey
     /// <summary>Activates the controller if needed and returns its epoch.</summary>
     Task<ControllerStatus> GetStatusAsync();
 
-    /// <summary>A broker was fenced, unfenced or registered at <paramref name="offset"/>: re-elect where needed.</summary>
+    /// <summary>A broker was fenced, unfenced, registered or entered controlled shutdown at <paramref name="offset"/>:
+    /// re-elect where needed (in controlled shutdown, move its leadership away). Callers do not wait for it.</summary>
     Task BrokerChangedAsync(int brokerId, long offset);
-
-    /// <summary>Moves leadership away from a broker in controlled shutdown; returns how many partitions it still leads.</summary>
-    Task<int> ShutDownBrokerAsync(int brokerId, long offset);
 
     /// <summary>Runs a preferred or unclean election for the given partitions (all partitions when null).</summary>
     Task<IReadOnlyList<PartitionChange>> ElectAsync(PartitionCommandKind kind, IReadOnlyList<PartitionRef>? partitions, long knownOffset);

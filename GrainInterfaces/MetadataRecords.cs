@@ -20,8 +20,32 @@ public static class BrokerStates
     public const string ControlledShutdown = "controlled-shutdown";
 }
 
+/// <summary>What a broker record says happened (<see cref="BrokerRecord.Change"/>).</summary>
+public static class BrokerChanges
+{
+    /// <summary>A new incarnation registered; its broker epoch is this record's own log offset.</summary>
+    public const string Registered = "registered";
+    public const string Unfenced = "unfenced";
+    public const string ControlledShutdown = "controlled-shutdown";
+
+    /// <summary>Controlled shutdown finished: the broker was told it may stop and is fenced until a new incarnation
+    /// registers (Kafka fences a broker when it answers SHUTDOWN_NOW).</summary>
+    public const string ShutDown = "shut-down";
+    public const string SessionExpired = "session-expired";
+
+    /// <summary>The broker is gone for good (UnregisterBroker); images drop it.</summary>
+    public const string Unregistered = "unregistered";
+}
+
 /// <summary>A broker's registration and state (metadata log record <c>broker</c>, key = broker id).</summary>
-/// <param name="Change">What happened: registered, unfenced, fenced, session-expired, controlled-shutdown.</param>
+/// <param name="BrokerEpoch">The log offset of this incarnation's <c>registered</c> record, as in Kafka (so epochs grow
+/// and are unique across brokers). A <c>registered</c> record cannot hold its own offset before it is written: it carries
+/// 0 and the image fills in the record's offset.</param>
+/// <param name="RegistrationOffset">The same offset: a broker is caught up once it has applied it.</param>
+/// <param name="Change">What happened: see <see cref="BrokerChanges"/>.</param>
+/// <param name="StateVersion">The version of the broker grain's state row that this record was written with. A change
+/// that depends on the broker's epoch or state (AlterPartition) is fenced on that row still being at this version, so a
+/// lagging image cannot let a replaced or fenced incarnation act. 0 in records written before the field existed.</param>
 public sealed record BrokerRecord(
     int BrokerId,
     Guid IncarnationId,
@@ -30,7 +54,8 @@ public sealed record BrokerRecord(
     string? Rack,
     string State,
     long RegistrationOffset,
-    string Change);
+    string Change,
+    long StateVersion = 0);
 
 /// <summary>One partition's replicas and leadership.</summary>
 public sealed record PartitionState(

@@ -5,6 +5,7 @@ using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Grains;
 
@@ -20,10 +21,15 @@ public sealed class ControllerEpochState
 /// partition decision it sends is fenced by that epoch, so a controller that lost its place can never overwrite a newer
 /// one's decisions. Work is level-triggered: besides reacting to broker changes it periodically reconciles every
 /// partition with broker liveness, so whatever a crashed controller left half-done is finished by the next.
+/// Every decision (reconcile, rebalance, broker change, election) is taken on an image at least as new as the log head
+/// read after the epoch write: a controller on a silo whose image still replays the log must not judge liveness or ISRs
+/// from the past. Periodic work never waits on a grain that may be waiting on the controller (broker pings are sent
+/// without waiting), and a failure in one partition or one ping never costs the rest of a round.
 /// </summary>
 internal sealed partial class ControllerGrain(
     [PersistentState(ControllerGrain.EpochStateName)] IPersistentState<ControllerEpochState> epoch,
     MetadataImageService image,
+    IMetadataLog log,
     IClusterMembership membership,
     IOptions<ControllerOptions> options,
     ILogger<ControllerGrain> logger) : Grain, IControllerGrain
@@ -36,12 +42,28 @@ internal sealed partial class ControllerGrain(
     private readonly ControllerOptions _options = options.Value;
     private bool _stale;
 
+    /// <summary>The log head read after this controller took its epoch: no decision is taken on an older image.</summary>
+    private long _decideFrom = long.MaxValue;
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        var previous = (epoch.State.Epoch, epoch.State.Silo);
         epoch.State.Epoch = epoch.Version + 1;
         epoch.State.Silo = membership.Self?.ToString() ?? "";
-        await epoch.WriteStateAsync([Records.Controller(new ControllerRecord(epoch.State.Epoch, epoch.State.Silo))], null, cancellationToken);
-        LogTookOver(logger, epoch.Version, epoch.State.Silo);
+        long? written;
+        try
+        {
+            written = await epoch.WriteStateAsync([Records.Controller(new ControllerRecord(epoch.State.Epoch, epoch.State.Silo))], null, cancellationToken);
+        }
+        catch
+        {
+            (epoch.State.Epoch, epoch.State.Silo) = previous;
+            throw;
+        }
+
+        // The epoch record's offset is a lower bound; whatever else committed before the epoch was taken is below the head.
+        _decideFrom = Math.Max(written ?? 0, await log.GetHeadAsync(cancellationToken));
+        LogTookOver(logger, epoch.Version, epoch.State.Silo, _decideFrom);
         RegisterGrainTimer(ReconcileAllAsync, TimeSpan.Zero, _options.ReconcileInterval);
         if (_options.AutoLeaderRebalance)
         {
@@ -55,7 +77,15 @@ internal sealed partial class ControllerGrain(
 
     public async Task BrokerChangedAsync(int brokerId, long offset)
     {
-        var metadata = await image.WaitForAsync(offset, _options.ImageWaitTimeout);
+        var metadata = await ImageAsync(offset);
+        if (metadata.Brokers.TryGetValue(brokerId, out var broker) && broker.IsShuttingDown)
+        {
+            // Controlled shutdown: leadership moves to another active in-sync replica and the broker leaves the ISRs it
+            // shares; the broker's heartbeats read the outcome from the image.
+            var affected = Partitions(metadata).Where(p => p.State.Leader == brokerId || (p.State.Isr.Contains(brokerId) && p.State.Isr.Count > 1));
+            await SendAsync(metadata, affected, PartitionCommandKind.MoveLeadershipAway, brokerId);
+            return;
+        }
 
         // Leadership first: partitions the broker led (or could now lead) are unavailable until re-elected; those where
         // it only follows just need their ISR trimmed, which can wait a moment.
@@ -66,17 +96,6 @@ internal sealed partial class ControllerGrain(
         await SendAsync(metadata, following, PartitionCommandKind.Reconcile, broker: null);
     }
 
-    public async Task<int> ShutDownBrokerAsync(int brokerId, long offset)
-    {
-        var metadata = await image.WaitForAsync(offset, _options.ImageWaitTimeout);
-        var affected = Partitions(metadata).Where(p => p.State.Leader == brokerId || (p.State.Isr.Contains(brokerId) && p.State.Isr.Count > 1)).ToList();
-        var results = await SendAsync(metadata, affected, PartitionCommandKind.MoveLeadershipAway, brokerId);
-
-        // Partitions with no other live in-sync replica cannot move; they do not hold the broker back (as in Kafka,
-        // where controlled shutdown gives up on them after its retries).
-        return results.Count(r => r.State.Leader == brokerId && r.ErrorCode is null);
-    }
-
     public async Task<IReadOnlyList<PartitionChange>> ElectAsync(PartitionCommandKind kind, IReadOnlyList<PartitionRef>? partitions, long knownOffset)
     {
         if (kind is not (PartitionCommandKind.Preferred or PartitionCommandKind.Unclean))
@@ -84,7 +103,7 @@ internal sealed partial class ControllerGrain(
             throw MetaException.Invalid(ErrorCodes.InvalidRequest, "Elections are preferred or unclean.");
         }
 
-        var metadata = await image.WaitForAsync(knownOffset, _options.ImageWaitTimeout);
+        var metadata = await ImageAsync(knownOffset);
         var results = new List<PartitionChange>();
         var targets = new List<(TopicImage Topic, PartitionState State)>();
         if (partitions is null)
@@ -119,16 +138,20 @@ internal sealed partial class ControllerGrain(
 
     private async Task ReconcileAllAsync(CancellationToken cancellationToken)
     {
-        if (_stale)
+        if (_stale || await TickImageAsync() is not { } metadata)
         {
             return;
         }
 
-        var metadata = image.Current;
-
         // Activate broker grains so that the session of a broker whose grain was lost with a silo keeps being watched.
-        await Task.WhenAll(metadata.Brokers.Values.Where(b => !b.IsFenced)
-            .Select(b => GrainFactory.GetGrain<IBrokerGrain>(b.Record.BrokerId.ToString(System.Globalization.CultureInfo.InvariantCulture)).PingAsync()));
+        // Not awaited: a broker grain may be busy (or waiting on this controller), and a ping that fails costs nothing.
+        foreach (var broker in metadata.Brokers.Values.Where(b => !b.IsFenced))
+        {
+            var id = broker.Record.BrokerId;
+            _ = GrainFactory.GetGrain<IBrokerGrain>(id.ToString(System.Globalization.CultureInfo.InvariantCulture)).PingAsync().ContinueWith(
+                t => LogPingFailed(logger, id, t.Exception!.GetBaseException().Message),
+                CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
 
         var live = metadata.LiveBrokers.Select(b => b.Record.BrokerId).ToHashSet();
         var needy = Partitions(metadata).Where(p =>
@@ -137,16 +160,23 @@ internal sealed partial class ControllerGrain(
             || (p.State.Leader == PartitionState.NoLeader
                 && (p.State.Isr.Any(live.Contains) || (TopicRules.AllowsUncleanElection(p.Topic.Topic) && p.State.Replicas.Any(live.Contains)))));
         await SendAsync(metadata, needy, PartitionCommandKind.Reconcile, broker: null);
+
+        // Controlled shutdowns whose moves failed (or whose notification was lost) are finished here.
+        foreach (var leaving in metadata.Brokers.Values.Where(b => b.IsShuttingDown).Select(b => b.Record.BrokerId).ToList())
+        {
+            bool Active(int b) => b != leaving && metadata.Brokers.TryGetValue(b, out var other) && other.IsActive;
+            var movable = Partitions(metadata).Where(p => p.State.Leader == leaving && p.State.Isr.Any(Active));
+            await SendAsync(metadata, movable, PartitionCommandKind.MoveLeadershipAway, leaving);
+        }
     }
 
     private async Task RebalanceAsync(CancellationToken cancellationToken)
     {
-        if (_stale)
+        if (_stale || await TickImageAsync() is not { } metadata)
         {
             return;
         }
 
-        var metadata = image.Current;
         var partitions = Partitions(metadata).ToList();
         var imbalanced = new HashSet<int>();
         foreach (var group in partitions.GroupBy(p => p.State.Replicas[0]))
@@ -158,13 +188,31 @@ internal sealed partial class ControllerGrain(
             }
         }
 
-        var live = metadata.Brokers.Values.Where(b => !b.IsFenced && !b.IsShuttingDown).Select(b => b.Record.BrokerId).ToHashSet();
+        var live = metadata.Brokers.Values.Where(b => b.IsActive).Select(b => b.Record.BrokerId).ToHashSet();
         var candidates = partitions.Where(p => imbalanced.Contains(p.State.Replicas[0]) && p.State.Leader != p.State.Replicas[0]
             && live.Contains(p.State.Replicas[0]) && p.State.Isr.Contains(p.State.Replicas[0])).ToList();
         if (candidates.Count > 0)
         {
             LogRebalancing(logger, candidates.Count);
             await SendAsync(metadata, candidates, PartitionCommandKind.Preferred, broker: null);
+        }
+    }
+
+    /// <summary>This silo's image once it holds <paramref name="offset"/> and the head read when the epoch was taken.</summary>
+    private Task<MetadataImage> ImageAsync(long offset) => image.WaitForAsync(Math.Max(offset, _decideFrom), _options.ImageWaitTimeout);
+
+    /// <summary>The image for a periodic round, or null (the round is skipped and the next one tries again) while this
+    /// silo's image has not reached the head read when the epoch was taken.</summary>
+    private async Task<MetadataImage?> TickImageAsync()
+    {
+        try
+        {
+            return await ImageAsync(0);
+        }
+        catch (MetaException exception) when (exception.Code == ErrorCodes.OffsetNotAvailable)
+        {
+            LogImageBehind(logger, image.Current.Offset, _decideFrom);
+            return null;
         }
     }
 
@@ -226,8 +274,8 @@ internal sealed partial class ControllerGrain(
         }
     }
 
-    [LoggerMessage(2200, LogLevel.Information, "Controller epoch {Epoch} took over on {Silo}")]
-    private static partial void LogTookOver(ILogger logger, long epoch, string silo);
+    [LoggerMessage(2200, LogLevel.Information, "Controller epoch {Epoch} took over on {Silo}; it decides on images from offset {Offset}")]
+    private static partial void LogTookOver(ILogger logger, long epoch, string silo, long offset);
 
     [LoggerMessage(2201, LogLevel.Warning, "Controller epoch {Epoch} was fenced by a newer controller; deactivating")]
     private static partial void LogFenced(ILogger logger, long epoch);
@@ -237,4 +285,10 @@ internal sealed partial class ControllerGrain(
 
     [LoggerMessage(2203, LogLevel.Information, "Leadership is imbalanced; running preferred elections for {Count} partitions")]
     private static partial void LogRebalancing(ILogger logger, int count);
+
+    [LoggerMessage(2204, LogLevel.Debug, "Pinging broker {BrokerId} failed: {Reason}; the next round pings it again")]
+    private static partial void LogPingFailed(ILogger logger, int brokerId, string reason);
+
+    [LoggerMessage(2205, LogLevel.Warning, "This silo's metadata image is at offset {Offset}, behind the head {Head} read when the controller took over; skipping this round")]
+    private static partial void LogImageBehind(ILogger logger, long offset, long head);
 }

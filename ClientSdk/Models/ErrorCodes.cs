@@ -53,4 +53,8 @@ public static class ErrorCodes
     public const string Timeout = "REQUEST_TIMED_OUT";
     /// <summary>No such resource.</summary>
     public const string NotFound = "NOT_FOUND";
+    /// <summary>The broker cannot be unregistered while it is unfenced or its session is alive: stop it first.</summary>
+    public const string BrokerSessionAlive = "BROKER_SESSION_ALIVE";
+    /// <summary>The broker cannot be unregistered while partitions list it as a replica: reassign them first.</summary>
+    public const string BrokerHasReplicas = "BROKER_HAS_REPLICAS";
 }

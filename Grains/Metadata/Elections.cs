@@ -34,6 +34,12 @@ public static class Elections
                 var leader = state.Leader != PartitionState.NoLeader && CanLead(state.Leader) && isr.Contains(state.Leader)
                     ? state.Leader
                     : state.Replicas.FirstOrDefault(b => isr.Contains(b) && CanLead(b), PartitionState.NoLeader);
+                if (leader == PartitionState.NoLeader && state.Leader != PartitionState.NoLeader && live.Contains(state.Leader) && isr.Contains(state.Leader))
+                {
+                    // A leader in controlled shutdown keeps what no one else can take, as MoveLeadershipAway decides.
+                    leader = state.Leader;
+                }
+
                 var change = "reconciled";
                 if (leader == PartitionState.NoLeader && command.AllowUnclean)
                 {

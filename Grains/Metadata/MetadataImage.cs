@@ -11,6 +11,10 @@ public sealed record BrokerImage(BrokerRecord Record, long RegistrationOffset)
     public bool IsFenced => Record.State == BrokerStates.Fenced;
 
     public bool IsShuttingDown => Record.State == BrokerStates.ControlledShutdown;
+
+    /// <summary>Unfenced and not in controlled shutdown: may lead, join an ISR, and counts for the replication factor
+    /// (Kafka's "active" broker).</summary>
+    public bool IsActive => Record.State == BrokerStates.Unfenced;
 }
 
 /// <summary>A topic and the current state of each of its partitions.</summary>
@@ -89,7 +93,19 @@ public sealed class MetadataImage
             {
                 case RecordTypes.Broker:
                     var broker = JsonSerializer.Deserialize<BrokerRecord>(record.Payload, Json)!;
-                    var registeredAt = broker.Change == "registered" || !brokers.TryGetValue(broker.BrokerId, out var known)
+                    if (broker.Change == BrokerChanges.Unregistered)
+                    {
+                        brokers.Remove(broker.BrokerId);
+                        break;
+                    }
+
+                    if (broker.Change == BrokerChanges.Registered)
+                    {
+                        // The broker epoch is the registration record's offset, known only once it was written.
+                        broker = broker with { BrokerEpoch = record.Offset, RegistrationOffset = record.Offset };
+                    }
+
+                    var registeredAt = broker.Change == BrokerChanges.Registered || !brokers.TryGetValue(broker.BrokerId, out var known)
                         ? record.Offset
                         : known.RegistrationOffset;
                     brokers[broker.BrokerId] = new BrokerImage(broker, registeredAt);

@@ -17,6 +17,9 @@ public static class BrokerEndpoints
             .WithSummary("Registers a broker incarnation; returns its broker epoch. Brokers start fenced.");
         group.MapPost("/{id:int}/heartbeat", HeartbeatAsync).WithName("BrokerHeartbeat")
             .WithSummary("Keeps the broker's session alive (default every 2 s, session 9 s); unfences a caught-up broker; drives controlled shutdown.");
+        group.MapDelete("/{id:int}", UnregisterAsync).WithName("UnregisterBroker")
+            .WithSummary("Removes a broker that is gone for good (Kafka's UnregisterBroker). Refused while it is unfenced or its session is alive " +
+                "(BROKER_SESSION_ALIVE) and while partitions list it as a replica (BROKER_HAS_REPLICAS: reassign them first).");
         group.MapGet("/", ListAsync).WithName("ListBrokers").WithSummary("Registered brokers and their state, from this silo's metadata image.");
         return endpoints;
     }
@@ -34,6 +37,13 @@ public static class BrokerEndpoints
         Validation.NonNegative(id, "broker id");
         var result = await Broker(grains, id).HeartbeatAsync(new BrokerHeartbeat(request.BrokerEpoch, request.CurrentMetadataOffset, request.WantShutDown));
         return TypedResults.Ok(new BrokerHeartbeatResponse(result.IsFenced, result.IsCaughtUp, result.ShouldShutDown, result.MetadataOffset));
+    }
+
+    private static async Task<NoContent> UnregisterAsync(int id, IGrainFactory grains)
+    {
+        Validation.NonNegative(id, "broker id");
+        await Broker(grains, id).UnregisterAsync();
+        return TypedResults.NoContent();
     }
 
     private static async Task<Ok<BrokersResponse>> ListAsync(long? minOffset, MetadataImageService image)

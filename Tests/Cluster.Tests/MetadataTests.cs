@@ -145,8 +145,9 @@ public sealed class MetadataTests
         Assert.Equal(409, stale.StatusCode);
         Assert.False(stale.IsRetryable);
 
+        var follower = setup.Brokers.Single(b => b.Id == smaller.First(id => id != leader.Id));
         var notLeader = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.AlterPartitionAsync("events", 0,
-            new AlterPartitionRequest(smaller.First(b => b != leader.Id), 1, partition.LeaderEpoch, changed.Partition.PartitionEpoch, smaller)));
+            new AlterPartitionRequest(follower.Id, follower.Epoch, partition.LeaderEpoch, changed.Partition.PartitionEpoch, smaller)));
         Assert.Equal(ErrorCodes.NotLeaderOrFollower, notLeader.Code);
 
         var now = await setup.Client.DescribeTopicAsync("events", changed.MetadataOffset);
