@@ -3,6 +3,7 @@ using OrleansMeta.Client.Models;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Silo.Api;
 
@@ -26,10 +27,19 @@ public static class PartitionEndpoints
     }
 
     private static async Task<Ok<PartitionResponse>> AlterPartitionAsync(
-        string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image)
+        string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image, IMetadataLog log,
+        CancellationToken cancellationToken)
     {
         Validation.NonNegative(partition, "partition");
+        TopicRules.ValidateName(name);
         var metadata = image.Current;
+        if (!metadata.Topics.TryGetValue(name, out var held) || partition >= held.Partitions.Length)
+        {
+            // "Unknown" is only an answer on an image as new as the log: this silo may not have applied the creation
+            // the leader already heard about from another silo.
+            metadata = await image.WaitForAsync(await log.GetHeadAsync(cancellationToken), Validation.ImageWait, cancellationToken);
+        }
+
         var topic = Validation.Topic(metadata, name);
         if (partition >= topic.Partitions.Length)
         {
