@@ -18,6 +18,9 @@ internal static partial class JsonInput
         options.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         options.AllowDuplicateProperties = false;
         options.RespectRequiredConstructorParameters = true;
+
+        // The web defaults read "3" as 3; a number in quotes is a type error like any other.
+        options.NumberHandling = JsonNumberHandling.Strict;
     }
 
     /// <summary>A sentence for a body that could not be read as <paramref name="requestType"/>.</summary>
