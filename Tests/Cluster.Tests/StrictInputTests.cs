@@ -105,7 +105,7 @@ public sealed class StrictInputTests(StrictInputFixture fixture) : IClassFixture
         Assert.Equal(code, problem.GetProperty("code").GetString());
         var detail = problem.GetProperty("detail").GetString() ?? "";
         Assert.True(detail.Contains(mentions, StringComparison.Ordinal), $"'{mentions}' not in: {detail}");
-        await AssertHeadIsAsync(setup, head);
+        await LogHead.AssertUnmovedAsync(setup.Cluster.Silos[0].Http, head);
     }
 
     [Fact]
@@ -134,16 +134,6 @@ public sealed class StrictInputTests(StrictInputFixture fixture) : IClassFixture
         Assert.True(response.StatusCode == HttpStatusCode.RequestUriTooLong, $"got {(int)response.StatusCode}: {text}");
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(ErrorCodes.InvalidRequest, JsonDocument.Parse(text).RootElement.GetProperty("code").GetString());
-    }
-
-    /// <summary>Asserts the metadata log head is still <paramref name="head"/>: asked for one offset more, the silo
-    /// reads the log head and refuses at once when the log has not moved.</summary>
-    private static async Task AssertHeadIsAsync(MetaSetup setup, long head)
-    {
-        using var probe = await setup.Cluster.Silos[0].Http.GetAsync($"/v1/metadata?minOffset={head + 1}");
-        var text = await probe.Content.ReadAsStringAsync();
-        Assert.True(probe.StatusCode == HttpStatusCode.BadRequest && text.Contains(ErrorCodes.OffsetOutOfRange, StringComparison.Ordinal),
-            $"the metadata log moved past {head}: {(int)probe.StatusCode} {text}");
     }
 }
 
