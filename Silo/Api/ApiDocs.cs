@@ -70,6 +70,17 @@ internal static class ApiDocs
             schema.Properties["retryable"] = new OpenApiSchema { Type = JsonSchemaType.Boolean, Description = "Whether the same request may succeed later." };
         }
 
+        if (context.JsonPropertyInfo is { Name: "configs" } configs && schema is OpenApiSchema map
+            && (configs.DeclaringType == typeof(CreateTopicRequest) || configs.DeclaringType == typeof(AlterConfigsRequest)))
+        {
+            // Values are strings (numbers and booleans are accepted and kept as written); in an alter, null removes the key.
+            var removable = configs.DeclaringType == typeof(AlterConfigsRequest);
+            map.AdditionalProperties = new OpenApiSchema
+            {
+                Type = JsonSchemaType.String | JsonSchemaType.Number | JsonSchemaType.Boolean | (removable ? JsonSchemaType.Null : 0),
+            };
+        }
+
         if (context.JsonPropertyInfo is { } property && Enums.TryGetValue((property.DeclaringType, property.Name), out var values) && schema is OpenApiSchema target)
         {
             target.Enum = [.. values.Select(v => (JsonNode)JsonValue.Create(v))];

@@ -35,7 +35,7 @@ public static class MetadataEndpoints
         var all = includeFenced ?? false;
 
         // The image is immutable, so the answer for one offset and query is serialised once and then served as bytes.
-        var body = cache.GetOrAdd(metadata.Offset, (all ? "all|" : "live|") + topics, () =>
+        var body = cache.GetOrAdd(metadata.Offset, all, topics ?? "", () =>
             JsonSerializer.SerializeToUtf8Bytes(Build(metadata, topics, all, options.Value.ClusterId), JsonSerializerOptions.Web));
         return Results.Bytes(body, "application/json");
     }
@@ -77,9 +77,11 @@ public sealed class MetadataResponseCache
     /// <summary>Distinct topic lists cached per offset; beyond this, answers are built per request.</summary>
     private const int MaxEntries = 1024;
 
-    private Entry _entry = new(-1, new ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal));
+    private Entry _entry = Entry.For(-1);
 
-    public byte[] GetOrAdd(long offset, string topics, Func<byte[]> build)
+    /// <summary>The answer for <paramref name="topics"/> at <paramref name="offset"/>, with or without fenced brokers
+    /// (kept apart rather than in a combined key, so the common request allocates nothing to look its answer up).</summary>
+    public byte[] GetOrAdd(long offset, bool includeFenced, string topics, Func<byte[]> build)
     {
         var entry = Volatile.Read(ref _entry);
         if (entry.Offset != offset)
@@ -89,7 +91,7 @@ public sealed class MetadataResponseCache
                 return build();
             }
 
-            var fresh = new Entry(offset, new ConcurrentDictionary<string, byte[]>(StringComparer.Ordinal));
+            var fresh = Entry.For(offset);
             entry = Interlocked.CompareExchange(ref _entry, fresh, entry) == entry ? fresh : Volatile.Read(ref _entry);
             if (entry.Offset != offset)
             {
@@ -97,19 +99,23 @@ public sealed class MetadataResponseCache
             }
         }
 
-        if (entry.Bodies.TryGetValue(topics, out var body))
+        var bodies = includeFenced ? entry.WithFenced : entry.Bodies;
+        if (bodies.TryGetValue(topics, out var body))
         {
             return body;
         }
 
         body = build();
-        if (entry.Bodies.Count < MaxEntries)
+        if (bodies.Count < MaxEntries)
         {
-            entry.Bodies.TryAdd(topics, body);
+            bodies.TryAdd(topics, body);
         }
 
         return body;
     }
 
-    private sealed record Entry(long Offset, ConcurrentDictionary<string, byte[]> Bodies);
+    private sealed record Entry(long Offset, ConcurrentDictionary<string, byte[]> Bodies, ConcurrentDictionary<string, byte[]> WithFenced)
+    {
+        public static Entry For(long offset) => new(offset, new(StringComparer.Ordinal), new(StringComparer.Ordinal));
+    }
 }
