@@ -32,7 +32,7 @@ public static class BrokerEndpoints
 
     private static async Task<Ok<BrokerRegistrationResponse>> RegisterAsync(int id, BrokerRegistrationRequest request, IGrainFactory grains)
     {
-        Validation.NonNegative(id, "broker id");
+        Validation.NonNegative(id, "path parameter 'id' (the broker id)");
         BrokerInput.Validate(request);
         var listeners = request.Listeners.Select(l => new ListenerRecord(l.Name, l.Host, l.Port, l.SecurityProtocol)).ToList();
         var result = await Broker(grains, id).RegisterAsync(new RegisterBroker(request.IncarnationId, listeners, request.Rack));
@@ -42,7 +42,7 @@ public static class BrokerEndpoints
     private static async Task<Ok<BrokerHeartbeatResponse>> HeartbeatAsync(
         int id, BrokerHeartbeatRequest request, IGrainFactory grains, MetadataImageService image, IMetadataLog log, CancellationToken cancellationToken)
     {
-        Validation.NonNegative(id, "broker id");
+        Validation.NonNegative(id, "path parameter 'id' (the broker id)");
         await Validation.WithinHeadAsync(image, log, request.CurrentMetadataOffset, "$.currentMetadataOffset", cancellationToken);
         var result = await Broker(grains, id).HeartbeatAsync(new BrokerHeartbeat(request.BrokerEpoch, request.CurrentMetadataOffset, request.WantShutDown));
         return TypedResults.Ok(new BrokerHeartbeatResponse(result.IsFenced, result.IsCaughtUp, result.ShouldShutDown, result.MetadataOffset));

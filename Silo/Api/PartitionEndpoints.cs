@@ -30,7 +30,7 @@ public static class PartitionEndpoints
         string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image, IMetadataLog log,
         CancellationToken cancellationToken)
     {
-        Validation.NonNegative(partition, "partition");
+        Validation.NonNegative(partition, "path parameter 'partition'");
         TopicRules.ValidateName(name);
         var metadata = image.Current;
         if (!metadata.Topics.TryGetValue(name, out var held) || partition >= held.Partitions.Length)

@@ -78,6 +78,12 @@ internal static class RequestShape
                 return;
             case IEnumerable items:
                 var element = generic?.ElementType ?? (generic?.GenericTypeArguments is { Length: 1 } one ? one[0] : null);
+                if (element?.Type is { IsValueType: true } && Nullable.GetUnderlyingType(element.Type) is null)
+                {
+                    // A list of numbers cannot hold a null (the reader refused it already); a large one costs nothing here.
+                    return;
+                }
+
                 var index = 0;
                 foreach (var item in items)
                 {

@@ -51,9 +51,9 @@ public sealed class StrictInputTests(StrictInputFixture fixture) : IClassFixture
         // Path and query values: 400 naming the parameter, not "no endpoint".
         { "POST", "/v1/brokers/abc/heartbeat", Json, """{"brokerEpoch":1,"currentMetadataOffset":0}""", 400, ErrorCodes.InvalidRequest, "path parameter 'id'" },
         { "POST", "/v1/brokers/99999999999/registration", Json, $$"""{"incarnationId":"{{Incarnation}}","listeners":[]}""", 400, ErrorCodes.InvalidRequest, "path parameter 'id'" },
-        { "POST", "/v1/brokers/-4/heartbeat", Json, """{"brokerEpoch":1,"currentMetadataOffset":0}""", 400, ErrorCodes.InvalidRequest, "broker id" },
+        { "POST", "/v1/brokers/-4/heartbeat", Json, """{"brokerEpoch":1,"currentMetadataOffset":0}""", 400, ErrorCodes.InvalidRequest, "path parameter 'id'" },
         { "POST", "/v1/topics/exists/partitions/x/isr", Json, """{"leaderId":1,"brokerEpoch":1,"leaderEpoch":0,"partitionEpoch":0,"newIsr":[1]}""", 400, ErrorCodes.InvalidRequest, "path parameter 'partition'" },
-        { "POST", "/v1/topics/exists/partitions/-1/isr", Json, """{"leaderId":1,"brokerEpoch":1,"leaderEpoch":0,"partitionEpoch":0,"newIsr":[1]}""", 400, ErrorCodes.InvalidRequest, "partition" },
+        { "POST", "/v1/topics/exists/partitions/-1/isr", Json, """{"leaderId":1,"brokerEpoch":1,"leaderEpoch":0,"partitionEpoch":0,"newIsr":[1]}""", 400, ErrorCodes.InvalidRequest, "path parameter 'partition'" },
         { "GET", "/v1/metadata?minOffset=abc", null, null, 400, ErrorCodes.InvalidRequest, "query parameter 'minOffset'" },
         { "GET", "/v1/metadata?minOffset=-1", null, null, 400, ErrorCodes.InvalidRequest, "minOffset" },
 
@@ -123,6 +123,34 @@ public sealed class StrictInputTests(StrictInputFixture fixture) : IClassFixture
 
         // Later rows read the head from the silo's image: let it hold this write first.
         await setup.Client.GetMetadataAsync(minOffset: JsonDocument.Parse(text).RootElement.GetProperty("metadataOffset").GetInt64());
+    }
+
+    [Fact]
+    public async Task Names_that_collide_on_dot_and_underscore_never_both_exist_even_when_created_at_once()
+    {
+        var setup = fixture.Setup;
+        var attempts = await Task.WhenAll(new[] { "race.x", "race_x", "race.x", "race_x" }.Select(async name =>
+        {
+            try
+            {
+                return (name, Offset: (await setup.Client.CreateTopicAsync(new CreateTopicRequest(name, 1, 1))).MetadataOffset, Code: (string?)null);
+            }
+            catch (OrleansMeta.Client.MetaApiException refused)
+            {
+                return (name, Offset: 0L, Code: refused.Code);
+            }
+        }));
+
+        var winner = Assert.Single(attempts, a => a.Code is null);
+        Assert.All(attempts.Where(a => a.Code is not null), a => Assert.Equal(a.name == winner.name ? ErrorCodes.TopicAlreadyExists : ErrorCodes.InvalidTopic, a.Code));
+        var topics = (await setup.Client.ListTopicsAsync(winner.Offset)).Topics.Select(t => t.Name).ToList();
+        Assert.Contains(winner.name, topics);
+        Assert.DoesNotContain(winner.name == "race.x" ? "race_x" : "race.x", topics);
+
+        // Once the winner is deleted, the other spelling may be created.
+        await setup.Client.DeleteTopicAsync(winner.name);
+        var other = await setup.Client.CreateTopicAsync(new CreateTopicRequest(winner.name == "race.x" ? "race_x" : "race.x", 1, 1));
+        await setup.Client.GetMetadataAsync(minOffset: other.MetadataOffset);
     }
 
     [Fact]
