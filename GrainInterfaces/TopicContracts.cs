@@ -35,7 +35,7 @@ public interface ITopicGrain : IGrainWithStringKey
 
     Task<TopicChange> DeleteAsync(string name);
 
-    Task<TopicChange> AddPartitionsAsync(string name, int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment);
+    Task<TopicChange> AddPartitionsAsync(string name, int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment, bool validateOnly);
 
     Task<TopicChange> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly);
 }

@@ -73,7 +73,7 @@ internal sealed class TopicGrain(
         return await WriteAsync(topic with { Deleted = true, InitialPartitions = [], Change = "deleted" });
     }
 
-    public async Task<TopicChange> AddPartitionsAsync(string name, int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment)
+    public async Task<TopicChange> AddPartitionsAsync(string name, int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment, bool validateOnly)
     {
         var topic = Existing(name);
         var existing = topic.InitialPartitions.Count;
@@ -107,7 +107,7 @@ internal sealed class TopicGrain(
             InitialPartitions = [.. topic.InitialPartitions, .. InitialStates(newAssignment, existing, current)],
             Change = "partitions-added",
         };
-        return await WriteAsync(grown);
+        return validateOnly ? new TopicChange(grown, current.Offset) : await WriteAsync(grown);
     }
 
     public async Task<TopicChange> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly)

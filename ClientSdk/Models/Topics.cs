@@ -51,7 +51,8 @@ public sealed record TopicResponse(TopicDescription Topic, long MetadataOffset);
 /// <summary>Body of <c>POST /v1/topics/{name}/partitions</c>: grow the topic to <paramref name="TotalCount"/> partitions.</summary>
 /// <param name="TotalCount">The partition count after the change; larger than the current count.</param>
 /// <param name="Assignment">Replicas for each new partition, or null to spread them automatically.</param>
-public sealed record AddPartitionsRequest(int TotalCount, IReadOnlyList<IReadOnlyList<int>>? Assignment = null);
+/// <param name="ValidateOnly">Validate fully and answer as if added, but write nothing (Kafka's CreatePartitions validateOnly).</param>
+public sealed record AddPartitionsRequest(int TotalCount, IReadOnlyList<IReadOnlyList<int>>? Assignment = null, bool ValidateOnly = false);
 
 /// <summary>Body of <c>PATCH /v1/topics/{name}/configs</c>: set keys to values; a null value removes the key (back to its default).</summary>
 /// <param name="Configs">Config names to new values; null removes the override.</param>

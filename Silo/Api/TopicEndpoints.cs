@@ -25,6 +25,7 @@ public static class TopicEndpoints
         group.MapDelete("/{name}", DeleteAsync).WithName("DeleteTopic")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
         group.MapPost("/{name}/partitions", AddPartitionsAsync).WithName("AddPartitions")
+            .WithSummary("Grows the topic to totalCount partitions. With validateOnly, checks everything and answers as if done, writing nothing.")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidPartitions, ErrorCodes.InvalidReplicaAssignment]),
                 (404, [ErrorCodes.UnknownTopicOrPartition]));
         group.MapGet("/{name}/configs", DescribeConfigsAsync).WithName("DescribeTopicConfigs")
@@ -80,7 +81,7 @@ public static class TopicEndpoints
     private static async Task<Ok<TopicResponse>> AddPartitionsAsync(string name, AddPartitionsRequest request, IGrainFactory grains, MetadataImageService image)
     {
         TopicRules.ValidateName(name);
-        var change = await Topic(grains, name).AddPartitionsAsync(name, request.TotalCount, request.Assignment);
+        var change = await Topic(grains, name).AddPartitionsAsync(name, request.TotalCount, request.Assignment, request.ValidateOnly);
         return TypedResults.Ok(Response(change, image));
     }
 

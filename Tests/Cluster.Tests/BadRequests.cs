@@ -52,6 +52,7 @@ internal static class BadRequests
         [
             new("totalCount", Kind.Int32, "5", true),
             new("assignment", Kind.OptionalAssignment, "null", false),
+            new("validateOnly", Kind.Bool, "false", false),
         ]),
         new("PATCH", "/v1/topics/exists/configs", ["/v1/topics/bad%20name/configs", "/v1/topics/never-created/configs", "/v1/topics/a_b/configs"],
         [

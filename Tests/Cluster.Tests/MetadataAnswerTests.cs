@@ -59,7 +59,7 @@ public sealed class MetadataAnswerTests
     }
 
     [Fact]
-    public async Task ValidateOnly_create_and_alter_answer_as_if_done_and_write_nothing()
+    public async Task ValidateOnly_create_alter_and_add_partitions_answer_as_if_done_and_write_nothing()
     {
         await using var setup = await MetaSetup.StartAsync("validate-only", silos: 1);
         var http = setup.Cluster.Silos[0].Http;
@@ -83,9 +83,15 @@ public sealed class MetadataAnswerTests
         var badDryAlter = await http.PatchAsync("/v1/topics/kept/configs", Json("""{"configs":{"cleanup.policy":"shred"},"validateOnly":true}"""));
         Assert.Equal(HttpStatusCode.BadRequest, badDryAlter.StatusCode);
 
+        var dryGrow = await http.PostAsync("/v1/topics/kept/partitions", Json("""{"totalCount":3,"validateOnly":true}"""));
+        Assert.Equal(HttpStatusCode.OK, dryGrow.StatusCode);
+        Assert.Equal(3, JsonDocument.Parse(await dryGrow.Content.ReadAsStringAsync()).RootElement.GetProperty("topic").GetProperty("partitions").GetArrayLength());
+
         await LogHead.AssertUnmovedAsync(http, head);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v1/topics/dry")).StatusCode);
-        Assert.Empty((await setup.Client.DescribeTopicAsync("kept")).Topic.Configs);
+        var kept = (await setup.Client.DescribeTopicAsync("kept")).Topic;
+        Assert.Empty(kept.Configs);
+        Assert.Single(kept.Partitions);
     }
 
     [Fact]
