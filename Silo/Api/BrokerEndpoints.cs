@@ -19,16 +19,14 @@ public static class BrokerEndpoints
         // parameter), not a missing endpoint (404).
         group.MapPost("/{id}/registration", RegisterAsync).WithName("RegisterBroker")
             .WithSummary("Registers a broker incarnation; returns its broker epoch. Brokers start fenced.")
-            .Problems(Write, (409, [ErrorCodes.DuplicateBrokerRegistration]));
+            .Problems(ApiDocs.Write, (409, [ErrorCodes.DuplicateBrokerRegistration]));
         group.MapPost("/{id}/heartbeat", HeartbeatAsync).WithName("BrokerHeartbeat")
             .WithSummary("Keeps the broker's session alive (default every 2 s, session 9 s); unfences a caught-up broker; drives controlled shutdown.")
-            .Problems(Write, (400, [ErrorCodes.OffsetOutOfRange]), (404, [ErrorCodes.BrokerIdNotRegistered]), (409, [ErrorCodes.StaleBrokerEpoch]));
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.OffsetOutOfRange]), (404, [ErrorCodes.BrokerIdNotRegistered]), (409, [ErrorCodes.StaleBrokerEpoch]));
         group.MapGet("/", ListAsync).WithName("ListBrokers").WithSummary("Registered brokers and their state, from this silo's metadata image.")
             .Problems(ApiDocs.Read);
         return endpoints;
     }
-
-    private static ApiDocs.Problem[] Write => ApiDocs.Write;
 
     private static async Task<Ok<BrokerRegistrationResponse>> RegisterAsync(int id, BrokerRegistrationRequest request, IGrainFactory grains)
     {
