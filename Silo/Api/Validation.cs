@@ -43,10 +43,24 @@ internal static class Validation
             throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{what} must be 0 or greater; got {offset}.");
         }
 
-        if (offset > image.Current.Offset && await log.GetHeadAsync(cancellationToken) is var head && offset > head)
+        if (offset > image.Current.Offset && await TryReadHeadAsync(log, cancellationToken) is { } head && offset > head)
         {
             throw MetaException.Invalid(ErrorCodes.OffsetOutOfRange,
                 $"{what} {offset} is beyond the metadata log head {head}: no such offset has been written. Use an offset a write or read returned.");
+        }
+    }
+
+    /// <summary>The log head, or null when storage cannot be read right now: the early refusal is then skipped and the
+    /// caller waits for its image as it would anyway (a storage outage must not turn a read into a server error).</summary>
+    private static async Task<long?> TryReadHeadAsync(IMetadataLog log, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await log.GetHeadAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null;
         }
     }
 
