@@ -49,7 +49,11 @@ public static class TopicRules
     /// </summary>
     public static string CollisionKey(string name) => TopicKeys.For(name);
 
-    /// <summary>A name a user may create a topic under: valid, and not in the '__' namespace Kafka keeps for itself.</summary>
+    /// <summary>
+    /// A name a user may create a topic under: valid, and not in the '__' namespace of internal topics. Kafka's
+    /// brokers create their internal topics themselves and tools only warn about '__' names; this service reserves the
+    /// whole namespace, because it will create and own such topics (consumer offsets, transactions) itself.
+    /// </summary>
     public static void ValidateNewName(string? name)
     {
         ValidateName(name);

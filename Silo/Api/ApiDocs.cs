@@ -99,5 +99,6 @@ internal static class ApiDocs
         [(typeof(BrokerInfo), "state")] = ["fenced", "unfenced", "controlled-shutdown"],
         [(typeof(ElectionRequest), "type")] = ["preferred", "unclean"],
         [(typeof(SiloInfo), "status")] = ["joining", "active", "shutting-down", "dead"],
+        [(typeof(TopicConfigEntry), "source")] = ["DYNAMIC_TOPIC_CONFIG", "DEFAULT_CONFIG"],
     };
 }
