@@ -2,25 +2,40 @@ using OrleansMeta.Runtime;
 
 namespace OrleansMeta.GrainInterfaces;
 
+/// <param name="ValidateOnly">Check everything and answer as if created, writing nothing (Kafka's validateOnly).</param>
 public sealed record CreateTopic(
     string Name,
     int? Partitions,
     short? ReplicationFactor,
     IReadOnlyDictionary<string, string>? Configs,
-    IReadOnlyList<IReadOnlyList<int>>? Assignment);
+    IReadOnlyList<IReadOnlyList<int>>? Assignment,
+    bool ValidateOnly = false);
 
-/// <summary>A topic after a change, and the metadata offset of the change.</summary>
+/// <summary>A topic after a change, and the metadata offset of the change (for validate-only requests, the offset of
+/// the image the request was checked against; nothing was written).</summary>
 public sealed record TopicChange(TopicRecord Topic, long MetadataOffset);
 
-/// <summary>One topic (key: the topic name). Its turn-at-a-time guarantees one creation per name.</summary>
+/// <summary>Keys of topic grains.</summary>
+public static class TopicKeys
+{
+    /// <summary>
+    /// A topic's grain key: its name with '.' replaced by '_'. Kafka refuses a topic whose name equals an existing one
+    /// after that replacement; keying by it sends colliding names to one grain, whose one-turn-at-a-time refuses the
+    /// later one with no race between silos.
+    /// </summary>
+    public static string For(string name) => name.Replace('.', '_');
+}
+
+/// <summary>The topic names that collide on '.'/'_' (key: <see cref="TopicKeys.For"/>); holds at most one live topic.
+/// Its turn-at-a-time guarantees one creation per key. Every call names the topic it means.</summary>
 [GrainType("topic")]
 public interface ITopicGrain : IGrainWithStringKey
 {
     Task<TopicChange> CreateAsync(CreateTopic command);
 
-    Task<TopicChange> DeleteAsync();
+    Task<TopicChange> DeleteAsync(string name);
 
-    Task<TopicChange> AddPartitionsAsync(int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment);
+    Task<TopicChange> AddPartitionsAsync(string name, int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment, bool validateOnly);
 
-    Task<TopicChange> AlterConfigsAsync(IReadOnlyDictionary<string, string?> changes);
+    Task<TopicChange> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly);
 }

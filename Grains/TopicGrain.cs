@@ -13,7 +13,8 @@ public sealed class TopicGrainState
 }
 
 /// <summary>
-/// One topic name. Creation writes the topic with every partition's replicas, leader and ISR in one record (one
+/// One topic, keyed by its collision key (<see cref="TopicKeys.For"/>): the names that differ only in '.' versus '_'
+/// share this grain, so it holds at most one of them and refuses the others as Kafka does. Creation writes the topic with every partition's replicas, leader and ISR in one record (one
 /// transaction, however many partitions); later leader and ISR changes belong to the partition grains.
 /// </summary>
 internal sealed class TopicGrain(
@@ -24,10 +25,16 @@ internal sealed class TopicGrain(
 {
     public async Task<TopicChange> CreateAsync(CreateTopic command)
     {
-        TopicRules.ValidateName(Key);
+        var name = command.Name;
+        TopicRules.ValidateNewName(name);
+        CheckKey(name);
         if (state.State.Current is { Deleted: false } existing)
         {
-            throw MetaException.Conflict(ErrorCodes.TopicAlreadyExists, $"Topic '{Key}' already exists (id {existing.TopicId}).");
+            // Kafka's order: an existing name first, then a collision with another name.
+            throw existing.Name == name
+                ? MetaException.Conflict(ErrorCodes.TopicAlreadyExists, $"Topic '{name}' already exists (id {existing.TopicId}).")
+                : MetaException.Invalid(ErrorCodes.InvalidTopic,
+                    $"Topic '{name}' collides with existing topic: {existing.Name} (names that differ only in '.' and '_' cannot both exist).");
         }
 
         var current = await CurrentImageAsync();
@@ -51,28 +58,29 @@ internal sealed class TopicGrain(
             CheckPartitionCount(partitions);
             var available = AvailableBrokers(current);
             replicationFactor = command.ReplicationFactor ?? (short)Math.Clamp(available.Count, 1, 3);
-            assignment = ReplicaAssignment.Assign(Key, 0, partitions, replicationFactor, available);
+            assignment = ReplicaAssignment.Assign(name, 0, partitions, replicationFactor, available);
         }
 
         var configs = TopicRules.ValidateConfigs(command.Configs, replicationFactor);
-        var record = new TopicRecord(Key, Guid.NewGuid(), replicationFactor, configs, InitialStates(assignment, 0, current), false, "created");
-        return await WriteAsync(record);
+        var record = new TopicRecord(name, command.ValidateOnly ? Guid.Empty : Guid.NewGuid(), replicationFactor, configs,
+            InitialStates(assignment, 0, current), false, "created");
+        return command.ValidateOnly ? new TopicChange(record, current.Offset) : await WriteAsync(record);
     }
 
-    public async Task<TopicChange> DeleteAsync()
+    public async Task<TopicChange> DeleteAsync(string name)
     {
-        var topic = Existing();
+        var topic = Existing(name);
         return await WriteAsync(topic with { Deleted = true, InitialPartitions = [], Change = "deleted" });
     }
 
-    public async Task<TopicChange> AddPartitionsAsync(int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment)
+    public async Task<TopicChange> AddPartitionsAsync(string name, int totalCount, IReadOnlyList<IReadOnlyList<int>>? assignment, bool validateOnly)
     {
-        var topic = Existing();
+        var topic = Existing(name);
         var existing = topic.InitialPartitions.Count;
         if (totalCount <= existing)
         {
             throw MetaException.Invalid(ErrorCodes.InvalidPartitions,
-                $"Topic '{Key}' has {existing} partitions; the new count must be larger (partitions can be added, never removed).");
+                $"Topic '{name}' has {existing} partitions; the new count must be larger (partitions can be added, never removed).");
         }
 
         CheckPartitionCount(totalCount);
@@ -93,18 +101,18 @@ internal sealed class TopicGrain(
             }
         }
 
-        var newAssignment = assignment ?? ReplicaAssignment.Assign(Key, existing, added, topic.ReplicationFactor, AvailableBrokers(current));
+        var newAssignment = assignment ?? ReplicaAssignment.Assign(name, existing, added, topic.ReplicationFactor, AvailableBrokers(current));
         var grown = topic with
         {
             InitialPartitions = [.. topic.InitialPartitions, .. InitialStates(newAssignment, existing, current)],
             Change = "partitions-added",
         };
-        return await WriteAsync(grown);
+        return validateOnly ? new TopicChange(grown, current.Offset) : await WriteAsync(grown);
     }
 
-    public async Task<TopicChange> AlterConfigsAsync(IReadOnlyDictionary<string, string?> changes)
+    public async Task<TopicChange> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly)
     {
-        var topic = Existing();
+        var topic = Existing(name);
         var merged = new Dictionary<string, string>(topic.Configs, StringComparer.Ordinal);
         foreach (var (key, value) in changes)
         {
@@ -124,12 +132,27 @@ internal sealed class TopicGrain(
         }
 
         var configs = TopicRules.ValidateConfigs(merged, topic.ReplicationFactor);
-        return await WriteAsync(topic with { Configs = configs, Change = "configs-altered" });
+        var altered = topic with { Configs = configs, Change = "configs-altered" };
+        return validateOnly ? new TopicChange(altered, image.Current.Offset) : await WriteAsync(altered);
     }
 
-    private TopicRecord Existing() => state.State.Current is { Deleted: false } topic
-        ? topic
-        : throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"Topic '{Key}' does not exist.");
+    private TopicRecord Existing(string name)
+    {
+        TopicRules.ValidateName(name);
+        CheckKey(name);
+        return state.State.Current is { Deleted: false } topic && topic.Name == name
+            ? topic
+            : throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"Topic '{name}' does not exist.");
+    }
+
+    /// <summary>A call must reach the grain of the name's collision key; anything else is a caller's bug.</summary>
+    private void CheckKey(string name)
+    {
+        if (TopicKeys.For(name) != Key)
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"Topic '{name}' belongs to topic grain '{TopicKeys.For(name)}', not '{Key}'.");
+        }
+    }
 
     private async Task<TopicChange> WriteAsync(TopicRecord record)
     {

@@ -1,8 +1,3 @@
 using OrleansMeta.Silo.Hosting;
 
-var builder = WebApplication.CreateBuilder(args);
-builder.AddMetaSilo();
-
-var app = builder.Build();
-app.MapMetaSilo();
-app.Run();
+return SiloProgram.Run(args);

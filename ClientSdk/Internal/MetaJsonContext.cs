@@ -22,5 +22,6 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(ElectionRequest))]
 [JsonSerializable(typeof(ElectionResponse))]
 [JsonSerializable(typeof(MetadataResponse))]
+[JsonSerializable(typeof(TopicConfigsResponse))]
 [JsonSerializable(typeof(ClusterInfo))]
 internal sealed partial class MetaJsonContext : JsonSerializerContext;

@@ -47,6 +47,10 @@ public static class ErrorCodes
     public const string RequestTooLarge = "REQUEST_TOO_LARGE";
     /// <summary>The requested metadata offset was not reached in time.</summary>
     public const string OffsetNotAvailable = "OFFSET_NOT_AVAILABLE";
+    /// <summary>The requested metadata offset is beyond the log head: it does not exist yet, and waiting will not help.</summary>
+    public const string OffsetOutOfRange = "OFFSET_OUT_OF_RANGE";
+    /// <summary>The request body is not sent as <c>application/json</c>.</summary>
+    public const string UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE";
     /// <summary>The service cannot answer right now; retry.</summary>
     public const string Unavailable = "SERVICE_UNAVAILABLE";
     /// <summary>The request timed out; retry.</summary>

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace OrleansMeta.Client.Models;
 
 /// <summary>Body of <c>POST /v1/topics</c>.</summary>
@@ -6,12 +8,14 @@ namespace OrleansMeta.Client.Models;
 /// <param name="ReplicationFactor">Replicas per partition (default: min(3, live brokers)) when no assignment is given.</param>
 /// <param name="Configs">Topic configs such as <c>retention.ms</c>; unknown keys are rejected.</param>
 /// <param name="Assignment">Explicit replicas per partition (partition index → broker ids, preferred leader first).</param>
+/// <param name="ValidateOnly">Validate fully and answer as if created, but write nothing (Kafka's validateOnly).</param>
 public sealed record CreateTopicRequest(
     string Name,
     int? Partitions = null,
     short? ReplicationFactor = null,
-    IReadOnlyDictionary<string, string>? Configs = null,
-    IReadOnlyList<IReadOnlyList<int>>? Assignment = null);
+    [property: JsonConverter(typeof(ConfigValuesConverter))] IReadOnlyDictionary<string, string>? Configs = null,
+    IReadOnlyList<IReadOnlyList<int>>? Assignment = null,
+    bool ValidateOnly = false);
 
 /// <summary>One partition's leadership and replicas, as in Kafka's Metadata response.</summary>
 /// <param name="Partition">The partition index.</param>
@@ -20,7 +24,11 @@ public sealed record CreateTopicRequest(
 /// <param name="PartitionEpoch">Grows on every change to the partition.</param>
 /// <param name="Replicas">All replicas, preferred leader first.</param>
 /// <param name="Isr">The in-sync replicas.</param>
-public sealed record PartitionInfo(int Partition, int Leader, int LeaderEpoch, int PartitionEpoch, IReadOnlyList<int> Replicas, IReadOnlyList<int> Isr);
+public sealed record PartitionInfo(int Partition, int Leader, int LeaderEpoch, int PartitionEpoch, IReadOnlyList<int> Replicas, IReadOnlyList<int> Isr)
+{
+    /// <summary>Replicas on brokers that are fenced or not registered (Kafka's offline replicas); empty when all are live.</summary>
+    public IReadOnlyList<int> OfflineReplicas { get; init; } = [];
+}
 
 /// <summary>A topic with its configs and partitions.</summary>
 public sealed record TopicDescription(
@@ -43,10 +51,25 @@ public sealed record TopicResponse(TopicDescription Topic, long MetadataOffset);
 /// <summary>Body of <c>POST /v1/topics/{name}/partitions</c>: grow the topic to <paramref name="TotalCount"/> partitions.</summary>
 /// <param name="TotalCount">The partition count after the change; larger than the current count.</param>
 /// <param name="Assignment">Replicas for each new partition, or null to spread them automatically.</param>
-public sealed record AddPartitionsRequest(int TotalCount, IReadOnlyList<IReadOnlyList<int>>? Assignment = null);
+/// <param name="ValidateOnly">Validate fully and answer as if added, but write nothing (Kafka's CreatePartitions validateOnly).</param>
+public sealed record AddPartitionsRequest(int TotalCount, IReadOnlyList<IReadOnlyList<int>>? Assignment = null, bool ValidateOnly = false);
 
 /// <summary>Body of <c>PATCH /v1/topics/{name}/configs</c>: set keys to values; a null value removes the key (back to its default).</summary>
-public sealed record AlterConfigsRequest(IReadOnlyDictionary<string, string?> Configs);
+/// <param name="Configs">Config names to new values; null removes the override.</param>
+/// <param name="ValidateOnly">Validate fully and answer as if altered, but write nothing (Kafka's validateOnly).</param>
+public sealed record AlterConfigsRequest(
+    [property: JsonConverter(typeof(ConfigValuesConverter))] IReadOnlyDictionary<string, string?> Configs,
+    bool ValidateOnly = false);
 
 /// <summary>The answer to a delete: the metadata offset of the deletion.</summary>
 public sealed record DeleteTopicResponse(string Name, Guid TopicId, long MetadataOffset);
+
+/// <summary>A config of a topic as <c>GET /v1/topics/{name}/configs</c> describes it (Kafka's DescribeConfigs).</summary>
+/// <param name="Name">The config key, e.g. <c>retention.ms</c>.</param>
+/// <param name="Value">The value in effect.</param>
+/// <param name="IsDefault">True when the topic does not set the key and Kafka's default applies.</param>
+/// <param name="Source"><c>DYNAMIC_TOPIC_CONFIG</c> (set on the topic) or <c>DEFAULT_CONFIG</c> (Kafka's default), as Kafka names them.</param>
+public sealed record TopicConfigEntry(string Name, string Value, bool IsDefault, string Source);
+
+/// <summary><c>GET /v1/topics/{name}/configs</c>: every config this service knows, with its value and where it comes from.</summary>
+public sealed record TopicConfigsResponse(string Name, IReadOnlyList<TopicConfigEntry> Configs, long MetadataOffset);

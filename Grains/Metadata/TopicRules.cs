@@ -13,23 +13,57 @@ public static class TopicRules
     /// <summary>Largest partition count accepted for one topic.</summary>
     public const int MaxPartitions = 100_000;
 
-    private static readonly Dictionary<string, Func<string, string?>> s_configs = new(StringComparer.Ordinal)
+    /// <summary>The topic configs this service accepts: a check for a value, and Kafka's default (what a topic without
+    /// the key behaves as; this service has no broker-level overrides, so the default is always Kafka's own).</summary>
+    private static readonly Dictionary<string, (Func<string, string?> Check, string Default)> s_configs = new(StringComparer.Ordinal)
     {
-        ["retention.ms"] = v => Long(v, min: -1),
-        ["retention.bytes"] = v => Long(v, min: -1),
-        ["segment.bytes"] = v => Long(v, min: 14),
-        ["segment.ms"] = v => Long(v, min: 1),
-        ["delete.retention.ms"] = v => Long(v, min: 0),
-        ["min.compaction.lag.ms"] = v => Long(v, min: 0),
-        ["max.message.bytes"] = v => Long(v, min: 0),
-        ["min.insync.replicas"] = v => Long(v, min: 1),
-        ["cleanup.policy"] = v => OneOf(v, "delete", "compact", "delete,compact", "compact,delete"),
-        ["unclean.leader.election.enable"] = v => OneOf(v, "true", "false"),
-        ["compression.type"] = v => OneOf(v, "uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
-        ["message.timestamp.type"] = v => OneOf(v, "CreateTime", "LogAppendTime"),
+        ["retention.ms"] = (v => Long(v, min: -1), "604800000"),
+        ["retention.bytes"] = (v => Long(v, min: -1), "-1"),
+        ["segment.bytes"] = (v => Long(v, min: 14), "1073741824"),
+        ["segment.ms"] = (v => Long(v, min: 1), "604800000"),
+        ["delete.retention.ms"] = (v => Long(v, min: 0), "86400000"),
+        ["min.compaction.lag.ms"] = (v => Long(v, min: 0), "0"),
+        ["max.message.bytes"] = (v => Long(v, min: 0), "1048588"),
+        ["min.insync.replicas"] = (v => Long(v, min: 1), "1"),
+        ["cleanup.policy"] = (v => OneOf(v, "delete", "compact", "delete,compact", "compact,delete"), "delete"),
+        ["unclean.leader.election.enable"] = (v => OneOf(v, "true", "false"), "false"),
+        ["compression.type"] = (v => OneOf(v, "uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"), "producer"),
+        ["message.timestamp.type"] = (v => OneOf(v, "CreateTime", "LogAppendTime"), "CreateTime"),
     };
 
+    /// <summary>Kafka's internal topics (Topic.isInternal): created by the cluster itself, never by users.</summary>
+    private static readonly string[] s_internal = ["__consumer_offsets", "__transaction_state", "__share_group_state"];
+
     public static IEnumerable<string> KnownConfigs => s_configs.Keys.Order(StringComparer.Ordinal);
+
+    /// <summary>Kafka's default for a known config.</summary>
+    public static string DefaultOf(string key) => s_configs[key].Default;
+
+    /// <summary>Whether <paramref name="name"/> is one of Kafka's internal topics.</summary>
+    public static bool IsInternal(string name) => s_internal.Contains(name, StringComparer.Ordinal);
+
+    /// <summary>
+    /// The name with '.' replaced by '_' (Kafka's Topic.unifyCollisionChars): metric names cannot tell the two apart,
+    /// so Kafka refuses a topic whose unified name equals an existing topic's. Topic grains are keyed by it, so two
+    /// colliding names reach one grain, which refuses the second whatever the timing.
+    /// </summary>
+    public static string CollisionKey(string name) => TopicKeys.For(name);
+
+    /// <summary>
+    /// A name a user may create a topic under: valid, and not in the '__' namespace of internal topics. Kafka's
+    /// brokers create their internal topics themselves and tools only warn about '__' names; this service reserves the
+    /// whole namespace, because it will create and own such topics (consumer offsets, transactions) itself.
+    /// </summary>
+    public static void ValidateNewName(string? name)
+    {
+        ValidateName(name);
+        if (name!.StartsWith("__", StringComparison.Ordinal))
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidTopic, IsInternal(name)
+                ? $"'{name}' is an internal topic; the cluster creates it, users cannot."
+                : $"Topic names starting with '__' are reserved for internal topics such as __consumer_offsets; '{name}' cannot be created.");
+        }
+    }
 
     public static void ValidateName(string? name)
     {
@@ -55,13 +89,13 @@ public static class TopicRules
         var problems = new List<string>();
         foreach (var (key, value) in configs ?? new Dictionary<string, string>())
         {
-            if (!s_configs.TryGetValue(key, out var check))
+            if (!s_configs.TryGetValue(key, out var config))
             {
                 problems.Add($"'{key}' is not a topic config this service knows (known: {string.Join(", ", KnownConfigs)})");
             }
-            else if (value is null || check(value) is { } problem)
+            else if (value is null || config.Check(value) is not null)
             {
-                problems.Add($"'{key}' = '{value}': {check(value ?? "") ?? "a value is required"}");
+                problems.Add($"'{key}' = '{value}': {(value is null ? "a value is required" : config.Check(value))}");
             }
             else
             {

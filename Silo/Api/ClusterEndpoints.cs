@@ -15,7 +15,8 @@ public static class ClusterEndpoints
         endpoints.MapGet("/v1/cluster", GetCluster)
             .WithName("GetCluster")
             .WithSummary("The cluster id and the membership view this silo holds.")
-            .WithTags("Cluster");
+            .WithTags("Cluster")
+            .Problems(ApiDocs.Read);
         return endpoints;
     }
 

@@ -15,24 +15,49 @@ internal static class Mapping
         broker.Record.Rack,
         broker.Record.State);
 
-    public static PartitionInfo Partition(PartitionState state)
-        => new(state.Partition, state.Leader, state.LeaderEpoch, state.PartitionEpoch, state.Replicas, state.Isr);
+    /// <summary>A partition, with its replicas on fenced or unregistered brokers (as of <paramref name="image"/>) offline.</summary>
+    public static PartitionInfo Partition(PartitionState state, MetadataImage image)
+        => new(state.Partition, state.Leader, state.LeaderEpoch, state.PartitionEpoch, state.Replicas, state.Isr)
+        {
+            OfflineReplicas = Offline(state.Replicas, image),
+        };
 
-    public static TopicDescription Topic(TopicImage topic) => new(
+    public static TopicDescription Topic(TopicImage topic, MetadataImage image) => new(
         topic.Topic.Name,
         topic.Topic.TopicId,
         topic.Topic.ReplicationFactor,
         topic.Topic.Configs,
-        topic.Partitions.Select(Partition).ToList());
+        topic.Partitions.Select(p => Partition(p, image)).ToList());
 
     /// <summary>
     /// A topic as just written: partitions this silo's image already holds in their current state, the others (all of
     /// a new topic, the added ones after AddPartitions) as the record creates them.
     /// </summary>
-    public static TopicDescription Topic(TopicRecord topic, TopicImage? image)
+    public static TopicDescription Topic(TopicRecord topic, MetadataImage image)
     {
-        var known = image is not null && image.Topic.TopicId == topic.TopicId ? image.Partitions : [];
-        var partitions = known.Take(topic.InitialPartitions.Count).Concat(topic.InitialPartitions.Skip(known.Length)).Select(Partition).ToList();
+        var known = image.Topics.GetValueOrDefault(topic.Name) is { } held && held.Topic.TopicId == topic.TopicId ? held.Partitions : [];
+        var partitions = known.Take(topic.InitialPartitions.Count).Concat(topic.InitialPartitions.Skip(known.Length)).Select(p => Partition(p, image)).ToList();
         return new(topic.Name, topic.TopicId, topic.ReplicationFactor, topic.Configs, partitions);
+    }
+
+    /// <summary>Every config this service knows for a topic: its own value (Kafka's DYNAMIC_TOPIC_CONFIG) or Kafka's
+    /// default (DEFAULT_CONFIG).</summary>
+    public static List<TopicConfigEntry> Configs(TopicRecord topic)
+        => [.. TopicRules.KnownConfigs.Select(key => topic.Configs.TryGetValue(key, out var value)
+            ? new TopicConfigEntry(key, value, false, "DYNAMIC_TOPIC_CONFIG")
+            : new TopicConfigEntry(key, TopicRules.DefaultOf(key), true, "DEFAULT_CONFIG"))];
+
+    private static IReadOnlyList<int> Offline(IReadOnlyList<int> replicas, MetadataImage image)
+    {
+        List<int>? offline = null;
+        foreach (var replica in replicas)
+        {
+            if (!image.Brokers.TryGetValue(replica, out var broker) || broker.IsFenced)
+            {
+                (offline ??= []).Add(replica);
+            }
+        }
+
+        return offline ?? (IReadOnlyList<int>)[];
     }
 }

@@ -3,6 +3,7 @@ using OrleansMeta.Client.Models;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Silo.Api;
 
@@ -11,26 +12,43 @@ public static class PartitionEndpoints
 {
     public static IEndpointRouteBuilder MapPartitionEndpoints(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapPost("/v1/topics/{name}/partitions/{partition:int}/isr", AlterPartitionAsync).WithTags("Partitions").WithName("AlterPartition")
-            .WithSummary("The partition leader changes the ISR: a compare-and-set on the partition epoch with its leader and broker epochs.");
+        // No route constraint on {partition}: "x" or an out-of-range number is a bad parameter (400), not a missing endpoint.
+        endpoints.MapPost("/v1/topics/{name}/partitions/{partition}/isr", AlterPartitionAsync).WithTags("Partitions").WithName("AlterPartition")
+            .WithSummary("The partition leader changes the ISR: a compare-and-set on the partition epoch with its leader and broker epochs.")
+            .Problems(ApiDocs.Write,
+                (400, [ErrorCodes.InvalidTopic, ErrorCodes.IneligibleReplica]),
+                (404, [ErrorCodes.UnknownTopicOrPartition]),
+                (409, [ErrorCodes.StaleBrokerEpoch, ErrorCodes.FencedLeaderEpoch, ErrorCodes.NotLeaderOrFollower, ErrorCodes.InvalidUpdateVersion]));
         endpoints.MapPost("/v1/elections", ElectAsync).WithTags("Partitions").WithName("ElectLeaders")
-            .WithSummary("Runs a preferred or unclean leader election for the given partitions (preferred: all partitions when none are given).");
+            .WithSummary("Runs a preferred or unclean leader election for the given partitions (preferred: all partitions when none are given). " +
+                "Per-partition outcomes carry ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION.")
+            .Problems(ApiDocs.Write);
         return endpoints;
     }
 
     private static async Task<Ok<PartitionResponse>> AlterPartitionAsync(
-        string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image)
+        string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image, IMetadataLog log,
+        CancellationToken cancellationToken)
     {
+        Validation.NonNegative(partition, "path parameter 'partition'");
+        TopicRules.ValidateName(name);
         var metadata = image.Current;
+        if (!metadata.Topics.TryGetValue(name, out var held) || partition >= held.Partitions.Length)
+        {
+            // "Unknown" is only an answer on an image as new as the log: this silo may not have applied the creation
+            // the leader already heard about from another silo.
+            metadata = await image.WaitForAsync(await log.GetHeadAsync(cancellationToken), Validation.ImageWait, cancellationToken);
+        }
+
         var topic = Validation.Topic(metadata, name);
-        if (partition < 0 || partition >= topic.Partitions.Length)
+        if (partition >= topic.Partitions.Length)
         {
             throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"Topic '{name}' has partitions 0 to {topic.Partitions.Length - 1}; there is no partition {partition}.");
         }
 
         var change = await grains.GetGrain<IPartitionGrain>(PartitionKeys.For(topic.Topic.TopicId, partition)).AlterPartitionAsync(
-            new AlterPartition(request.LeaderId, request.BrokerEpoch, request.LeaderEpoch, request.PartitionEpoch, request.NewIsr ?? [], metadata.Offset));
-        return TypedResults.Ok(new PartitionResponse(change.Topic, Mapping.Partition(change.State), change.MetadataOffset ?? metadata.Offset));
+            new AlterPartition(request.LeaderId, request.BrokerEpoch, request.LeaderEpoch, request.PartitionEpoch, request.NewIsr, metadata.Offset));
+        return TypedResults.Ok(new PartitionResponse(change.Topic, Mapping.Partition(change.State, image.Current), change.MetadataOffset ?? metadata.Offset));
     }
 
     private static async Task<Ok<ElectionResponse>> ElectAsync(ElectionRequest request, IGrainFactory grains, MetadataImageService image)
@@ -41,7 +59,7 @@ public static class PartitionEndpoints
             "unclean" => PartitionCommandKind.Unclean,
             _ => throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"Election type '{request.Type}' is not known; use 'preferred' or 'unclean'."),
         };
-        var partitions = request.Partitions?.SelectMany(t => (t.Partitions ?? []).Select(p => new PartitionRef(t.Topic, p))).ToList();
+        var partitions = request.Partitions?.SelectMany(t => t.Partitions.Select(p => new PartitionRef(t.Topic, p))).ToList();
         if (partitions is { Count: 0 })
         {
             throw MetaException.Invalid(ErrorCodes.InvalidRequest, "The election names no partitions; omit 'partitions' to elect preferred leaders everywhere.");

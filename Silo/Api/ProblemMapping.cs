@@ -14,7 +14,7 @@ internal sealed partial class ProblemMapping(IProblemDetailsService problems, IL
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
-        var (status, code, retryable, detail) = Classify(exception);
+        var (status, code, retryable, detail) = Classify(exception, context);
         if (status == StatusCodes.Status500InternalServerError)
         {
             // Refusals explain themselves to the caller; only the unexpected deserves the operator's attention.
@@ -48,6 +48,7 @@ internal sealed partial class ProblemMapping(IProblemDetailsService problems, IL
                 404 => ErrorCodes.NotFound,
                 405 => ErrorCodes.InvalidRequest,
                 413 => ErrorCodes.RequestTooLarge,
+                415 => ErrorCodes.UnsupportedMediaType,
                 >= 400 and < 500 => ErrorCodes.InvalidRequest,
                 _ => "UNKNOWN_SERVER_ERROR",
             };
@@ -60,16 +61,20 @@ internal sealed partial class ProblemMapping(IProblemDetailsService problems, IL
             404 => $"There is no endpoint {request.Method} {request.Path}; see /openapi/v1.json for the API.",
             405 => $"{request.Path} does not accept {request.Method}; see /openapi/v1.json for the API.",
             413 => "The request body is larger than this service accepts (1 MiB); send fewer items per request.",
+            415 => $"Send the body as JSON with the header 'Content-Type: application/json' (this request said '{request.ContentType ?? "nothing"}').",
             var other => $"The request failed with HTTP {other}.",
         };
     }
 
-    public static (int Status, string Code, bool Retryable, string Detail) Classify(Exception exception) => exception switch
+    public static (int Status, string Code, bool Retryable, string Detail) Classify(Exception exception, HttpContext? context = null) => exception switch
     {
         MetaException meta => (meta.Status, meta.Code, meta.Retryable, meta.Message),
         BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => (413, ErrorCodes.RequestTooLarge, false,
             "The request body is larger than this service accepts (1 MiB); send fewer items per request."),
-        BadHttpRequestException bad => (400, ErrorCodes.InvalidRequest, false, $"The request could not be read: {bad.Message}"),
+        BadHttpRequestException { StatusCode: StatusCodes.Status415UnsupportedMediaType } => (415, ErrorCodes.UnsupportedMediaType, false,
+            $"Send the body as JSON with the header 'Content-Type: application/json' (this request said '{context?.Request.ContentType ?? "nothing"}')."),
+        BadHttpRequestException { StatusCode: StatusCodes.Status414UriTooLong } tooLong => (414, ErrorCodes.InvalidRequest, false, tooLong.Message),
+        BadHttpRequestException bad => BadRequest.Describe(bad, context),
         GrainCallTimeoutException timeout => (504, ErrorCodes.Timeout, true, timeout.Message),
         FencedWriteException fenced => (503, ErrorCodes.NotController, true, fenced.Message),
         GrainRuntimeException { IsRetryable: true } runtime => (503, ErrorCodes.Unavailable, true, runtime.Message),
@@ -86,6 +91,8 @@ internal sealed partial class ProblemMapping(IProblemDetailsService problems, IL
         404 => "Not found",
         409 => "Conflict",
         413 => "Request too large",
+        414 => "URI too long",
+        415 => "Unsupported media type",
         503 => "Service unavailable",
         504 => "Timed out",
         _ => "Server error",

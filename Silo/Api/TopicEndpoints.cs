@@ -3,59 +3,85 @@ using OrleansMeta.Client.Models;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Silo.Api;
 
-/// <summary>Topics: create, list, describe, delete, add partitions, alter configs.</summary>
+/// <summary>Topics: create, list, describe, delete, add partitions, describe and alter configs.</summary>
 public static class TopicEndpoints
 {
     public static IEndpointRouteBuilder MapTopicEndpoints(this IEndpointRouteBuilder endpoints)
     {
         var group = endpoints.MapGroup("/v1/topics").WithTags("Topics");
         group.MapPost("/", CreateAsync).WithName("CreateTopic")
-            .WithSummary("Creates a topic; replicas and leaders are spread over brokers and racks unless an assignment is given.");
-        group.MapGet("/", ListAsync).WithName("ListTopics");
-        group.MapGet("/{name}", DescribeAsync).WithName("DescribeTopic");
-        group.MapDelete("/{name}", DeleteAsync).WithName("DeleteTopic");
-        group.MapPost("/{name}/partitions", AddPartitionsAsync).WithName("AddPartitions");
+            .WithSummary("Creates a topic; replicas and leaders are spread over brokers and racks unless an assignment is given. " +
+                "With validateOnly, checks everything and answers 200 with the topic as it would be, writing nothing.")
+            .Problems(ApiDocs.Write,
+                (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidPartitions, ErrorCodes.InvalidReplicationFactor, ErrorCodes.InvalidReplicaAssignment, ErrorCodes.InvalidConfig]),
+                (409, [ErrorCodes.TopicAlreadyExists]));
+        group.MapGet("/", ListAsync).WithName("ListTopics").Problems(ApiDocs.Read);
+        group.MapGet("/{name}", DescribeAsync).WithName("DescribeTopic")
+            .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
+        group.MapDelete("/{name}", DeleteAsync).WithName("DeleteTopic")
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
+        group.MapPost("/{name}/partitions", AddPartitionsAsync).WithName("AddPartitions")
+            .WithSummary("Grows the topic to totalCount partitions. With validateOnly, checks everything and answers as if done, writing nothing.")
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidPartitions, ErrorCodes.InvalidReplicaAssignment]),
+                (404, [ErrorCodes.UnknownTopicOrPartition]));
+        group.MapGet("/{name}/configs", DescribeConfigsAsync).WithName("DescribeTopicConfigs")
+            .WithSummary("Every topic config this service knows, with the value in effect, whether it is the default, and its source (Kafka's DescribeConfigs).")
+            .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
         group.MapPatch("/{name}/configs", AlterConfigsAsync).WithName("AlterTopicConfigs")
-            .WithSummary("Sets topic configs; a null value removes a key. Unknown keys and bad values are refused.");
+            .WithSummary("Sets topic configs; a null value removes a key. Unknown keys and bad values are refused. With validateOnly, writes nothing.")
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidConfig]), (404, [ErrorCodes.UnknownTopicOrPartition]));
         return endpoints;
     }
 
-    private static async Task<Created<TopicResponse>> CreateAsync(CreateTopicRequest request, IGrainFactory grains, MetadataImageService image)
+    private static async Task<Results<Created<TopicResponse>, Ok<TopicResponse>>> CreateAsync(
+        CreateTopicRequest request, IGrainFactory grains, MetadataImageService image)
     {
-        TopicRules.ValidateName(request.Name);
-        var change = await grains.GetGrain<ITopicGrain>(request.Name)
-            .CreateAsync(new CreateTopic(request.Name, request.Partitions, request.ReplicationFactor, request.Configs, request.Assignment));
-        return TypedResults.Created($"/v1/topics/{Uri.EscapeDataString(request.Name)}", Response(change, image));
+        TopicRules.ValidateNewName(request.Name);
+        var change = await Topic(grains, request.Name).CreateAsync(
+            new CreateTopic(request.Name, request.Partitions, request.ReplicationFactor, request.Configs, request.Assignment, request.ValidateOnly));
+        return request.ValidateOnly
+            ? TypedResults.Ok(Response(change, image))
+            : TypedResults.Created($"/v1/topics/{Uri.EscapeDataString(request.Name)}", Response(change, image));
     }
 
-    private static async Task<Ok<TopicsResponse>> ListAsync(long? minOffset, MetadataImageService image)
+    private static async Task<Ok<TopicsResponse>> ListAsync(long? minOffset, MetadataImageService image, IMetadataLog log, CancellationToken cancellationToken)
     {
-        var metadata = await Validation.ImageAsync(image, minOffset);
+        var metadata = await Validation.ImageAsync(image, log, minOffset, cancellationToken);
         var topics = metadata.Topics.Values.OrderBy(t => t.Topic.Name, StringComparer.Ordinal)
             .Select(t => new TopicSummary(t.Topic.Name, t.Topic.TopicId, t.Partitions.Length, t.Topic.ReplicationFactor)).ToList();
         return TypedResults.Ok(new TopicsResponse(topics, metadata.Offset));
     }
 
-    private static async Task<Ok<TopicResponse>> DescribeAsync(string name, long? minOffset, MetadataImageService image)
+    private static async Task<Ok<TopicResponse>> DescribeAsync(
+        string name, long? minOffset, MetadataImageService image, IMetadataLog log, CancellationToken cancellationToken)
     {
-        var metadata = await Validation.ImageAsync(image, minOffset);
-        return TypedResults.Ok(new TopicResponse(Mapping.Topic(Validation.Topic(metadata, name)), metadata.Offset));
+        var metadata = await Validation.ImageAsync(image, log, minOffset, cancellationToken);
+        return TypedResults.Ok(new TopicResponse(Mapping.Topic(Validation.Topic(metadata, name), metadata), metadata.Offset));
+    }
+
+    private static async Task<Ok<TopicConfigsResponse>> DescribeConfigsAsync(
+        string name, long? minOffset, MetadataImageService image, IMetadataLog log, CancellationToken cancellationToken)
+    {
+        var metadata = await Validation.ImageAsync(image, log, minOffset, cancellationToken);
+        var topic = Validation.Topic(metadata, name);
+        return TypedResults.Ok(new TopicConfigsResponse(topic.Topic.Name, Mapping.Configs(topic.Topic), metadata.Offset));
     }
 
     private static async Task<Ok<DeleteTopicResponse>> DeleteAsync(string name, IGrainFactory grains)
     {
         TopicRules.ValidateName(name);
-        var change = await grains.GetGrain<ITopicGrain>(name).DeleteAsync();
+        var change = await Topic(grains, name).DeleteAsync(name);
         return TypedResults.Ok(new DeleteTopicResponse(name, change.Topic.TopicId, change.MetadataOffset));
     }
 
     private static async Task<Ok<TopicResponse>> AddPartitionsAsync(string name, AddPartitionsRequest request, IGrainFactory grains, MetadataImageService image)
     {
         TopicRules.ValidateName(name);
-        var change = await grains.GetGrain<ITopicGrain>(name).AddPartitionsAsync(request.TotalCount, request.Assignment);
+        var change = await Topic(grains, name).AddPartitionsAsync(name, request.TotalCount, request.Assignment, request.ValidateOnly);
         return TypedResults.Ok(Response(change, image));
     }
 
@@ -67,10 +93,12 @@ public static class TopicEndpoints
             throw MetaException.Invalid(ErrorCodes.InvalidRequest, "Name at least one config to set (or to remove with null).");
         }
 
-        var change = await grains.GetGrain<ITopicGrain>(name).AlterConfigsAsync(request.Configs);
+        var change = await Topic(grains, name).AlterConfigsAsync(name, request.Configs, request.ValidateOnly);
         return TypedResults.Ok(Response(change, image));
     }
 
+    private static ITopicGrain Topic(IGrainFactory grains, string name) => grains.GetGrain<ITopicGrain>(TopicKeys.For(name));
+
     private static TopicResponse Response(TopicChange change, MetadataImageService image)
-        => new(Mapping.Topic(change.Topic, image.Current.Topics.GetValueOrDefault(change.Topic.Name)), change.MetadataOffset);
+        => new(Mapping.Topic(change.Topic, image.Current), change.MetadataOffset);
 }

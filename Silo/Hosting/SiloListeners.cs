@@ -20,24 +20,57 @@ internal static class SiloListeners
         // Public clients speak HTTP/1.1 in cleartext (HTTP/2 to browsers and proxies needs TLS, terminated in front).
         foreach (var url in publicUrls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            Listen(kestrel, url, HttpProtocols.Http1, "--urls");
+            Listen(kestrel, url, HttpProtocols.Http1);
         }
 
         if (listenForSilos)
         {
             var siloEndpoint = configuration[$"{ClusterOptions.SectionName}:{nameof(ClusterOptions.SiloEndpoint)}"] ?? new ClusterOptions().SiloEndpoint;
             var listen = configuration[$"{ClusterOptions.SectionName}:SiloListen"];
-            Listen(kestrel, listen ?? siloEndpoint, HttpProtocols.Http2, $"{ClusterOptions.SectionName}:SiloEndpoint");
+            Listen(kestrel, listen ?? siloEndpoint, HttpProtocols.Http2);
         }
     }
 
-    private static void Listen(KestrelServerOptions kestrel, string url, HttpProtocols protocols, string setting)
+    /// <summary>Every problem with the listen URLs in <paramref name="configuration"/>, as sentences (checked with the
+    /// other settings at start, so that all problems are reported together).</summary>
+    public static IEnumerable<string> Problems(IConfiguration configuration, bool listenForSilos)
+    {
+        foreach (var url in PublicUrls(configuration).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (Parse(url) is null)
+            {
+                yield return NotHttp("--urls", url);
+            }
+        }
+
+        if (listenForSilos)
+        {
+            var siloEndpoint = configuration[$"{ClusterOptions.SectionName}:{nameof(ClusterOptions.SiloEndpoint)}"] ?? new ClusterOptions().SiloEndpoint;
+            var listen = configuration[$"{ClusterOptions.SectionName}:SiloListen"] ?? siloEndpoint;
+            if (Parse(listen) is null)
+            {
+                yield return NotHttp($"{ClusterOptions.SectionName}:SiloEndpoint", listen);
+            }
+        }
+    }
+
+    private static string NotHttp(string setting, string url)
+        => $"{setting} value '{url}' is not an http URL such as http://127.0.0.1:5080 (TLS is terminated in front of the silo).";
+
+    private static Uri? Parse(string url)
     {
         // "+", "*" and "[::]" are wildcards Uri cannot parse as hosts; treat them as "any address".
         var normalized = url.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal);
-        if (!Uri.TryCreate(normalized, UriKind.Absolute, out var uri) || uri.Scheme != Uri.UriSchemeHttp)
+        return Uri.TryCreate(normalized, UriKind.Absolute, out var uri) && uri.Scheme == Uri.UriSchemeHttp ? uri : null;
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, string url, HttpProtocols protocols)
+    {
+        if (Parse(url) is not { } uri)
         {
-            throw new InvalidOperationException($"{setting} value '{url}' is not an http URL such as http://127.0.0.1:5080 (TLS is terminated in front of the silo).");
+            // Kestrel reads its options while the app is built, before the settings are validated; an unusable URL is
+            // left for SiloOptionsValidator to report with every other problem (the silo never starts with it).
+            return;
         }
 
         Action<ListenOptions> configure = o => o.Protocols = protocols;

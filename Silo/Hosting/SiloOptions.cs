@@ -16,18 +16,20 @@ public sealed partial class SiloOptions
     internal static partial Regex ClusterIdPattern();
 }
 
-/// <summary>Reports every problem with <see cref="SiloOptions"/> at start-up.</summary>
-public sealed class SiloOptionsValidator : IValidateOptions<SiloOptions>
+/// <summary>Reports every problem with <see cref="SiloOptions"/> and the listen URLs at start-up.</summary>
+public sealed class SiloOptionsValidator(IConfiguration configuration) : IValidateOptions<SiloOptions>
 {
     public ValidateOptionsResult Validate(string? name, SiloOptions options)
     {
+        var problems = new List<string>();
         if (string.IsNullOrEmpty(options.ClusterId) || !SiloOptions.ClusterIdPattern().IsMatch(options.ClusterId))
         {
-            return ValidateOptionsResult.Fail(
+            problems.Add(
                 $"Meta:ClusterId '{options.ClusterId}' is not valid: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit " +
                 "(for example --Meta:ClusterId=prod-eu).");
         }
 
-        return ValidateOptionsResult.Success;
+        problems.AddRange(SiloListeners.Problems(configuration, listenForSilos: !string.IsNullOrWhiteSpace(configuration.GetConnectionString("Postgres"))));
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

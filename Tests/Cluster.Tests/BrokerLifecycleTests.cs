@@ -20,7 +20,7 @@ public sealed class BrokerLifecycleTests
         BrokerHeartbeatResponse answer = null!;
         await Eventually.Until(async () =>
         {
-            answer = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+            answer = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, (await setup.Client.GetMetadataAsync()).MetadataOffset, WantShutDown: true));
             return answer.ShouldShutDown;
         }, "the broker is told it may stop", TimeSpan.FromSeconds(30));
         var metadata = await setup.Client.GetMetadataAsync(["shipments"], answer.MetadataOffset);
@@ -66,7 +66,7 @@ public sealed class BrokerLifecycleTests
         var preferred = created.Topic.Partitions.Where(p => p.Replicas[0] == broker.Id).Select(p => p.Partition).ToList();
 
         // Leadership moves away (controlled shutdown), the broker returns in sync, and the controller moves it back.
-        await setup.Client.SendBrokerHeartbeatAsync(broker.Id, new BrokerHeartbeatRequest(broker.Epoch, long.MaxValue, WantShutDown: true));
+        await setup.Client.SendBrokerHeartbeatAsync(broker.Id, new BrokerHeartbeatRequest(broker.Epoch, (await setup.Client.GetMetadataAsync()).MetadataOffset, WantShutDown: true));
         await Eventually.Until(async () => (await setup.Client.DescribeTopicAsync("balanced")).Topic.Partitions.All(p => p.Leader != broker.Id),
             "leadership moved away", TimeSpan.FromSeconds(30));
         await broker.StopHeartbeatsAsync();
