@@ -103,6 +103,26 @@ public interface IMetaClient
     /// <returns>The metadata at the offset the answering silo has reached.</returns>
     Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics = null, long? minOffset = null, CancellationToken cancellationToken = default);
 
+    /// <summary>As <see cref="GetMetadataAsync(IEnumerable{string}?, long?, CancellationToken)"/>, choosing whether fenced brokers are listed.</summary>
+    /// <param name="topics">Topics to describe; null for all.</param>
+    /// <param name="minOffset">Wait until the answering silo's image holds this offset (read your own writes).</param>
+    /// <param name="includeFenced">List fenced brokers too (by default the answer lists unfenced brokers only, as Kafka's does).</param>
+    /// <param name="cancellationToken">Cancels the request.</param>
+    Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics, long? minOffset, bool includeFenced, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <c>GET /v1/topics/{name}/configs</c> (Kafka's DescribeConfigs): every config the topic has, with its value, whether
+    /// it is the default, and its source.
+    /// </summary>
+    Task<TopicConfigsResponse> DescribeTopicConfigsAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// <c>DELETE /v1/brokers/{id}</c> (Kafka's UnregisterBroker): removes a broker that is gone for good. Refused with
+    /// BROKER_SESSION_ALIVE while it is unfenced or its session is alive, and with BROKER_HAS_REPLICAS while partitions
+    /// still list it (reassign them first).
+    /// </summary>
+    Task<BrokerUnregistrationResponse> UnregisterBrokerAsync(int brokerId, CancellationToken cancellationToken = default);
+
     /// <summary>Reads the cluster id, the silo membership the answering silo sees, and the controller
     /// (<c>GET /v1/cluster</c>).</summary>
     /// <param name="cancellationToken">Cancels the call.</param>

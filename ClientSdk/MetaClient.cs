@@ -81,7 +81,12 @@ public sealed class MetaClient : IMetaClient, IDisposable
         var response = await SendAsync(HttpMethod.Post, "v1/topics",
             MetaTransport.Serialize(request, MetaJsonContext.Default.CreateTopicRequest),
             MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
-        Leaders.Update(response);
+        if (!request.ValidateOnly)
+        {
+            // A dry run's answer describes a topic that does not exist: nothing to learn leaders from.
+            Leaders.Update(response);
+        }
+
         return response;
     }
 
@@ -117,7 +122,11 @@ public sealed class MetaClient : IMetaClient, IDisposable
         var response = await SendAsync(HttpMethod.Post, TopicPath(topic) + "/partitions",
             MetaTransport.Serialize(request, MetaJsonContext.Default.AddPartitionsRequest),
             MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
-        Leaders.Update(response);
+        if (!request.ValidateOnly)
+        {
+            Leaders.Update(response);
+        }
+
         return response;
     }
 
@@ -129,7 +138,11 @@ public sealed class MetaClient : IMetaClient, IDisposable
         var response = await SendAsync(HttpMethod.Patch, TopicPath(topic) + "/configs",
             MetaTransport.Serialize(request, MetaJsonContext.Default.AlterConfigsRequest),
             MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
-        Leaders.Update(response);
+        if (!request.ValidateOnly)
+        {
+            Leaders.Update(response);
+        }
+
         return response;
     }
 
@@ -156,23 +169,49 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     /// <inheritdoc />
-    public async Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics = null, long? minOffset = null, CancellationToken cancellationToken = default)
+    public Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics = null, long? minOffset = null, CancellationToken cancellationToken = default)
+        => GetMetadataAsync(topics, minOffset, includeFenced: false, cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics, long? minOffset, bool includeFenced, CancellationToken cancellationToken = default)
     {
         var query = new StringBuilder("v1/metadata");
+        var separator = '?';
         if (topics is not null)
         {
-            query.Append("?topics=").AppendJoin(',', topics.Select(t => Uri.EscapeDataString(t ?? throw new ArgumentException("A topic name is null.", nameof(topics)))));
+            query.Append(separator).Append("topics=").AppendJoin(',', topics.Select(t => Uri.EscapeDataString(t ?? throw new ArgumentException("A topic name is null.", nameof(topics)))));
+            separator = '&';
         }
 
         if (minOffset is { } offset)
         {
-            query.Append(topics is null ? '?' : '&').Append("minOffset=").Append(Num(offset));
+            query.Append(separator).Append("minOffset=").Append(Num(offset));
+            separator = '&';
+        }
+
+        if (includeFenced)
+        {
+            query.Append(separator).Append("includeFenced=true");
         }
 
         var response = await SendAsync(HttpMethod.Get, query.ToString(), null,
             MetaJsonContext.Default.MetadataResponse, cancellationToken).ConfigureAwait(false);
         Leaders.Update(response);
         return response;
+    }
+
+    /// <inheritdoc />
+    public Task<TopicConfigsResponse> DescribeTopicConfigsAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        return SendAsync(HttpMethod.Get, TopicPath(topic) + "/configs" + Query(minOffset), null, MetaJsonContext.Default.TopicConfigsResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<BrokerUnregistrationResponse> UnregisterBrokerAsync(int brokerId, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(brokerId);
+        return SendAsync(HttpMethod.Delete, $"v1/brokers/{Num(brokerId)}", null, MetaJsonContext.Default.BrokerUnregistrationResponse, cancellationToken);
     }
 
     /// <inheritdoc />

@@ -29,6 +29,17 @@ public static class MetaClientExtensions
         return client.ListTopicsAsync(minOffset: null, cancellationToken);
     }
 
+    /// <summary>Describes a topic's configs (<c>GET /v1/topics/{name}/configs</c>) at whatever offset the answering silo has reached.</summary>
+    /// <param name="client">The client.</param>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Every config with its value, whether it is the default, and its source.</returns>
+    public static Task<TopicConfigsResponse> DescribeTopicConfigsAsync(this IMetaClient client, string topic, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.DescribeTopicConfigsAsync(topic, minOffset: null, cancellationToken);
+    }
+
     /// <summary>Describes a topic (<c>GET /v1/topics/{name}</c>) at whatever offset the answering silo has reached.</summary>
     /// <param name="client">The client.</param>
     /// <param name="topic">The topic name.</param>

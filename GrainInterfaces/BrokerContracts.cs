@@ -25,7 +25,8 @@ public interface IBrokerGrain : IGrainWithStringKey
     /// alive (BROKER_SESSION_ALIVE), and while any partition still lists it as a replica (BROKER_HAS_REPLICAS). Writes an
     /// <c>unregistered</c> record, so every image drops it.
     /// </summary>
-    Task UnregisterAsync();
+    /// <returns>The metadata log offset of the <c>unregistered</c> record.</returns>
+    Task<long> UnregisterAsync();
 
     /// <summary>Activates the grain (and so its session clock) after a silo failure moved it.</summary>
     [ReadOnly]

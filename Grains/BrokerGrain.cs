@@ -159,7 +159,7 @@ internal sealed partial class BrokerGrain(
         }
     }
 
-    public async Task UnregisterAsync()
+    public async Task<long> UnregisterAsync()
     {
         var current = state.State.Current
             ?? throw MetaException.NotFound(ErrorCodes.BrokerIdNotRegistered, $"Broker {BrokerId} is not registered.");
@@ -184,9 +184,10 @@ internal sealed partial class BrokerGrain(
 
         var record = current with { State = BrokerStates.Fenced, Change = BrokerChanges.Unregistered, StateVersion = state.Version + 1 };
         state.State.Current = null;
+        long offset;
         try
         {
-            await state.WriteStateAsync([Records.Broker(record)]);
+            offset = await state.WriteStateAsync([Records.Broker(record)]) ?? 0;
         }
         catch
         {
@@ -195,6 +196,7 @@ internal sealed partial class BrokerGrain(
         }
 
         LogUnregistered(logger, BrokerId, current.BrokerEpoch);
+        return offset;
     }
 
     public Task PingAsync() => Task.CompletedTask;

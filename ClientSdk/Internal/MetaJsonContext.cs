@@ -8,6 +8,7 @@ namespace OrleansMeta.Client.Internal;
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(BrokerRegistrationRequest))]
 [JsonSerializable(typeof(BrokerRegistrationResponse))]
+[JsonSerializable(typeof(BrokerUnregistrationResponse))]
 [JsonSerializable(typeof(BrokerHeartbeatRequest))]
 [JsonSerializable(typeof(BrokerHeartbeatResponse))]
 [JsonSerializable(typeof(BrokersResponse))]

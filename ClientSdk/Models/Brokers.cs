@@ -19,6 +19,9 @@ public sealed record BrokerRegistrationRequest(Guid IncarnationId, IReadOnlyList
 /// <param name="MetadataOffset">The metadata log offset of the registration; the broker is unfenced once it has caught up to it.</param>
 public sealed record BrokerRegistrationResponse(int BrokerId, long BrokerEpoch, long MetadataOffset);
 
+/// <summary>The answer to <c>DELETE /v1/brokers/{id}</c> (Kafka's UnregisterBroker): the offset of the record that removed it.</summary>
+public sealed record BrokerUnregistrationResponse(int BrokerId, long MetadataOffset);
+
 /// <summary>Body of <c>POST /v1/brokers/{id}/heartbeat</c>.</summary>
 /// <param name="BrokerEpoch">The epoch returned by registration.</param>
 /// <param name="CurrentMetadataOffset">The highest metadata offset the broker has applied.</param>

@@ -50,11 +50,11 @@ public static class BrokerEndpoints
         return TypedResults.Ok(new BrokerHeartbeatResponse(result.IsFenced, result.IsCaughtUp, result.ShouldShutDown, result.MetadataOffset));
     }
 
-    private static async Task<NoContent> UnregisterAsync(int id, IGrainFactory grains)
+    private static async Task<Ok<BrokerUnregistrationResponse>> UnregisterAsync(int id, IGrainFactory grains)
     {
         Validation.NonNegative(id, "path parameter 'id' (the broker id)");
-        await Broker(grains, id).UnregisterAsync();
-        return TypedResults.NoContent();
+        var offset = await Broker(grains, id).UnregisterAsync();
+        return TypedResults.Ok(new BrokerUnregistrationResponse(id, offset));
     }
 
     private static async Task<Ok<BrokersResponse>> ListAsync(long? minOffset, MetadataImageService image, IMetadataLog log, CancellationToken cancellationToken)

@@ -9,7 +9,7 @@ public sealed class CancellationTests
     [
         "ListBrokers", "ListTopics", "DescribeTopic", "GetMetadata", "GetMetadataOfTopics", "GetCluster", "GetLeader",
         "RegisterBroker", "Heartbeat", "CreateTopic", "DeleteTopic", "AddPartitions", "AlterConfigs", "AlterPartition", "Elect",
-        "ListBrokersAt", "ListTopicsAt", "DescribeTopicAt", "GetMetadataAt",
+        "ListBrokersAt", "ListTopicsAt", "DescribeTopicAt", "GetMetadataAt", "GetMetadataWithFenced", "DescribeConfigs", "UnregisterBroker",
     ];
 
     [Theory]
@@ -44,6 +44,9 @@ public sealed class CancellationTests
             "ListTopicsAt" => concrete.ListTopicsAsync(5, ct),
             "DescribeTopicAt" => concrete.DescribeTopicAsync("t", 5, ct),
             "GetMetadataAt" => concrete.GetMetadataAsync(["t"], 5, ct),
+            "GetMetadataWithFenced" => client.GetMetadataAsync(["t"], 5, true, ct),
+            "DescribeConfigs" => client.DescribeTopicConfigsAsync("t", ct),
+            "UnregisterBroker" => client.UnregisterBrokerAsync(1, ct),
             _ => throw new ArgumentOutOfRangeException(nameof(operation)),
         };
 

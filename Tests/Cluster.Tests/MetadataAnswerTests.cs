@@ -86,6 +86,11 @@ public sealed class MetadataAnswerTests
         Assert.Equal(HttpStatusCode.OK, dryGrow.StatusCode);
         Assert.Equal(3, JsonDocument.Parse(await dryGrow.Content.ReadAsStringAsync()).RootElement.GetProperty("topic").GetProperty("partitions").GetArrayLength());
 
+        // Through the SDK too; a dry run's would-be leaders never reach its leader cache.
+        var sdkDry = await setup.Client.CreateTopicAsync(new CreateTopicRequest("dry-sdk", 2, 1, ValidateOnly: true));
+        Assert.Equal(2, sdkDry.Topic.Partitions.Count);
+        Assert.False(setup.Client.Leaders.TryGetLeader("dry-sdk", 0, out _, out _));
+
         await LogHead.AssertUnmovedAsync(http, head);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/v1/topics/dry")).StatusCode);
         var kept = (await setup.Client.DescribeTopicAsync("kept")).Topic;
