@@ -96,7 +96,7 @@ public sealed class BrokerSafetyTests
         BrokerHeartbeatResponse answer = null!;
         await Eventually.Until(async () =>
         {
-            answer = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+            answer = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, (await setup.Client.GetMetadataAsync()).MetadataOffset, WantShutDown: true));
             return answer.ShouldShutDown;
         }, "the broker is told it may shut down", TimeSpan.FromSeconds(30));
         Assert.True(answer.IsFenced);
@@ -104,7 +104,7 @@ public sealed class BrokerSafetyTests
         Assert.All(metadata.Topics.Single().Partitions, p => Assert.NotEqual(leaving.Id, p.Leader));
 
         // The old process keeps heartbeating (without asking to stop): it cannot come back, nor hold the broker id.
-        var again = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue));
+        var again = await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, (await setup.Client.GetMetadataAsync()).MetadataOffset));
         Assert.True(again.IsFenced);
         Assert.True(again.ShouldShutDown);
 
@@ -124,10 +124,10 @@ public sealed class BrokerSafetyTests
         await setup.Client.CreateTopicAsync(new CreateTopicRequest("letters", 3, 3));
         var leaving = setup.Brokers[0];
         await leaving.StopHeartbeatsAsync();
-        await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+        await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, (await setup.Client.GetMetadataAsync()).MetadataOffset, WantShutDown: true));
 
         // The process goes on heartbeating as if nothing happened: it is still told to stop, and the id is freed.
-        await Eventually.Until(async () => (await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue))).ShouldShutDown,
+        await Eventually.Until(async () => (await setup.Client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, (await setup.Client.GetMetadataAsync()).MetadataOffset))).ShouldShutDown,
             "the broker is told it may stop", TimeSpan.FromSeconds(30));
         var restarted = await setup.Client.RegisterBrokerAsync(leaving.Id, new BrokerRegistrationRequest(Guid.NewGuid(), [new BrokerListener("PLAINTEXT", "again", 9092)]));
         Assert.True(restarted.BrokerEpoch > leaving.Epoch);
@@ -162,7 +162,7 @@ public sealed class BrokerSafetyTests
         PartitionInfo? whenTold = null;
         await Eventually.Until(async () =>
         {
-            var answer = await client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, long.MaxValue, WantShutDown: true));
+            var answer = await client.SendBrokerHeartbeatAsync(leaving.Id, new BrokerHeartbeatRequest(leaving.Epoch, (await client.GetMetadataAsync()).MetadataOffset, WantShutDown: true));
             if (answer.ShouldShutDown)
             {
                 whenTold = (await client.DescribeTopicAsync("moves", answer.MetadataOffset)).Topic.Partitions[0];
