@@ -1,4 +1,4 @@
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Client;
 

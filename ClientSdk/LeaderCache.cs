@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Client;
 

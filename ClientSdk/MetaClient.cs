@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using OrleansMeta.Client.Internal;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Client;
 

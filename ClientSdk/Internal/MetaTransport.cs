@@ -1,7 +1,7 @@
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using Polly;
 using Polly.Retry;
 

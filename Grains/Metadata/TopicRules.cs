@@ -1,5 +1,5 @@
 using System.Globalization;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 
 namespace OrleansMeta.Grains.Metadata;

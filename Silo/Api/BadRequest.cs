@@ -2,7 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.Metadata;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Silo.Api;
 

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 
 namespace OrleansMeta.Silo.Api;

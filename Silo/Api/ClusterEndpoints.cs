@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Silo.Hosting;

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using Microsoft.Extensions.Options;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Persistence;

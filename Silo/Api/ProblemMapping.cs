@@ -1,5 +1,5 @@
 using Microsoft.AspNetCore.Diagnostics;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Persistence;

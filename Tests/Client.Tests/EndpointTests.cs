@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Client.Tests;
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Client.Tests;
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using OrleansMeta.Client;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Cluster.Tests;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using OrleansMeta.Client;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Cluster;

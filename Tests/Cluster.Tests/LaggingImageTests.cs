@@ -2,7 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using OrleansMeta.Client;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Persistence;

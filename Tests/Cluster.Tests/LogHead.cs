@@ -1,5 +1,5 @@
 using System.Net;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Cluster.Tests;
 

@@ -1,5 +1,5 @@
 using OrleansMeta.Client;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 
 namespace OrleansMeta.Cluster.Tests;

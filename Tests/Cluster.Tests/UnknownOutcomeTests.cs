@@ -1,6 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Client;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Persistence;

@@ -1,5 +1,5 @@
 using OrleansMeta.Client;
-using OrleansMeta.Client.Models;
+using OrleansMeta.Contracts;
 
 namespace OrleansMeta.Cluster.Tests.Infrastructure;
 

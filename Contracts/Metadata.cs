@@ -1,4 +1,4 @@
-namespace OrleansMeta.Client.Models;
+namespace OrleansMeta.Contracts;
 
 /// <summary>A topic in the metadata response; <paramref name="ErrorCode"/> is <c>UNKNOWN_TOPIC_OR_PARTITION</c> for a
 /// requested topic that does not exist.</summary>

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace OrleansMeta.Client.Models;
+namespace OrleansMeta.Contracts;
 
 /// <summary>
 /// Topic configs as a JSON object of strings. Kafka's tools send numbers and booleans unquoted

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 
-namespace OrleansMeta.Client.Models;
+namespace OrleansMeta.Contracts;
 
 /// <summary>Body of <c>POST /v1/topics</c>.</summary>
 /// <param name="Name">Topic name: 1-249 characters from [a-zA-Z0-9._-], not "." or "..".</param>

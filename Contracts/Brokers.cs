@@ -1,4 +1,4 @@
-namespace OrleansMeta.Client.Models;
+namespace OrleansMeta.Contracts;
 
 /// <summary>An endpoint a broker serves clients on.</summary>
 /// <param name="Name">The listener name, e.g. <c>PLAINTEXT</c> or <c>INTERNAL</c>.</param>

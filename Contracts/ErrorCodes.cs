@@ -1,4 +1,4 @@
-namespace OrleansMeta.Client.Models;
+namespace OrleansMeta.Contracts;
 
 /// <summary>
 /// Error codes carried in the <c>code</c> member of problem+json responses. Kafka's names where one fits.

@@ -1,4 +1,4 @@
-namespace OrleansMeta.Client.Models;
+namespace OrleansMeta.Contracts;
 
 /// <summary>
 /// Body of <c>POST /v1/topics/{name}/partitions/{p}/isr</c> (Kafka's AlterPartition): the partition leader proposes a
