@@ -140,18 +140,7 @@ public sealed class BrokerSafetyTests
         await using var silo = await HookedSilo.StartAsync(cluster, "silo-0");
         await WaitReadyAsync(silo);
         using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [silo.Http.BaseAddress!], MaxAttempts = 10 });
-        var brokers = new List<TestBroker>();
-        foreach (var id in new[] { 1, 2, 3 })
-        {
-            var started = new TestBroker(client, id);
-            await started.StartAsync();
-            brokers.Add(started);
-        }
-
-        foreach (var started in brokers)
-        {
-            await started.WaitUnfencedAsync();
-        }
+        var brokers = await TestBroker.StartUnfencedAsync(client, 1, 2, 3);
 
         var created = await client.CreateTopicAsync(new CreateTopicRequest("moves", 1, 3));
         var leaving = brokers.Single(b => b.Id == created.Topic.Partitions[0].Leader);
@@ -191,18 +180,7 @@ public sealed class BrokerSafetyTests
         });
         await WaitReadyAsync(silo);
         using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [silo.Http.BaseAddress!], MaxAttempts = 10 });
-        var brokers = new List<TestBroker>();
-        foreach (var id in new[] { 1, 2, 3 })
-        {
-            var started = new TestBroker(client, id);
-            await started.StartAsync();
-            brokers.Add(started);
-        }
-
-        foreach (var started in brokers)
-        {
-            await started.WaitUnfencedAsync();
-        }
+        var brokers = await TestBroker.StartUnfencedAsync(client, 1, 2, 3);
 
         await client.CreateTopicAsync(new CreateTopicRequest("slow", 3, 3));
         var leaving = brokers[0];

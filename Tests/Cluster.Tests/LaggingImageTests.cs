@@ -25,7 +25,7 @@ public sealed class LaggingImageTests
         HookedSilo[] silos = [first, second];
         await WaitForViewAsync(silos);
         using var client = Client(silos);
-        var brokers = await StartBrokersAsync(client, 1, 2, 3);
+        var brokers = await TestBroker.StartUnfencedAsync(client, 1, 2, 3);
         // Single-replica topics on broker 3. Each partition grain lives on one silo or the other (hash placement); those
         // on the controller's silo are the ones the scenario needs, and with several some surely land there.
         var solos = Enumerable.Range(0, 8).Select(i => $"solo-{i}").ToList();
@@ -108,7 +108,7 @@ public sealed class LaggingImageTests
         await using var silo = await HookedSilo.StartAsync(cluster, "silo-0", ShortImageWait);
         await BrokerSafetyTests.WaitReadyAsync(silo);
         using var client = Client([silo]);
-        var brokers = await StartBrokersAsync(client, 1, 2, 3);
+        var brokers = await TestBroker.StartUnfencedAsync(client, 1, 2, 3);
         var created = await client.CreateTopicAsync(new CreateTopicRequest("orders", 1, 3));
         var partition = created.Topic.Partitions[0];
         var zombie = brokers.Single(b => b.Id == partition.Leader);
@@ -166,24 +166,6 @@ public sealed class LaggingImageTests
         RequestTimeout = TimeSpan.FromSeconds(20),
         MaxAttempts = 10,
     });
-
-    private static async Task<List<TestBroker>> StartBrokersAsync(MetaClient client, params int[] ids)
-    {
-        var brokers = new List<TestBroker>();
-        foreach (var id in ids)
-        {
-            var broker = new TestBroker(client, id);
-            await broker.StartAsync();
-            brokers.Add(broker);
-        }
-
-        foreach (var broker in brokers)
-        {
-            await broker.WaitUnfencedAsync();
-        }
-
-        return brokers;
-    }
 
     private static Task WaitForViewAsync(IReadOnlyList<SiloHandle> silos) => Eventually.Until(async () =>
     {

@@ -22,14 +22,7 @@ public sealed class UnknownOutcomeTests
         await cluster.StartInProcessSiloAsync(configureServices: services => services.AddSingleton<IGrainStorage>(provider =>
             storage.Wrap(provider.GetRequiredService<PostgresGrainStorage>())));
         using var client = cluster.CreateClient();
-        var brokers = new List<TestBroker>();
-        foreach (var id in new[] { 1, 2, 3 })
-        {
-            var broker = new TestBroker(client, id);
-            await broker.StartAsync();
-            await broker.WaitUnfencedAsync();
-            brokers.Add(broker);
-        }
+        var brokers = await TestBroker.StartUnfencedAsync(client, 1, 2, 3);
 
         var created = await client.CreateTopicAsync(new CreateTopicRequest("lost", 1, 3));
         var partition = created.Topic.Partitions[0];

@@ -52,6 +52,23 @@ public sealed class TestBroker(MetaClient client, int id, string? rack = null) :
     }
 
     /// <summary>Waits until the service reports this broker unfenced.</summary>
+    /// <summary>Starts a broker per id (all registering at once, as a cluster's brokers do) and waits until each is unfenced.</summary>
+    public static async Task<List<TestBroker>> StartUnfencedAsync(MetaClient client, params int[] ids)
+    {
+        var brokers = ids.Select(id => new TestBroker(client, id)).ToList();
+        foreach (var broker in brokers)
+        {
+            await broker.StartAsync();
+        }
+
+        foreach (var broker in brokers)
+        {
+            await broker.WaitUnfencedAsync();
+        }
+
+        return brokers;
+    }
+
     public Task WaitUnfencedAsync() => Eventually.Until(() => Task.FromResult(!IsFenced), $"broker {Id} is unfenced", TimeSpan.FromSeconds(30));
 
     /// <summary>The broker dies: no more heartbeats (its session expires).</summary>
