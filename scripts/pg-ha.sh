@@ -32,7 +32,7 @@ start)
     PG_FIRST_PORT=${PG_FIRST_PORT:-57400} pg_start "$dir/primary" "${options[@]}"
     pg_start_replica "$dir/replica" "$pg_port" "$replica_name"
     pg_wait_streaming "$pg_port" "$replica_name" "$mode"
-    connection="Host=127.0.0.1:$pg_port,127.0.0.1:$pg_replica_port;Username=postgres;Target Session Attributes=read-write"
+    connection="Host=127.0.0.1:$pg_port,127.0.0.1:$pg_replica_port;Username=postgres;Target Session Attributes=read-write;Host Recheck Seconds=1"
     printf 'primary_port=%s\nreplica_port=%s\nmode=%s\n' "$pg_port" "$pg_replica_port" "$mode" | tee "$dir/ports"
     echo "connection=$connection"
     ;;

@@ -100,8 +100,9 @@ public static class FailoverRun
             })).ToArray();
 
             await Eventually.Until(() => acks.Count >= acksBeforeKill, $"{acksBeforeKill} writes acknowledged", TimeSpan.FromSeconds(60));
-            Volatile.Write(ref killedAt, Stopwatch.GetTimestamp());
             await pair.KillPrimaryAsync();
+            // Stamped once the postmaster is gone (the script waits for it), so no request stamped later reached it.
+            Volatile.Write(ref killedAt, Stopwatch.GetTimestamp());
             var promoting = Stopwatch.GetTimestamp();
             await pair.PromoteReplicaAsync();
             var promotion = Stopwatch.GetElapsedTime(promoting);
