@@ -113,6 +113,15 @@ public static class FailoverRun
             await Task.WhenAll(loops);
             await broker;
 
+            // Every silo must be whole again, not just answering writes: ready, and its metadata log listener back on
+            // the promoted server (otherwise its image advances only by polling).
+            foreach (var silo in silos)
+            {
+                await Eventually.Until(() => IsReadyAsync(http, silo), $"silo {silo.BaseAddress} is ready after the failover", TimeSpan.FromSeconds(30));
+                await Eventually.Until(() => silo.Output.Contains("Listening for metadata log appends of cluster " + clusterId + " again", StringComparison.Ordinal),
+                    $"silo {silo.BaseAddress} listens for log appends again", TimeSpan.FromSeconds(30));
+            }
+
             var all = acks.ToArray();
             var lastBefore = all.Where(a => a.AckedAt <= killedAt).Max(a => a.AckedAt);
             var firstAfter = all.Where(a => a.SentAt > killedAt).Min(a => a.AckedAt);
