@@ -5,6 +5,17 @@
 #                               may follow. Sets pg_port and pg_data. Runs the server as the postgres user when root.
 #   pg_stop                     stop the server started by pg_start (immediate mode) if it runs
 #   pg_psql <db> <sql>          run SQL as the postgres superuser
+# Streaming replication (several servers at once, so these take the data directory instead of the globals above):
+#   pg_start_replica <dir> <primary port> <name> [options]
+#                               pg_basebackup -R a copy of the primary on 127.0.0.1:<primary port> into <dir>/data and
+#                               start it as a hot standby on the next free port; <name> is its application_name, the
+#                               name synchronous_standby_names refers to. Sets pg_replica_port and pg_replica_data.
+#   pg_wait_streaming <port> <name> [sync|async]
+#                               wait until the server on <port> streams to the standby <name> (and, given sync, counts it
+#                               as its synchronous standby, which it does only once the standby has reported a flush)
+#   pg_promote <data dir>       promote a standby to primary (pg_ctl promote, waits until it accepts writes)
+#   pg_kill9 <data dir>         kill -9 the postmaster and every process it started, as a crashed machine would
+#   pg_stop_dir <data dir>      stop the server of that data directory (immediate mode) if it runs
 # Callers own <dir> and delete it themselves.
 
 pg_die() { echo "${0##*/}: $*" >&2; exit 2; }
@@ -83,6 +94,75 @@ pg_stop() {
         pg_as_owner "$pg_bin/pg_ctl" stop -D "$pg_data" -m immediate >/dev/null 2>&1 || true
         pg_started=0
     fi
+}
+
+pg_free_port() { # the first port from $1 on that nothing listens on
+    local port=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+    echo "$port"
+}
+
+pg_start_replica() {
+    local dir="$1" primary_port="$2" name="$3"; shift 3
+    pg_work_dir="$dir"
+    pg_replica_data="$dir/data"
+    local socket_dir="$dir/socket"
+    mkdir -p "$socket_dir"
+    if [[ $EUID -eq 0 ]]; then
+        chown -R postgres: "$dir"
+        chmod 700 "$dir"
+    fi
+    # -R writes primary_conninfo and standby.signal; application_name is what synchronous_standby_names matches.
+    pg_as_owner "$pg_bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$pg_replica_data" -X stream -R \
+        -d "application_name=$name" >"$dir/basebackup.log" 2>&1 \
+        || { cat "$dir/basebackup.log" >&2; pg_die "pg_basebackup from port $primary_port failed"; }
+    local port attempt
+    port=$(pg_free_port "$((primary_port + 1))")
+    for attempt in $(seq 1 20); do
+        if pg_as_owner "$pg_bin/pg_ctl" start -D "$pg_replica_data" -w -t 60 -l "$dir/postgres.log" \
+            -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$socket_dir $*" >/dev/null 2>&1; then
+            pg_replica_port=$port
+            return 0
+        fi
+        port=$(pg_free_port "$((port + 1))")
+    done
+    tail -n 30 "$dir/postgres.log" >&2 || true
+    pg_die "could not start the replica"
+}
+
+pg_wait_streaming() {
+    local port="$1" name="$2" want="${3:-async}" attempt state
+    for attempt in $(seq 1 300); do
+        state=$("$pg_bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -Atqc \
+            "SELECT state || '/' || sync_state FROM pg_stat_replication WHERE application_name = '$name'" 2>/dev/null || true)
+        [[ "$state" == streaming/* && ( "$want" != sync || "$state" == */sync ) ]] && return 0
+        sleep 0.1
+    done
+    pg_die "the standby $name never started streaming from port $port"
+}
+
+pg_promote() {
+    local data="$1"
+    pg_work_dir="$(dirname "$data")"
+    pg_as_owner "$pg_bin/pg_ctl" promote -D "$data" -w -t 60 >/dev/null || pg_die "pg_ctl promote of $data failed"
+}
+
+pg_kill9() {
+    local data="$1" pid children
+    [[ -f "$data/postmaster.pid" ]] || return 0
+    pid=$(head -n 1 "$data/postmaster.pid")
+    # The children first noted, then the postmaster: a crashed machine takes its backends and WAL sender with it,
+    # so no backend outlives the postmaster to finish a commit or stream more WAL.
+    children=$(pgrep -P "$pid" || true)
+    kill -9 "$pid" $children 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.01; done
+}
+
+pg_stop_dir() {
+    local data="$1"
+    [[ -f "$data/postmaster.pid" ]] || return 0
+    pg_work_dir="$(dirname "$data")"
+    pg_as_owner "$pg_bin/pg_ctl" stop -D "$data" -m immediate >/dev/null 2>&1 || true
 }
 
 pg_psql() {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Measures a PostgreSQL failover under write load: a primary and a streaming replica (scripts/pg-ha.sh), silos (the real
+# binary) connected through a multi-host connection string, writers changing topic configs through the public API; the
+# primary is killed with kill -9 mid-load and the replica promoted at once. Every acknowledged write is checked against
+# the promoted server. Runs Tests/Failover.Tests, which is the driver (and, in sync mode, the suite's assertion).
+#   scripts/pg-failover.sh [--runs N] [--silos N] [--writers N] [sync|async ...]    (default: 3 runs each of sync and async)
+# Prints one line per run: replication, acknowledged writes, lost writes, time without service, promotion time.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+runs=3 silos=2 writers=4 modes=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --silos) silos="$2"; shift 2 ;;
+    --writers) writers="$2"; shift 2 ;;
+    sync|async) modes+=("$1"); shift ;;
+    *) echo "usage: ${0##*/} [--runs N] [--silos N] [--writers N] [sync|async ...]" >&2; exit 2 ;;
+    esac
+done
+[[ ${#modes[@]} -gt 0 ]] || modes=(sync async)
+
+dotnet build Tests/Failover.Tests/OrleansMeta.Failover.Tests.csproj -c Release -nologo -v quiet >/dev/null
+report=$(mktemp)
+trap 'rm -f "$report"' EXIT
+for mode in "${modes[@]}"; do
+    for run in $(seq 1 "$runs"); do
+        ORLEANS_META_FAILOVER_MODE=$mode ORLEANS_META_FAILOVER_REPORT=$report ORLEANS_META_FAILOVER_SILOS=$silos \
+            ORLEANS_META_FAILOVER_WRITERS=$writers \
+            dotnet test Tests/Failover.Tests/OrleansMeta.Failover.Tests.csproj -c Release --no-build -nologo >/dev/null \
+            || echo "run $run ($mode) failed; see: dotnet test Tests/Failover.Tests" >&2
+    done
+done
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); PostgreSQL $(/usr/lib/postgresql/*/bin/postgres --version | head -1 | awk '{print $3}')"
+cat "$report"
