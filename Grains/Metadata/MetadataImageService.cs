@@ -11,7 +11,8 @@ namespace OrleansMeta.Grains.Metadata;
 /// This silo's metadata image: tails the metadata log and applies every record in order, so that metadata reads are
 /// answered from memory on any silo. Reads that must see a write wait until the image has reached its offset.
 /// </summary>
-public sealed partial class MetadataImageService(IMetadataLog log, ILogger<MetadataImageService> logger) : BackgroundService, IJoinGate
+public sealed partial class MetadataImageService(IMetadataLog log, ILogger<MetadataImageService> logger, IHostApplicationLifetime? lifetime = null)
+    : BackgroundService, IJoinGate
 {
     private const int PageSize = 10_000;
 
@@ -19,6 +20,7 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
     private volatile MetadataImage _current = MetadataImage.Empty;
     private TaskCompletionSource _advanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _headAtStart = -1;
+    private LoggedRecord? _lastApplied;
 
     /// <summary>The newest image this silo holds.</summary>
     public MetadataImage Current => _current;
@@ -92,7 +94,22 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
                     _headAtStart = await log.GetHeadAsync(stoppingToken).ConfigureAwait(false);
                 }
 
-                var records = await log.ReadAsync(_current.Offset, PageSize, stoppingToken).ConfigureAwait(false);
+                // Each read starts one record early, at the last record applied, to check that the log still holds
+                // it: a log that lost committed records (an asynchronous replica promoted after its primary died)
+                // hands out their offsets again to new records, which a tailer would otherwise skip without a trace.
+                var records = await log.ReadAsync(_lastApplied?.Offset - 1 ?? _current.Offset, PageSize + 1, stoppingToken).ConfigureAwait(false);
+                if (_lastApplied is { } last)
+                {
+                    if (records.Count == 0 || !SameRecord(records[0], last))
+                    {
+                        LogDiverged(logger, last.Offset);
+                        lifetime?.StopApplication();
+                        return;
+                    }
+
+                    records = records.Count == 1 ? [] : records.Skip(1).ToList();
+                }
+
                 if (records.Count == 0)
                 {
                     await log.WaitForAppendAsync(_current.Offset, TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
@@ -100,6 +117,7 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
                 }
 
                 var next = _current.Apply(records);
+                _lastApplied = records[^1];
                 TaskCompletionSource advanced;
                 lock (_lock)
                 {
@@ -121,6 +139,15 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
             }
         }
     }
+
+    private static bool SameRecord(LoggedRecord a, LoggedRecord b)
+        => a.Offset == b.Offset && a.Type == b.Type && a.Key == b.Key && a.Payload.AsSpan().SequenceEqual(b.Payload);
+
+    [LoggerMessage(2001, LogLevel.Critical,
+        "The metadata log no longer holds record {Offset} as this silo applied it: the database lost committed records (for example an " +
+        "asynchronous replica was promoted after its primary died). This silo stops rather than answer from metadata the database no longer " +
+        "has; restart it to rebuild its image from the database as it is now.")]
+    private static partial void LogDiverged(ILogger logger, long offset);
 
     [LoggerMessage(2000, LogLevel.Warning, "Reading the metadata log after offset {Offset} failed; retrying")]
     private static partial void LogTailFailed(ILogger logger, Exception exception, long offset);

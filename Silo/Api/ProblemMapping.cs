@@ -79,6 +79,11 @@ internal sealed partial class ProblemMapping(IProblemDetailsService problems, IL
         FencedWriteException fenced => (503, ErrorCodes.NotController, true, fenced.Message),
         GrainRuntimeException { IsRetryable: true } runtime => (503, ErrorCodes.Unavailable, true, runtime.Message),
         OperationCanceledException => (503, ErrorCodes.Unavailable, true, "The request was cancelled while the service was busy or stopping; retry."),
+
+        // Reached only by reads the endpoint makes itself (the log head): writes go through grain state, which turns a
+        // database failure into WriteOutcomeUnknownException. Nothing was written, so the answer is a plain retry.
+        System.Data.Common.DbException or TimeoutException => (503, ErrorCodes.Unavailable, true,
+            "This silo could not reach its database just now, so nothing was done; retry (another silo may answer)."),
         _ => (500, "UNKNOWN_SERVER_ERROR", false, "An unexpected error occurred; the service logged it."),
     };
 
