@@ -73,7 +73,7 @@ public sealed class ChaosRunner
             log($"workload done: {history.Operations.Count} operations; healing and settling");
 
             await cluster.HealAllAsync(cancellationToken);
-            await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken);
+            await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
             var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
             var invariants = HistoryChecker.Check(history.Operations, metadataLog, images);
             return new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants);

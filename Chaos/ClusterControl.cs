@@ -12,6 +12,9 @@ internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<Silo
 
     public PostgresServer Postgres => postgres;
 
+    /// <summary>Silos the supervisor started again after they stopped by themselves.</summary>
+    public List<string> Revived { get; } = [];
+
     public ChaosProxy ProxyOf(SiloProcess silo) => proxies[IndexOf(silo)];
 
     private int IndexOf(SiloProcess silo)
@@ -40,11 +43,20 @@ internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<Silo
         }
     }
 
-    public async Task WaitAllReadyAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    /// <param name="revive">Start again a silo whose process ended, as a supervisor (systemd, Kubernetes) would: a silo
+    /// that reads itself declared dead after a pause or a cut from PostgreSQL stops by itself.</param>
+    public async Task WaitAllReadyAsync(TimeSpan timeout, CancellationToken cancellationToken, bool revive = false)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
+            foreach (var silo in silos.Where(s => revive && !s.IsRunning))
+            {
+                log($"supervisor: {silo.Name} exited by itself; starting it again");
+                Revived.Add($"{silo.Name} exited by itself (declared dead) and was started again");
+                silo.Start();
+            }
+
             var ready = await Task.WhenAll(silos.Select(s => IsReadyAsync(s, cancellationToken)));
             if (ready.All(r => r))
             {

@@ -33,7 +33,9 @@ internal sealed class FaultSchedule(ClusterControl cluster, ChaosOptions options
                 var what = await InjectAsync(kind, silo, stop);
                 _injected.Add($"{_clock.Elapsed.TotalSeconds,6:F1}s {what}");
                 options.Log($"fault: {what}");
-                await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
+                var revived = cluster.Revived.Count;
+                await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(60), CancellationToken.None, revive: true);
+                _injected.AddRange(cluster.Revived.Skip(revived).Select(r => $"{_clock.Elapsed.TotalSeconds,6:F1}s   then: {r}"));
                 await Task.Delay(options.FaultInterval, stop);
             }
         }
