@@ -22,16 +22,33 @@ public sealed class ChaosOptions
     /// <summary>Brokers the workload registers. Default: 4.</summary>
     public int Brokers { get; set; } = 4;
 
-    /// <summary>Hands out free loopback ports (test projects pass their own range). Default: any free port.</summary>
-    public Func<int> FreePort { get; set; } = AnyFreePort;
+    /// <summary>Hands out free loopback ports (test projects pass their own range). Default: a free port from 31000-31999
+    /// (Chaos.Tests' range), below the operating system's ephemeral range, so that a killed silo's port is not handed to
+    /// an outgoing connection before the silo restarts on it.</summary>
+    public Func<int> FreePort { get; set; } = NextFreePort;
 
     /// <summary>Progress lines (fault injected, phase changes). Default: none.</summary>
     public Action<string> Log { get; set; } = _ => { };
 
-    private static int AnyFreePort()
+    private static int s_next = Random.Shared.Next(1000);
+
+    private static int NextFreePort()
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 1000; attempt++)
+        {
+            var port = 31000 + (Interlocked.Increment(ref s_next) % 1000);
+            try
+            {
+                using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                // Taken: try the next one.
+            }
+        }
+
+        throw new InvalidOperationException("No free port between 31000 and 31999.");
     }
 }

@@ -30,6 +30,12 @@ public sealed record ChaosReport(
             text.AppendLine($"  {kind.Key,-20} {Count(Outcome.Ok),6} {Count(Outcome.Refused),6} {Count(Outcome.Unknown),6}");
         }
 
+        var errors = Operations.Where(o => o.Error is not null).GroupBy(o => $"{o.Kind} {o.Outcome.ToString().ToLowerInvariant()} {o.Error}").OrderByDescending(g => g.Count()).ToList();
+        if (errors.Count > 0)
+        {
+            text.AppendLine("not ok, by error: " + string.Join(", ", errors.Select(g => $"{g.Key} x{g.Count()}")));
+        }
+
         text.AppendLine("invariants:");
         foreach (var invariant in Invariants)
         {

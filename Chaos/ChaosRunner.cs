@@ -55,7 +55,7 @@ public sealed class ChaosRunner
             }
 
             var cluster = new ClusterControl(postgres, silos, proxies, log);
-            await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken);
+            await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
             log("3 silos ready");
 
             var history = new History();
