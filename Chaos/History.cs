@@ -44,6 +44,9 @@ public abstract record Effect
 /// <summary>A partition reached this leader, leader epoch and (when known) partition epoch and ISR.</summary>
 public sealed record PartitionEffect(string Topic, int Partition, int Leader, int LeaderEpoch, int? PartitionEpoch, IReadOnlyList<int>? Isr) : Effect
 {
+    /// <summary>The partition epoch an AlterPartition compared against: its change must directly follow that epoch.</summary>
+    public int? ComparedPartitionEpoch { get; init; }
+
     public override string Entity => $"partition {Topic}/{Partition}";
 }
 

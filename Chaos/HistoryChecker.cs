@@ -31,6 +31,7 @@ public static class HistoryChecker
             OneLeaderPerLeaderEpoch(log),
             IsrWithinReplicas(log),
             AcknowledgedWritesInLog(history, log),
+            AlterPartitionIsCompareAndSet(history, log),
             SiloImagesEqualReplay(log, siloImages),
             ReadsSawTheirWrites(history, log),
         ];
@@ -155,16 +156,45 @@ public static class HistoryChecker
         return new("acknowledged-writes-in-log", "every acknowledged broker registration, topic change and partition change has its record in the log at or below the offset it returned (so it is in the final state or superseded)", count, violations);
     }
 
+    internal static InvariantResult AlterPartitionIsCompareAndSet(IReadOnlyList<Operation> history, MetadataLog log)
+    {
+        var violations = new List<string>();
+        var count = 0;
+        foreach (var operation in history.Where(o => o is { Kind: OperationKind.AlterPartition, Outcome: Outcome.Ok }))
+        {
+            foreach (var effect in operation.Effects.OfType<PartitionEffect>().Where(e => e.ComparedPartitionEpoch is not null))
+            {
+                count++;
+                var version = FindVersion(effect, log, operation.MetadataOffset ?? long.MaxValue);
+                if (version is null || version.State.PartitionEpoch == effect.ComparedPartitionEpoch)
+                {
+                    continue; // Lost (reported above) or answered unchanged at the epoch it compared against.
+                }
+
+                var previous = log.PartitionVersions.LastOrDefault(v => v.Offset < version.Offset && v.TopicId == version.TopicId && v.State.Partition == version.State.Partition);
+                if (previous?.State.PartitionEpoch != effect.ComparedPartitionEpoch)
+                {
+                    violations.Add($"{effect.Entity}: AlterPartition compared against partition epoch {effect.ComparedPartitionEpoch}, but its record at offset {version.Offset} follows partition epoch {previous?.State.PartitionEpoch} ({operation})");
+                }
+            }
+        }
+
+        return new("alter-partition-compare-and-set", "every acknowledged AlterPartition's change directly follows the partition epoch it compared against (a stale one is never applied)", count, violations);
+    }
+
+    private static PartitionVersion? FindVersion(PartitionEffect p, MetadataLog log, long atOrBelow)
+        => log.PartitionVersions.LastOrDefault(v => v.Offset <= atOrBelow && v.Topic == p.Topic && v.State.Partition == p.Partition
+            && v.State.Leader == p.Leader && v.State.LeaderEpoch == p.LeaderEpoch
+            && (p.PartitionEpoch is null || v.State.PartitionEpoch == p.PartitionEpoch)
+            && (p.Isr is null || v.State.Isr.Order().SequenceEqual(p.Isr.Order())));
+
     /// <summary>The offset and topic id of the log record that shows an effect, at or below <paramref name="atOrBelow"/>.</summary>
     internal static (long Offset, Guid? TopicId)? Find(Effect effect, MetadataLog log, long atOrBelow)
     {
         switch (effect)
         {
             case PartitionEffect p:
-                var version = log.PartitionVersions.LastOrDefault(v => v.Offset <= atOrBelow && v.Topic == p.Topic && v.State.Partition == p.Partition
-                    && v.State.Leader == p.Leader && v.State.LeaderEpoch == p.LeaderEpoch
-                    && (p.PartitionEpoch is null || v.State.PartitionEpoch == p.PartitionEpoch)
-                    && (p.Isr is null || v.State.Isr.Order().SequenceEqual(p.Isr.Order())));
+                var version = FindVersion(p, log, atOrBelow);
                 return version is null ? null : (version.Offset, version.TopicId);
 
             case TopicEffect t:

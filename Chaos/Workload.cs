@@ -217,19 +217,21 @@ internal sealed class Workload(IMetaClient client, History history, ChaosOptions
             IReadOnlyList<int> isr = followers.Count > 0 && (outside.Count == 0 || random.Next(2) == 0)
                 ? [.. partition.Isr.Where(r => r != followers[random.Next(followers.Count)])]
                 : outside.Count > 0 ? [.. partition.Isr, outside[random.Next(outside.Count)]] : partition.Isr;
-            var request = new AlterPartitionRequest(partition.Leader, brokerEpoch, partition.LeaderEpoch, partition.PartitionEpoch, isr);
+            // Now and then a stale compare-and-set, which must be refused (alter-partition-compare-and-set catches it if not).
+            var compared = partition.PartitionEpoch > 0 && random.Next(10) == 0 ? partition.PartitionEpoch - 1 : partition.PartitionEpoch;
+            var request = new AlterPartitionRequest(partition.Leader, brokerEpoch, partition.LeaderEpoch, compared, isr);
             var changed = await history.RecordAsync(name, OperationKind.AlterPartition,
-                $"{topic}/{partition.Partition} leader {partition.Leader} epoch {brokerEpoch} le {partition.LeaderEpoch} pe {partition.PartitionEpoch} isr [{string.Join(",", isr)}]",
+                $"{topic}/{partition.Partition} leader {partition.Leader} epoch {brokerEpoch} le {partition.LeaderEpoch} pe {compared} isr [{string.Join(",", isr)}]",
                 () => client.AlterPartitionAsync(topic, partition.Partition, request, stop),
-                (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = [Effect(a)] });
+                (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = [Effect(a, compared)] });
             if (changed is not null)
             {
                 Saw(changed.MetadataOffset);
-                await ReadAfterAsync(name, changed.MetadataOffset, [Effect(changed)], stop);
+                await ReadAfterAsync(name, changed.MetadataOffset, [Effect(changed, compared)], stop);
             }
         }
 
-        static PartitionEffect Effect(PartitionResponse a)
-            => new(a.Topic, a.Partition.Partition, a.Partition.Leader, a.Partition.LeaderEpoch, a.Partition.PartitionEpoch, a.Partition.Isr);
+        static PartitionEffect Effect(PartitionResponse a, int compared)
+            => new(a.Topic, a.Partition.Partition, a.Partition.Leader, a.Partition.LeaderEpoch, a.Partition.PartitionEpoch, a.Partition.Isr) { ComparedPartitionEpoch = compared };
     }
 }

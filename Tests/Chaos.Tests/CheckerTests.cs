@@ -38,7 +38,7 @@ public sealed class CheckerTests
     [
         Write(1, OperationKind.RegisterBroker, 1, new BrokerEffect(1, Incarnation, 1)),
         Write(2, OperationKind.CreateTopic, 3, new TopicEffect("t", TopicId, TopicEffect.Created)),
-        Write(3, OperationKind.AlterPartition, 4, new PartitionEffect("t", 0, 1, 0, 1, [1])),
+        Write(3, OperationKind.AlterPartition, 4, new PartitionEffect("t", 0, 1, 0, 1, [1]) { ComparedPartitionEpoch = 0 }),
     ];
 
     private static MetadataResponse Image(long offset, int partitionEpoch, int[] isr, params int[] brokers) => new(
@@ -126,5 +126,16 @@ public sealed class CheckerTests
         var images = new Dictionary<string, MetadataResponse> { ["silo0"] = Image(4, 0, [1, 2], 1, 2) };
         var violations = Violations(HealthyLog(), 4, HealthyHistory(), images);
         Assert.Contains(violations, v => v.StartsWith("silo silo0: topic t", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_acknowledged_stale_alter_partition_is_a_violation()
+    {
+        var log = HealthyLog();
+        log.Add(Partition(5, 1, 0, 2, [1, 2]));
+        var history = HealthyHistory();
+        history.Add(Write(4, OperationKind.AlterPartition, 5, new PartitionEffect("t", 0, 1, 0, 2, [1, 2]) { ComparedPartitionEpoch = 0 })); // applied on top of epoch 1
+        var violation = Assert.Single(Violations(log, 5, history));
+        Assert.Contains("partition t/0: AlterPartition compared against partition epoch 0, but its record at offset 5 follows partition epoch 1", violation, StringComparison.Ordinal);
     }
 }
