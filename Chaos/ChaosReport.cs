@@ -11,6 +11,13 @@ public sealed record ChaosReport(
     long LogHead,
     IReadOnlyList<InvariantResult> Invariants)
 {
+    /// <summary>Where the silos' output is kept (a run with violations or server errors keeps it), else null.</summary>
+    public string? SiloLogs { get; init; }
+
+    /// <summary>Answers that say the server failed unexpectedly (500 UNKNOWN_SERVER_ERROR): not violations, since the
+    /// outcome is unknown, but worth a look.</summary>
+    public IReadOnlyList<Operation> ServerErrors => [.. Operations.Where(o => o.Error == "UNKNOWN_SERVER_ERROR")];
+
     public IReadOnlyList<string> Violations => [.. Invariants.SelectMany(i => i.Violations.Select(v => $"[{i.Name}] {v}"))];
 
     public override string ToString()
@@ -34,6 +41,16 @@ public sealed record ChaosReport(
         if (errors.Count > 0)
         {
             text.AppendLine("not ok, by error: " + string.Join(", ", errors.Select(g => $"{g.Key} x{g.Count()}")));
+        }
+
+        foreach (var error in ServerErrors)
+        {
+            text.AppendLine($"  server error at {(double)error.InvokedAt / System.Diagnostics.Stopwatch.Frequency:F1}s: {error}");
+        }
+
+        if (SiloLogs is not null)
+        {
+            text.AppendLine($"silo logs kept in {SiloLogs}");
         }
 
         text.AppendLine("invariants:");

@@ -37,6 +37,8 @@ public sealed class ChaosRunner
         var log = _options.Log;
         await using var postgres = await PostgresServer.StartAsync(_options.FreePort(), cancellationToken);
         log($"PostgreSQL on port {postgres.Port}");
+        var logDirectory = Directory.CreateTempSubdirectory($"orleans-meta-chaos-{_options.Seed}-").FullName;
+        log($"silo logs in {logDirectory}");
         var proxies = new List<ChaosProxy>();
         var silos = new List<SiloProcess>();
         try
@@ -46,7 +48,7 @@ public sealed class ChaosRunner
                 var proxy = new ChaosProxy(postgres.Port);
                 proxies.Add(proxy);
                 var settings = Settings.Append(new("ConnectionStrings:Postgres", postgres.ConnectionString(proxy.Port))).Select(kv => $"--{kv.Key}={kv.Value}");
-                silos.Add(new SiloProcess($"silo{i}", _options.FreePort(), _options.FreePort(), settings));
+                silos.Add(new SiloProcess($"silo{i}", _options.FreePort(), _options.FreePort(), settings, logDirectory));
             }
 
             foreach (var silo in silos)
@@ -76,7 +78,19 @@ public sealed class ChaosRunner
             await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
             var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
             var invariants = HistoryChecker.Check(history.Operations, metadataLog, images);
-            return new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants);
+            var report = new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants) { SiloLogs = logDirectory };
+            if (report.Violations.Count == 0 && report.ServerErrors.Count == 0)
+            {
+                foreach (var silo in silos)
+                {
+                    await silo.DisposeAsync();
+                }
+
+                Directory.Delete(logDirectory, recursive: true);
+                report = report with { SiloLogs = null };
+            }
+
+            return report;
         }
         catch (Exception) when (silos.Count > 0)
         {

@@ -11,10 +11,15 @@ public sealed class SiloProcess : IAsyncDisposable
     private readonly IReadOnlyList<string> _arguments;
     private readonly ConcurrentQueue<string> _output = new();
     private Process? _process;
+    private bool _disposed;
 
-    public SiloProcess(string name, int publicPort, int siloPort, IEnumerable<string> settings)
+    private readonly StreamWriter _logFile;
+
+    /// <param name="logDirectory">Every line the silo writes, in all its generations, goes to <c>name.log</c> there.</param>
+    public SiloProcess(string name, int publicPort, int siloPort, IEnumerable<string> settings, string logDirectory)
     {
         Name = name;
+        _logFile = new StreamWriter(Path.Combine(logDirectory, $"{name}.log"), append: true) { AutoFlush = true };
         PublicUrl = new Uri($"http://127.0.0.1:{publicPort}/");
         _arguments = [.. settings, $"--urls=http://127.0.0.1:{publicPort}", $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{siloPort}", $"--Meta:Cluster:SiloName={name}"];
     }
@@ -46,6 +51,7 @@ public sealed class SiloProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         _process = process;
         IsPaused = false;
+        Keep($"==== {DateTime.UtcNow:O} {Name} started (pid {process.Id})");
     }
 
     /// <summary>kill -9.</summary>
@@ -104,6 +110,15 @@ public sealed class SiloProcess : IAsyncDisposable
         }
 
         _output.Enqueue(line);
+        lock (_logFile)
+        {
+            // Output may still arrive while the runner disposes the silo.
+            if (!_disposed)
+            {
+                _logFile.WriteLine(line);
+            }
+        }
+
         while (_output.Count > 500)
         {
             _output.TryDequeue(out _);
@@ -112,6 +127,16 @@ public sealed class SiloProcess : IAsyncDisposable
 
     public ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        lock (_logFile)
+        {
+            _disposed = true;
+        }
+
         if (IsPaused)
         {
             Resume();
@@ -119,6 +144,11 @@ public sealed class SiloProcess : IAsyncDisposable
 
         Kill();
         _process?.Dispose();
+        lock (_logFile)
+        {
+            _logFile.Dispose();
+        }
+
         return ValueTask.CompletedTask;
     }
 }
