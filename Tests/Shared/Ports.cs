@@ -13,7 +13,8 @@ namespace OrleansMeta.Tests.Shared;
 /// <remarks>
 /// A test project declares its range in its csproj:
 /// <c>&lt;AssemblyMetadata Include="OrleansMeta.TestPortRange" Value="21000-28999" /&gt;</c>.
-/// Ranges in use: Cluster.Tests 21000-28999, Membership.Tests 29000-29999, Silo.Tests 30000-30999, Failover.Tests 32000-32767.
+/// Ranges in use: Cluster.Tests 21000-28999, Membership.Tests 29000-29999, Silo.Tests 30000-30999,
+/// Chaos.Tests 31000-31999 (also the chaos runner's default when run by hand), Failover.Tests 32000-32767.
 /// </remarks>
 public static class Ports
 {

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using OrleansMeta.Client;
+
+namespace OrleansMeta.Chaos;
+
+/// <summary>
+/// Starts its own PostgreSQL and three silo processes (each reaching PostgreSQL through its own proxy), drives a
+/// workload while injecting faults on a seeded schedule, heals everything, lets the cluster settle and checks the
+/// history. Loopback only; bounded in time and operation count.
+/// </summary>
+public sealed class ChaosRunner
+{
+    private const string ClusterId = "chaos";
+
+    // Fast failure detection (as the cluster tests use) so that faults are noticed and healed within a short run.
+    private static readonly Dictionary<string, string> Settings = new()
+    {
+        ["Meta:ClusterId"] = ClusterId,
+        ["Meta:Cluster:ClusterSecret"] = "chaos-secret-0123456789abcdef0123456789abcdef",
+        ["Meta:Membership:ProbeInterval"] = "00:00:00.250",
+        ["Meta:Membership:ProbeTimeout"] = "00:00:00.250",
+        ["Meta:Membership:RefreshInterval"] = "00:00:00.500",
+        ["Meta:Membership:HeartbeatInterval"] = "00:00:00.500",
+        ["Meta:Brokers:SessionTimeout"] = "00:00:02",
+        ["Meta:Controller:ReconcileInterval"] = "00:00:01",
+        ["Meta:Controller:AutoLeaderRebalance"] = "false",
+        ["Logging:LogLevel:Default"] = "Warning",
+    };
+
+    private readonly ChaosOptions _options;
+
+    public ChaosRunner(ChaosOptions options) => _options = options;
+
+    public async Task<ChaosReport> RunAsync(CancellationToken cancellationToken = default)
+    {
+        var started = Stopwatch.StartNew();
+        var log = _options.Log;
+        await using var postgres = await PostgresServer.StartAsync(_options.FreePort(), cancellationToken);
+        log($"PostgreSQL on port {postgres.Port}");
+        var logDirectory = Directory.CreateTempSubdirectory($"orleans-meta-chaos-{_options.Seed}-").FullName;
+        log($"silo logs in {logDirectory}");
+        var proxies = new List<ChaosProxy>();
+        var silos = new List<SiloProcess>();
+        try
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var proxy = new ChaosProxy(postgres.Port);
+                proxies.Add(proxy);
+                var settings = Settings.Append(new("ConnectionStrings:Postgres", postgres.ConnectionString(proxy.Port))).Select(kv => $"--{kv.Key}={kv.Value}");
+                silos.Add(new SiloProcess($"silo{i}", _options.FreePort(), _options.FreePort(), settings, logDirectory));
+            }
+
+            foreach (var silo in silos)
+            {
+                silo.Start();
+            }
+
+            var cluster = new ClusterControl(postgres, silos, proxies, log);
+            await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
+            log("3 silos ready");
+
+            var history = new History();
+            using var client = new MetaClient(new MetaClientOptions
+            {
+                BootstrapUrls = [.. silos.Select(s => s.PublicUrl)],
+                RequestTimeout = TimeSpan.FromSeconds(8),
+                MaxAttempts = 3,
+            });
+            using var workloadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            workloadStop.CancelAfter(_options.Duration);
+            var workload = new Workload(client, history, _options, workloadStop);
+            var faults = new FaultSchedule(cluster, _options);
+            await Task.WhenAll(workload.RunAsync(workloadStop.Token), faults.RunAsync(workloadStop.Token));
+            log($"workload done: {history.Operations.Count} operations; healing and settling");
+
+            await cluster.HealAllAsync(cancellationToken);
+            await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
+            var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
+            var invariants = HistoryChecker.Check(history.Operations, metadataLog, images);
+            var report = new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants) { SiloLogs = logDirectory };
+            if (report.Violations.Count == 0 && report.ServerErrors.Count == 0)
+            {
+                foreach (var silo in silos)
+                {
+                    await silo.DisposeAsync();
+                }
+
+                Directory.Delete(logDirectory, recursive: true);
+                report = report with { SiloLogs = null };
+            }
+
+            return report;
+        }
+        catch (Exception) when (silos.Count > 0)
+        {
+            foreach (var silo in silos)
+            {
+                log($"--- {silo.Name} (running: {silo.IsRunning}) last output:\n{silo.Tail}");
+            }
+
+            throw;
+        }
+        finally
+        {
+            foreach (var silo in silos)
+            {
+                await silo.DisposeAsync();
+            }
+
+            foreach (var proxy in proxies)
+            {
+                await proxy.DisposeAsync();
+            }
+        }
+    }
+}
