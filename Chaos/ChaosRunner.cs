@@ -13,17 +13,10 @@ public sealed class ChaosRunner
     private const string ClusterId = "chaos";
 
     // Fast failure detection (as the cluster tests use) so that faults are noticed and healed within a short run.
-    private static readonly Dictionary<string, string> Settings = new()
+    private static readonly Dictionary<string, string> Settings = new(OrleansMeta.TestGrains.FastClusterSettings.Membership)
     {
         ["Meta:ClusterId"] = ClusterId,
         ["Meta:Cluster:ClusterSecret"] = "chaos-secret-0123456789abcdef0123456789abcdef",
-        ["Meta:Membership:ProbeInterval"] = "00:00:00.250",
-        ["Meta:Membership:ProbeTimeout"] = "00:00:00.250",
-        ["Meta:Membership:RefreshInterval"] = "00:00:00.500",
-        ["Meta:Membership:HeartbeatInterval"] = "00:00:00.500",
-        ["Meta:Brokers:SessionTimeout"] = "00:00:02",
-        ["Meta:Controller:ReconcileInterval"] = "00:00:01",
-        ["Meta:Controller:AutoLeaderRebalance"] = "false",
         ["Logging:LogLevel:Default"] = "Warning",
     };
 

@@ -27,16 +27,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     /// <summary>Quicker failure detection than the defaults so that tests finish fast; the default-settings test
     /// passes an empty override list.</summary>
-    public static IReadOnlyDictionary<string, string> FastMembership { get; } = new Dictionary<string, string>
-    {
-        ["Meta:Membership:ProbeInterval"] = "00:00:00.250",
-        ["Meta:Membership:ProbeTimeout"] = "00:00:00.250",
-        ["Meta:Membership:RefreshInterval"] = "00:00:00.500",
-        ["Meta:Membership:HeartbeatInterval"] = "00:00:00.500",
-        ["Meta:Brokers:SessionTimeout"] = "00:00:02",
-        ["Meta:Controller:ReconcileInterval"] = "00:00:01",
-        ["Meta:Controller:AutoLeaderRebalance"] = "false",
-    };
+    public static IReadOnlyDictionary<string, string> FastMembership => OrleansMeta.TestGrains.FastClusterSettings.Membership;
 
     public string ClusterId { get; }
 
