@@ -1,4 +1,5 @@
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Benchmarks;
 
@@ -20,6 +21,9 @@ public sealed class CounterState
 public interface IWriterGrain : IGrainWithStringKey
 {
     Task<long> IncrementAsync();
+
+    /// <summary>The same write, appending one metadata log record in the same transaction (as every metadata change does).</summary>
+    Task<long> IncrementLoggedAsync();
 }
 
 internal sealed class WriterGrain([PersistentState("counter")] IPersistentState<CounterState> state) : Grain, IWriterGrain
@@ -30,4 +34,12 @@ internal sealed class WriterGrain([PersistentState("counter")] IPersistentState<
         await state.WriteStateAsync();
         return state.Version;
     }
+
+    public async Task<long> IncrementLoggedAsync()
+    {
+        state.State.Value++;
+        return await state.WriteStateAsync([new LogRecord("bench", Key, Payload)]) ?? 0;
+    }
+
+    private static readonly byte[] Payload = new byte[128];
 }

@@ -38,10 +38,11 @@ public static class StateWriteScenario
         // so that the fence's cost is measured in the same run.
         results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: false));
         results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: true));
+        results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: true, logged: true));
         return results;
     }
 
-    private static async Task<List<Measurement>> RunGrainWritesAsync(string connectionString, TimeSpan warmup, TimeSpan duration, bool fenced)
+    private static async Task<List<Measurement>> RunGrainWritesAsync(string connectionString, TimeSpan warmup, TimeSpan duration, bool fenced, bool logged = false)
     {
         var clusterId = $"bench-{Guid.NewGuid():N}";
         var services = new ServiceCollection();
@@ -76,17 +77,23 @@ public static class StateWriteScenario
         var factory = provider.GetRequiredService<IGrainFactory>();
         var storage = provider.GetRequiredService<PostgresGrainStorage>();
         var grains = Enumerable.Range(0, Grains).Select(i => factory.GetGrain<IWriterGrain>($"w{i}")).ToArray();
-        foreach (var callers in new[] { 16, Grains })
+        foreach (var callers in new[] { 16, 64, Grains })
         {
             var transactionsBefore = storage.Statistics.Transactions;
+            var recordsBefore = storage.Statistics.RecordsAppended;
             var writesBefore = storage.Statistics.Writes;
             var measurement = await LoadRunner.RunAsync($"grain state write, batched", callers, warmup, duration,
-                (worker, _) => grains[worker].IncrementAsync());
+                (worker, _) => logged ? grains[worker].IncrementLoggedAsync() : grains[worker].IncrementAsync());
             var writes = storage.Statistics.Writes - writesBefore;
             var transactions = storage.Statistics.Transactions - transactionsBefore;
+            if (logged && storage.Statistics.RecordsAppended - recordsBefore < writes)
+            {
+                throw new InvalidOperationException("A logged write committed without its record.");
+            }
+
             results.Add(measurement with
             {
-                Scenario = $"grain state write, batched{(fenced ? ", silo-fenced" : "")} ({writes / Math.Max(1.0, transactions):0.0} rows/txn)",
+                Scenario = $"grain state write, batched{(fenced ? ", silo-fenced" : "")}{(logged ? ", one log record each" : "")} ({writes / Math.Max(1.0, transactions):0.0} rows/txn)",
             });
         }
 

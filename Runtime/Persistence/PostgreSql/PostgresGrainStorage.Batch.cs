@@ -7,7 +7,7 @@ public sealed partial class PostgresGrainStorage
 {
     private const int MaxAttempts = 3;
 
-    private async Task ExecuteAndReportAsync(List<PendingWrite> batch)
+    private async Task ExecuteAndReportAsync(List<PendingWrite> batch, bool appendsRecords)
     {
         try
         {
@@ -80,7 +80,7 @@ public sealed partial class PostgresGrainStorage
         }
         finally
         {
-            _writeInbox.Writer.TryWrite(new BatchCompleted(batch));
+            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, appendsRecords));
         }
     }
 

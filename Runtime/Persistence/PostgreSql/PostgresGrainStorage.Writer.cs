@@ -8,6 +8,11 @@ public sealed partial class PostgresGrainStorage
     // Fences add one rule, so that this storage's batches never wait on each other's row locks (and so cannot
     // deadlock each other): a row is either written by one batch in flight or share-locked as a fence by any number
     // of them, never both. A write that would break the rule is deferred until a batch finishes.
+    // Log records add another (group commit): at most one batch that appends records is in flight. Every such batch
+    // holds the log's head row from its append to its commit, so two of them from one silo could only commit one
+    // after the other anyway, each paying its own WAL flush; holding the records that arrive meanwhile back lets them
+    // all share the next batch and its one flush. Batches grow with load instead of queueing on the head row, and
+    // writes without records (most grain state) still go in parallel batches.
     private async Task RunWriterAsync()
     {
         var state = new WriterState();
@@ -27,6 +32,12 @@ public sealed partial class PostgresGrainStorage
                             break;
                         case BatchCompleted completed:
                             inFlight--;
+                            if (completed.AppendsRecords)
+                            {
+                                state.LogInFlight = false;
+                                state.ReleaseLogWaiting();
+                            }
+
                             foreach (var write in completed.Writes)
                             {
                                 state.Busy.Remove(write.Key);
@@ -54,8 +65,10 @@ public sealed partial class PostgresGrainStorage
 
                 if (inFlight == 0)
                 {
-                    // Nothing holds a row any more, so every deferred write can go (normally a finishing batch releases them).
+                    // Nothing holds a row or the log any more, so every deferred write can go (normally a finishing
+                    // batch releases them).
                     state.ReleaseDeferred();
+                    state.ReleaseLogWaiting();
                 }
 
                 if (inFlight < _options.MaxConcurrentBatches && (state.Ready.Count > 0 || state.Releasable.Count > 0))
@@ -64,13 +77,15 @@ public sealed partial class PostgresGrainStorage
                     if (batch.Count > 0)
                     {
                         inFlight++;
-                        _ = ExecuteAndReportAsync(batch);
+                        var appends = batch.Exists(write => write.Records.Length > 0);
+                        state.LogInFlight |= appends;
+                        _ = ExecuteAndReportAsync(batch, appends);
                     }
 
                     continue;
                 }
 
-                if (stopping && inFlight == 0 && state.Ready.Count == 0 && state.Blocked.Count == 0)
+                if (stopping && inFlight == 0 && state.Ready.Count == 0 && state.Blocked.Count == 0 && state.Releasable.Count == 0)
                 {
                     break;
                 }
@@ -113,6 +128,12 @@ public sealed partial class PostgresGrainStorage
             }
 
             var write = queue.Peek();
+            if (write.Records.Length > 0 && state.LogInFlight)
+            {
+                state.LogWaiting.Add(key);
+                continue;
+            }
+
             if (!CanJoin(state, write, arriving: false))
             {
                 state.Deferred.Add(key);
@@ -138,7 +159,8 @@ public sealed partial class PostgresGrainStorage
             // One statement cannot apply two writes to one row in order, and two batches on one row would contend
             // for its lock; so the write waits for the row's earlier writes.
             var mustWait = state.Busy.Contains(write.Key) || state.Blocked.ContainsKey(write.Key);
-            if (mustWait || !CanJoin(state, write, arriving: true))
+            var waitsForLog = !mustWait && write.Records.Length > 0 && state.LogInFlight;
+            if (mustWait || waitsForLog || !CanJoin(state, write, arriving: true))
             {
                 if (!state.Blocked.TryGetValue(write.Key, out var queue))
                 {
@@ -146,7 +168,11 @@ public sealed partial class PostgresGrainStorage
                 }
 
                 queue.Enqueue(write);
-                if (!mustWait)
+                if (waitsForLog)
+                {
+                    state.LogWaiting.Add(write.Key);
+                }
+                else if (!mustWait)
                 {
                     state.Deferred.Add(write.Key);
                 }
@@ -221,24 +247,35 @@ public sealed partial class PostgresGrainStorage
         /// <summary>Rows whose next write waits for another batch to release its rows (see <see cref="CanJoin"/>).</summary>
         public HashSet<RowKey> Deferred { get; } = [];
 
+        /// <summary>Whether a batch that appends log records is in flight (at most one is).</summary>
+        public bool LogInFlight { get; set; }
+
+        /// <summary>Rows whose next write appends records and waits for the batch in flight that appends to finish.</summary>
+        public HashSet<RowKey> LogWaiting { get; } = [];
+
         public long NextSequence { get; set; }
 
         /// <summary>Lets every deferred write be reconsidered, oldest first.</summary>
-        public void ReleaseDeferred()
+        public void ReleaseDeferred() => Release(Deferred);
+
+        /// <summary>Lets every write waiting for the log be reconsidered, oldest first: they make up the next batch that appends.</summary>
+        public void ReleaseLogWaiting() => Release(LogWaiting);
+
+        private void Release(HashSet<RowKey> rows)
         {
-            if (Deferred.Count == 0)
+            if (rows.Count == 0)
             {
                 return;
             }
 
-            foreach (var key in Deferred
+            foreach (var key in rows
                 .Where(Blocked.ContainsKey)
                 .OrderBy(key => Blocked[key].Peek().Sequence))
             {
                 Releasable.Enqueue(key);
             }
 
-            Deferred.Clear();
+            rows.Clear();
         }
     }
 }

@@ -231,7 +231,8 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         public long Sequence { get; set; }
     }
 
-    private sealed record BatchCompleted(List<PendingWrite> Writes);
+    /// <summary>A batch finished (committed or failed); <paramref name="AppendsRecords"/> when it was the batch that appends.</summary>
+    private sealed record BatchCompleted(List<PendingWrite> Writes, bool AppendsRecords);
 
     private sealed class StopSignal
     {

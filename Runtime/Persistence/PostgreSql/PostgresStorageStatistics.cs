@@ -8,6 +8,7 @@ public sealed class PostgresStorageStatistics
     private long _conflicts;
     private long _fenced;
     private long _records;
+    private long _appendingTransactions;
     private long _readBatches;
     private long _reads;
 
@@ -26,6 +27,12 @@ public sealed class PostgresStorageStatistics
     /// <summary>Metadata log records appended by committed writes.</summary>
     public long RecordsAppended => Interlocked.Read(ref _records);
 
+    /// <summary>
+    /// Batches committed that appended at least one record: each took the log's head row once. Records appended per
+    /// such batch (<see cref="RecordsAppended"/> / this) is how well appends share commits.
+    /// </summary>
+    public long AppendingTransactions => Interlocked.Read(ref _appendingTransactions);
+
     /// <summary>Read statements answered: each is one round trip carrying one or more reads.</summary>
     public long ReadBatches => Interlocked.Read(ref _readBatches);
 
@@ -36,6 +43,11 @@ public sealed class PostgresStorageStatistics
     {
         Interlocked.Add(ref _fenced, fenced);
         Interlocked.Add(ref _records, records);
+        if (records > 0)
+        {
+            Interlocked.Increment(ref _appendingTransactions);
+        }
+
         Interlocked.Increment(ref _transactions);
         Interlocked.Add(ref _writes, writes);
         Interlocked.Add(ref _conflicts, conflicts);

@@ -1,0 +1,92 @@
+using Npgsql;
+using OrleansMeta.Runtime;
+
+namespace OrleansMeta.PostgreSql.Tests;
+
+/// <summary>
+/// The log's append path with an append held open: readers never pass it, later appends wait for it and then commit
+/// after it in one total order, writes without records do not wait at all, and the records that queue up meanwhile in
+/// one silo leave together in its next batch (group commit).
+/// </summary>
+public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IClassFixture<MigratedDatabaseFixture>
+{
+    private const string State = "state";
+
+    private static string NewClusterId() => "cluster-" + Guid.NewGuid().ToString("N");
+
+    private static LogRecord Record(string key, string json) => new("partition", key, Json.Bytes(json));
+
+    [Fact]
+    public async Task A_reader_never_passes_an_append_in_flight_and_appends_that_queue_behind_it_share_one_batch_per_silo()
+    {
+        var clusterId = NewClusterId();
+        await using var first = new OwnedStorage(fixture.Database, clusterId);
+        await using var second = new OwnedStorage(fixture.Database, clusterId);
+        await using var log = first.CreateLog();
+        await first.Storage.WriteAsync(new GrainId("partition", "seed"), State,
+            new StateWrite(Json.Bytes("0"), 0, [Record("seed", "0")], []), CancellationToken.None);
+
+        // An append in flight, exactly as the batch statement makes one: it has taken offset 2 under the head row's
+        // lock and inserted its record, and has not committed.
+        await using var held = await first.DataSource.OpenConnectionAsync();
+        await using var transaction = await held.BeginTransactionAsync();
+        await using (var append = new NpgsqlCommand(
+            "WITH head AS (UPDATE metadata_log_head SET last_offset = last_offset + 1 WHERE cluster_id = $1 RETURNING last_offset) " +
+            "INSERT INTO metadata_log (cluster_id, log_offset, type, key, payload) " +
+            "SELECT $1, last_offset, 'partition', 'held', convert_to('\"held\"', 'UTF8') FROM head RETURNING log_offset",
+            held, transaction))
+        {
+            append.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
+            Assert.Equal(2L, await append.ExecuteScalarAsync());
+        }
+
+        // Both silos append while it is open: one write first, then, while that one's batch waits, ten more each.
+        Task<WriteResult> Append(OwnedStorage silo, string key)
+            => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
+        var firstAppends = first.Storage.Statistics.AppendingTransactions;
+        var secondAppends = second.Storage.Statistics.AppendingTransactions;
+        var writes = new List<(string Key, Task<WriteResult> Write)> { ("a0", Append(first, "a0")), ("b0", Append(second, "b0")) };
+        await Eventually.Until(async () => await CountWaitingForTheHeadAsync(first) == 2, "both silos' first batches wait for the held append");
+        for (var i = 1; i <= 10; i++)
+        {
+            writes.Add(($"a{i}", Append(first, $"a{i}")));
+            writes.Add(($"b{i}", Append(second, $"b{i}")));
+        }
+
+        // Writes without records do not wait for the log.
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => first.Storage.WriteAsync(
+            new GrainId("group", $"g{i}"), State, Json.Bytes("1"), 0, CancellationToken.None))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // Readers stop below the open append: the head and the records they see end at offset 1, however long they wait.
+        await Task.Delay(300);
+        Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
+        Assert.Equal([1L], (await log.ReadAsync(0, 100, CancellationToken.None)).Select(r => r.Offset));
+        Assert.All(writes, write => Assert.False(write.Write.IsCompleted));
+
+        await transaction.CommitAsync();
+        await Task.WhenAll(writes.Select(w => w.Write)).WaitAsync(TimeSpan.FromSeconds(30));
+
+        // One total order, no gap, the held record at the offset it took, every write's offset its own record's.
+        var records = await log.ReadAsync(0, 100, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, 24).Select(o => (long)o), records.Select(r => r.Offset));
+        Assert.Equal("held", records[1].Key);
+        foreach (var (key, write) in writes)
+        {
+            Assert.Equal(key, records[(int)(await write).LastLogOffset!.Value - 1].Key);
+        }
+
+        Assert.Equal(24, await log.GetHeadAsync(CancellationToken.None));
+
+        // Group commit: in each silo the ten appends that queued behind its first batch left together in one more.
+        Assert.Equal(2, first.Storage.Statistics.AppendingTransactions - firstAppends);
+        Assert.Equal(2, second.Storage.Statistics.AppendingTransactions - secondAppends);
+    }
+
+    /// <summary>Statements of this test's database waiting for a lock: only the head row's is held here.</summary>
+    private static async Task<long> CountWaitingForTheHeadAsync(OwnedStorage silo)
+    {
+        await using var command = silo.DataSource.CreateCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+}
