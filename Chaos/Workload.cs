@@ -158,8 +158,8 @@ internal sealed class Workload(IMetaClient client, History history, ChaosOptions
                 var configs = new Dictionary<string, string> { ["retention.ms"] = (60_000 * random.Next(1, 1000)).ToString(System.Globalization.CultureInfo.InvariantCulture) };
                 var answer = await history.RecordAsync(name, OperationKind.AlterConfigs, $"{topic.Name} retention.ms={configs["retention.ms"]}",
                     () => client.AlterTopicConfigsAsync(topic.Name, new AlterConfigsRequest(configs.ToDictionary(kv => kv.Key, kv => (string?)kv.Value)), stop),
-                    (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = [new TopicEffect(topic.Name, a.Topic.TopicId, TopicEffect.ConfigsAltered, null, configs)] });
-                await AfterAsync(answer?.MetadataOffset, answer is null ? [] : [new TopicEffect(topic.Name, answer.Topic.TopicId, TopicEffect.ConfigsAltered, null, configs)]);
+                    (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = [new TopicEffect(topic.Name, a.TopicId, TopicEffect.ConfigsAltered, null, configs)] });
+                await AfterAsync(answer?.MetadataOffset, answer is null ? [] : [new TopicEffect(topic.Name, answer.TopicId, TopicEffect.ConfigsAltered, null, configs)]);
             }
 
             async Task AfterAsync(long? offset, IReadOnlyList<Effect> effects)

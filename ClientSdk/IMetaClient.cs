@@ -75,8 +75,8 @@ public interface IMetaClient
     /// <param name="topic">The topic name.</param>
     /// <param name="request">Keys to set; a null value removes the key.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The topic after the change.</returns>
-    Task<TopicResponse> AlterTopicConfigsAsync(string topic, AlterConfigsRequest request, CancellationToken cancellationToken = default);
+    /// <returns>The topic's configs after the change, with the change's metadata offset.</returns>
+    Task<TopicConfigsResponse> AlterTopicConfigsAsync(string topic, AlterConfigsRequest request, CancellationToken cancellationToken = default);
 
     /// <summary>Proposes a new ISR as the partition leader (<c>POST /v1/topics/{name}/partitions/{p}/isr</c>, Kafka's
     /// AlterPartition). Not resent after a timeout: a resend of an applied change fails with INVALID_UPDATE_VERSION.</summary>

@@ -131,19 +131,13 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     /// <inheritdoc />
-    public async Task<TopicResponse> AlterTopicConfigsAsync(string topic, AlterConfigsRequest request, CancellationToken cancellationToken = default)
+    public Task<TopicConfigsResponse> AlterTopicConfigsAsync(string topic, AlterConfigsRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentNullException.ThrowIfNull(request);
-        var response = await SendAsync(HttpMethod.Patch, TopicPath(topic) + "/configs",
+        return SendAsync(HttpMethod.Patch, TopicPath(topic) + "/configs",
             MetaTransport.Serialize(request, MetaJsonContext.Default.AlterConfigsRequest),
-            MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
-        if (!request.ValidateOnly)
-        {
-            Leaders.Update(response);
-        }
-
-        return response;
+            MetaJsonContext.Default.TopicConfigsResponse, cancellationToken);
     }
 
     /// <inheritdoc />

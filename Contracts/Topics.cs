@@ -71,5 +71,9 @@ public sealed record DeleteTopicResponse(string Name, Guid TopicId, long Metadat
 /// <param name="Source"><c>DYNAMIC_TOPIC_CONFIG</c> (set on the topic) or <c>DEFAULT_CONFIG</c> (Kafka's default), as Kafka names them.</param>
 public sealed record TopicConfigEntry(string Name, string Value, bool IsDefault, string Source);
 
-/// <summary><c>GET /v1/topics/{name}/configs</c>: every config this service knows, with its value and where it comes from.</summary>
-public sealed record TopicConfigsResponse(string Name, IReadOnlyList<TopicConfigEntry> Configs, long MetadataOffset);
+/// <summary>
+/// A topic's configs: every config this service knows, with its value and where it comes from. The answer to
+/// <c>GET /v1/topics/{name}/configs</c> and to <c>PATCH</c> of the same resource (the configs after the change, and the
+/// change's metadata offset).
+/// </summary>
+public sealed record TopicConfigsResponse(string Name, Guid TopicId, IReadOnlyList<TopicConfigEntry> Configs, long MetadataOffset);

@@ -68,7 +68,7 @@ public static class TopicEndpoints
     {
         var metadata = await Validation.ImageAsync(image, log, minOffset, cancellationToken);
         var topic = Validation.Topic(metadata, name);
-        return TypedResults.Ok(new TopicConfigsResponse(topic.Topic.Name, Mapping.Configs(topic.Topic), metadata.Offset));
+        return TypedResults.Ok(new TopicConfigsResponse(topic.Topic.Name, topic.Topic.TopicId, Mapping.Configs(topic.Topic), metadata.Offset));
     }
 
     private static async Task<Ok<DeleteTopicResponse>> DeleteAsync(string name, IGrainFactory grains)
@@ -85,7 +85,9 @@ public static class TopicEndpoints
         return TypedResults.Ok(Response(change, image));
     }
 
-    private static async Task<Ok<TopicResponse>> AlterConfigsAsync(string name, AlterConfigsRequest request, IGrainFactory grains, MetadataImageService image)
+    // Answers with the configs resource, not the whole topic: a config change must not cost a walk over every
+    // partition of the topic (Kafka's IncrementalAlterConfigs answers with an error code per resource only).
+    private static async Task<Ok<TopicConfigsResponse>> AlterConfigsAsync(string name, AlterConfigsRequest request, IGrainFactory grains)
     {
         TopicRules.ValidateName(name);
         if (request.Configs is not { Count: > 0 })
@@ -94,7 +96,7 @@ public static class TopicEndpoints
         }
 
         var change = await Topic(grains, name).AlterConfigsAsync(name, request.Configs, request.ValidateOnly);
-        return TypedResults.Ok(Response(change, image));
+        return TypedResults.Ok(new TopicConfigsResponse(change.Topic.Name, change.Topic.TopicId, Mapping.Configs(change.Topic), change.MetadataOffset));
     }
 
     private static ITopicGrain Topic(IGrainFactory grains, string name) => grains.GetGrain<ITopicGrain>(TopicKeys.For(name));

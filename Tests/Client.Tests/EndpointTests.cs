@@ -25,7 +25,7 @@ public sealed class EndpointTests : IAsyncLifetime
             app.MapGet("/v1/topics/{name}", (string name) => Results.Ok(new TopicResponse(Orders with { Name = name }, 51)));
             app.MapDelete("/v1/topics/{name}", (string name) => Results.Ok(new DeleteTopicResponse(name, Samples.TopicId, 52)));
             app.MapPost("/v1/topics/{name}/partitions", () => Results.Ok(new TopicResponse(Orders, 53)));
-            app.MapPatch("/v1/topics/{name}/configs", () => Results.Ok(new TopicResponse(Orders, 54)));
+            app.MapPatch("/v1/topics/{name}/configs", () => Results.Ok(new TopicConfigsResponse(Orders.Name, Orders.TopicId, [new TopicConfigEntry("retention.ms", "604800000", true, "DEFAULT_CONFIG")], 54)));
             app.MapPost("/v1/topics/{name}/partitions/{p:int}/isr", (string name, int p) =>
                 Results.Ok(new PartitionResponse(name, Samples.Partition(p, 1, 4) with { Isr = [1, 2] }, 55)));
             app.MapPost("/v1/elections", () => Results.Ok(new ElectionResponse([new ElectionResult("orders", 0, 1, 5, null, null)], 56)));
@@ -138,6 +138,8 @@ public sealed class EndpointTests : IAsyncLifetime
         Assert.Equal(("PATCH", "/v1/topics/orders/configs"), (LastRequest.Method, LastRequest.RawTarget));
         Assert.Contains("\"retention.ms\":null", LastRequest.Body, StringComparison.Ordinal);
         Assert.Equal(54, response.MetadataOffset);
+        Assert.Equal(Orders.TopicId, response.TopicId);
+        Assert.True(response.Configs.Single().IsDefault);
     }
 
     [Fact]

@@ -170,7 +170,10 @@ public sealed class MetadataTests
             ["retention.ms"] = null,
             ["cleanup.policy"] = "compact",
         }));
-        Assert.Equal(new Dictionary<string, string> { ["cleanup.policy"] = "compact" }, altered.Topic.Configs);
+        Assert.Equal(first.Topic.TopicId, altered.TopicId);
+        Assert.Equal(("compact", false), altered.Configs.Where(c => c.Name == "cleanup.policy").Select(c => (c.Value, c.IsDefault)).Single());
+        Assert.True(altered.Configs.Single(c => c.Name == "retention.ms").IsDefault);
+        Assert.Equal(altered.Configs, (await setup.Client.DescribeTopicConfigsAsync("metrics", altered.MetadataOffset)).Configs);
 
         var deleted = await setup.Client.DeleteTopicAsync("metrics");
         Assert.Equal(first.Topic.TopicId, deleted.TopicId);
