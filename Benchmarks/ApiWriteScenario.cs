@@ -55,7 +55,7 @@ public static class ApiWriteScenario
         await using (var etcd = await EtcdServer.StartAsync())
         {
             await Wrk.RunScriptAsync("warm-up", etcd.Address, Connections, 2, warmup, "etcd-put.lua", []);
-            var puts = await Wrk.RunScriptAsync("etcd: put over 1000 keys, JSON gateway", etcd.Address, Connections, 2, duration, "etcd-put.lua", []);
+            var puts = await Wrk.RunScriptAsync("etcd 3.4: put, 1000 keys, JSON gateway", etcd.Address, Connections, 2, duration, "etcd-put.lua", []);
             run.Check("etcd puts", puts, expectNon2xx: false);
             etcdPuts = puts.Measurement;
             run.Results.Add(etcdPuts);
@@ -116,7 +116,7 @@ public static class ApiWriteScenario
             await grains.GetGrain<ITopicGrain>(TopicKeys.For(IsrTopic)).CreateAsync(new CreateTopic(IsrTopic, IsrPartitions, 3, null, null));
             await AllAtHeadAsync(silos, log);
 
-            var where = siloCount == 1 ? "1 silo" : $"{siloCount} silos at once";
+            var where = siloCount == 1 ? "1 silo" : $"{siloCount} silos";
             var results = new List<Measurement>();
 
             // Topic configs: the first seconds run unoptimised (tier-0) code, so warm up longer than the references.
@@ -134,7 +134,7 @@ public static class ApiWriteScenario
                 await WriteStateFileAsync(stateFile, silos, log);
                 await RunWrkAsync("warm-up", silos, warmup + warmup, "alter-partition.lua", isrArguments, run, check: false);
                 await WriteStateFileAsync(stateFile, silos, log);
-                results.Add(await RunWrkAsync($"AlterPartition (ISR shrink/expand), {IsrPartitions / 1000}k partitions, {where}",
+                results.Add(await RunWrkAsync($"AlterPartition, {IsrPartitions / 1000}k partitions, {where}",
                     silos, duration, "alter-partition.lua", isrArguments, run, check: true));
             }
             finally
@@ -171,8 +171,11 @@ public static class ApiWriteScenario
         var storage = silos.Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
         var (transactions, writes, records) = (storage.Sum(s => s.Transactions), storage.Sum(s => s.Writes), storage.Sum(s => s.RecordsAppended));
         var threads = ThreadsPerProcess(silos.Count);
+        await using var sampler = check ? PgActivitySampler.Start(silos[0].ConnectionString) : null;
         var runs = await Task.WhenAll(silos.Select((silo, i) => Wrk.RunScriptAsync(scenario, silo.Address,
             Connections / silos.Count + (i < Connections % silos.Count ? 1 : 0), threads, duration, script, scriptArguments(i, silos.Count))));
+
+        var activity = sampler is null ? null : await sampler.StopAsync();
 
         // Requests in flight when wrk stopped still finish in the silo: let them land before the next run reads state.
         await Task.Delay(500);
@@ -193,6 +196,7 @@ public static class ApiWriteScenario
             var seconds = measurement.Elapsed.TotalSeconds;
             run.Notes.Add($"  {scenario}: storage committed {txns / seconds:N0} transactions/s, {rows / Math.Max(1.0, txns):0.0} rows " +
                           $"and {appended / Math.Max(1.0, txns):0.0} log records per transaction (includes the 0.5 s after wrk stopped)");
+            run.Notes.Add($"  {scenario}: PostgreSQL backends not idle, on average: {activity}");
         }
 
         return measurement;

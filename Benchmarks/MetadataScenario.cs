@@ -209,7 +209,7 @@ public static class MetadataScenario
         var app = builder.Build();
         app.MapMetaSilo();
         await app.StartAsync();
-        return new BenchSilo(app, new Uri($"http://127.0.0.1:{publicPort}"), clusterId);
+        return new BenchSilo(app, new Uri($"http://127.0.0.1:{publicPort}"), clusterId, connectionString);
     }
 
     internal static int FreePort()
@@ -219,7 +219,7 @@ public static class MetadataScenario
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    internal sealed record BenchSilo(WebApplication App, Uri Address, string ClusterId) : IAsyncDisposable
+    internal sealed record BenchSilo(WebApplication App, Uri Address, string ClusterId, string ConnectionString) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {

@@ -56,7 +56,7 @@ public static partial class PgBench
 
             latencies.Sort();
             double Percentile(double p) => latencies.Count == 0 ? double.NaN : latencies[(int)Math.Min(latencies.Count - 1, p * latencies.Count)];
-            return new Measurement($"postgres: single-row UPDATE over {Rows} rows, autocommit [pgbench]", clients, processed,
+            return new Measurement($"postgres: 1-row UPDATE of {Rows} rows [pgbench]", clients, processed,
                 TimeSpan.FromSeconds(processed / tps), Percentile(0.50), Percentile(0.99));
         }
         finally
