@@ -47,6 +47,10 @@ public sealed class EtcdServer : IAsyncDisposable
         _ = process.StandardOutput.ReadToEndAsync();
         _ = process.StandardError.ReadToEndAsync();
         var server = new EtcdServer(process, directory, new Uri(client));
+
+        // Ctrl-C and SIGTERM end the benchmark without running its finally blocks: stop etcd and remove its data then too.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => server.Stop();
+        Console.CancelKeyPress += (_, _) => server.Stop();
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -76,15 +80,33 @@ public sealed class EtcdServer : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            _process.Kill();
-            await _process.WaitForExitAsync();
-        }
+        Stop();
+        return ValueTask.CompletedTask;
+    }
 
-        _process.Dispose();
-        Directory.Delete(_directory, recursive: true);
+    private void Stop()
+    {
+        lock (_process)
+        {
+            try
+            {
+                if (!_process.HasExited)
+                {
+                    _process.Kill();
+                    _process.WaitForExit();
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // Already stopped and disposed.
+            }
+
+            if (Directory.Exists(_directory))
+            {
+                Directory.Delete(_directory, recursive: true);
+            }
+        }
     }
 }

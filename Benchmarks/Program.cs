@@ -76,7 +76,7 @@ foreach (var scenario in scenarios)
             }
             catch (InvalidOperationException e)
             {
-                Console.Error.WriteLine($"api-writes: {e.Message}");
+                Console.Error.WriteLine(e.Message);
                 return 2;
             }
 
