@@ -162,7 +162,7 @@ public static class MetadataScenario
         ];
     }
 
-    private static async Task<List<Task>> RegisterBrokersAsync(IGrainFactory grains, MetadataImageService image, int count, CancellationToken stop, int firstId = 1)
+    internal static async Task<List<Task>> RegisterBrokersAsync(IGrainFactory grains, MetadataImageService image, int count, CancellationToken stop, int firstId = 1)
     {
         var loops = new List<Task>();
         for (var id = firstId; id < firstId + count; id++)
@@ -190,7 +190,7 @@ public static class MetadataScenario
         return loops;
     }
 
-    private static async Task<BenchSilo> StartSiloAsync(string connectionString, TimeSpan sessionTimeout, string? clusterIdOrNull = null, string? secretOrNull = null)
+    internal static async Task<BenchSilo> StartSiloAsync(string connectionString, TimeSpan sessionTimeout, string? clusterIdOrNull = null, string? secretOrNull = null)
     {
         var clusterId = clusterIdOrNull ?? $"bench-{Guid.NewGuid():N}"[..20];
         var publicPort = FreePort();
@@ -209,17 +209,17 @@ public static class MetadataScenario
         var app = builder.Build();
         app.MapMetaSilo();
         await app.StartAsync();
-        return new BenchSilo(app, new Uri($"http://127.0.0.1:{publicPort}"), clusterId);
+        return new BenchSilo(app, new Uri($"http://127.0.0.1:{publicPort}"), clusterId, connectionString);
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    private sealed record BenchSilo(WebApplication App, Uri Address, string ClusterId) : IAsyncDisposable
+    internal sealed record BenchSilo(WebApplication App, Uri Address, string ClusterId, string ConnectionString) : IAsyncDisposable
     {
         public async ValueTask DisposeAsync()
         {

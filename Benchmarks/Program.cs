@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [cold-start] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -16,6 +16,7 @@ Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInforma
 Console.WriteLine($"command: scripts/bench.sh {string.Join(' ', scenarios)} --seconds {seconds}");
 var results = new List<Measurement>();
 var notes = new List<string>();
+var failed = false;
 
 foreach (var scenario in scenarios)
 {
@@ -59,6 +60,27 @@ foreach (var scenario in scenarios)
             }
 
             break;
+        case "api-writes":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("api-writes needs PostgreSQL: pass --postgres or use scripts/bench.sh (which also installs wrk and etcd-server).");
+                return 2;
+            }
+
+            try
+            {
+                var writes = await ApiWriteScenario.RunAsync(postgres, warmup, duration);
+                results.AddRange(writes.Results);
+                notes.AddRange(writes.Notes);
+                failed |= writes.Failed;
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+
+            break;
         case "remote-calls":
             if (postgres is null)
             {
@@ -69,7 +91,7 @@ foreach (var scenario in scenarios)
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, cold-start (--partitions PER_TOPIC,TOPICS).");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, cold-start (--partitions PER_TOPIC,TOPICS).");
             return 2;
     }
 }
@@ -84,6 +106,12 @@ foreach (var m in results)
 foreach (var note in notes)
 {
     Console.WriteLine(note);
+}
+
+if (failed)
+{
+    Console.Error.WriteLine("Some answers were not 2xx (see the lines marked !!): the figures above are not a clean measurement.");
+    return 1;
 }
 
 return 0;

@@ -3,17 +3,27 @@
 # settings (fsync and synchronous_commit on, as in production), so that grain-runtime figures and PostgreSQL's own
 # rates are measured on the same machine in the same run. Arguments go to the benchmark program, e.g.
 #   scripts/bench.sh grain-calls state-writes --seconds 10
+#   scripts/bench.sh api-writes --seconds 10      (durable API writes next to etcd and pgbench, 1 and 3 silos)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
-# wrk is the separate-process HTTP load generator for the metadata-read scenarios (the in-process one runs too).
-if ! command -v wrk >/dev/null 2>&1 && [[ $EUID -eq 0 ]]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk </dev/null >/dev/null 2>&1 \
-        || { apt-get update -qq </dev/null >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk </dev/null >/dev/null 2>&1; } \
-        || echo "bench.sh: wrk could not be installed; HTTP scenarios use the in-process load generator only" >&2
+# Installs a Debian package (when root) if its command is missing: apt_install_for COMMAND PACKAGE WHAT-IF-NOT.
+apt_install_for() {
+    if ! command -v "$1" >/dev/null 2>&1 && [[ $EUID -eq 0 ]]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" </dev/null >/dev/null 2>&1 \
+            || { apt-get update -qq </dev/null >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" </dev/null >/dev/null 2>&1; } \
+            || echo "bench.sh: $2 could not be installed; $3" >&2
+    fi
+}
+
+# wrk is the separate-process HTTP load generator for the metadata-read scenarios (the in-process one runs too) and
+# for api-writes; etcd (Debian's etcd-server, started by the benchmark itself on loopback) is api-writes' reference.
+apt_install_for wrk wrk "HTTP scenarios use the in-process load generator only, and api-writes cannot run"
+if [[ " $* " == *" api-writes "* ]]; then
+    apt_install_for etcd etcd-server "api-writes cannot run"
 fi
 
 # shellcheck source=lib/postgres.sh

@@ -1,0 +1,315 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
+
+namespace OrleansMeta.Benchmarks;
+
+/// <summary>
+/// Durable metadata writes through the public API (issue 9), driven by wrk from separate processes with 64 connections:
+/// topic config changes over 1000 topics and AlterPartition from the leaders of 10k partitions, on one silo and on
+/// three silos written at once; next to two references measured in the same run with 64 clients: etcd's put rate
+/// through its JSON gateway (Debian's etcd-server, default durability) and PostgreSQL's single-row UPDATE rate
+/// (pgbench) on the same server the silos write to.
+/// </summary>
+public static class ApiWriteScenario
+{
+    private const int Connections = 64;
+    private const int ConfigTopics = 1000;
+    private const int IsrPartitions = 10_000;
+    private const string ConfigTopicPrefix = "cfg-";
+    private const string IsrTopic = "isr";
+
+    public static async Task<(IReadOnlyList<Measurement> Results, IReadOnlyList<string> Notes, bool Failed)> RunAsync(
+        string connectionString, TimeSpan warmup, TimeSpan duration)
+    {
+        var missing = new List<string>();
+        if (!Wrk.IsAvailable)
+        {
+            missing.Add("wrk (apt-get install wrk)");
+        }
+
+        if (!EtcdServer.IsAvailable)
+        {
+            missing.Add("etcd (apt-get install etcd-server)");
+        }
+
+        if (PgBench.Find() is null)
+        {
+            missing.Add("pgbench (PostgreSQL's server package)");
+        }
+
+        if (missing.Count > 0)
+        {
+            throw new InvalidOperationException($"api-writes needs {string.Join(", ", missing)}; scripts/bench.sh installs them when run as root.");
+        }
+
+        var run = new Run();
+
+        // References first, each with its own warm-up.
+        Measurement etcdPuts;
+        await using (var etcd = await EtcdServer.StartAsync())
+        {
+            await Wrk.RunScriptAsync("warm-up", etcd.Address, Connections, 2, warmup, "etcd-put.lua", []);
+            var puts = await Wrk.RunScriptAsync("etcd 3.4: put, 1000 keys, JSON gateway", etcd.Address, Connections, 2, duration, "etcd-put.lua", []);
+            run.Check("etcd puts", puts, expectNon2xx: false);
+            etcdPuts = puts.Measurement;
+            run.Results.Add(etcdPuts);
+        }
+
+        var pgUpdates = await PgBench.RunUpdatesAsync(connectionString, Connections, warmup, duration);
+        run.Results.Add(pgUpdates);
+
+        var api = new List<Measurement>();
+        foreach (var silos in new[] { 1, 3 })
+        {
+            api.AddRange(await RunApiAsync(connectionString, silos, warmup, duration, run));
+        }
+
+        run.Results.AddRange(api);
+        run.Notes.Add("");
+        run.Notes.Add($"{"ratio (2xx writes/s)",-52} {"/ etcd puts",12} {"/ PG updates",12}");
+        foreach (var m in api)
+        {
+            run.Notes.Add($"{m.Scenario,-52} {m.PerSecond / etcdPuts.PerSecond,11:0.00}× {m.PerSecond / pgUpdates.PerSecond,11:0.00}×");
+        }
+
+        return (run.Results, run.Notes, run.Failed);
+    }
+
+    private static async Task<List<Measurement>> RunApiAsync(string connectionString, int siloCount, TimeSpan warmup, TimeSpan duration, Run run)
+    {
+        var clusterId = $"bench-{Guid.NewGuid():N}"[..20];
+        var secret = $"{Guid.NewGuid():N}{Guid.NewGuid():N}";
+        var silos = new List<MetadataScenario.BenchSilo>();
+        using var heartbeats = new CancellationTokenSource();
+        var heartbeatFailures = new int[1];
+        List<Task> loops = [];
+        try
+        {
+            for (var i = 0; i < siloCount; i++)
+            {
+                silos.Add(await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromSeconds(9), clusterId, secret));
+            }
+
+            using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
+            foreach (var silo in silos)
+            {
+                await UntilAsync(async () => (await http.GetAsync(new Uri(silo.Address, "/health/ready"))).IsSuccessStatusCode, $"silo {silo.Address} is ready");
+            }
+
+            var services = silos[0].App.Services;
+            var grains = services.GetRequiredService<IGrainFactory>();
+            var image = services.GetRequiredService<MetadataImageService>();
+            var log = services.GetRequiredService<IMetadataLog>();
+            loops = await StartBrokersAsync(grains, image, heartbeatFailures, heartbeats.Token);
+            await UntilAsync(() => Task.FromResult(Enumerable.Range(1, 3).All(id => image.Current.Brokers.TryGetValue(id, out var b) && b.IsActive)),
+                "brokers 1 to 3 are registered and unfenced");
+
+            await Parallel.ForEachAsync(Enumerable.Range(0, ConfigTopics), new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (t, _) =>
+                await grains.GetGrain<ITopicGrain>(TopicKeys.For($"{ConfigTopicPrefix}{t}"))
+                    .CreateAsync(new CreateTopic($"{ConfigTopicPrefix}{t}", 1, 3, null, null)));
+            await grains.GetGrain<ITopicGrain>(TopicKeys.For(IsrTopic)).CreateAsync(new CreateTopic(IsrTopic, IsrPartitions, 3, null, null));
+            await AllAtHeadAsync(silos, log);
+
+            var where = siloCount == 1 ? "1 silo" : $"{siloCount} silos";
+            var results = new List<Measurement>();
+
+            // Topic configs: the first seconds run unoptimised (tier-0) code, so warm up longer than the references.
+            var configArguments = (int process, int processes) => (IReadOnlyList<string>)
+                [ConfigTopicPrefix, ConfigTopics.ToString(CultureInfo.InvariantCulture), Str(process), Str(processes)];
+            await RunWrkAsync("warm-up", silos, warmup + warmup, "topic-configs.lua", configArguments, run, check: false);
+            results.Add(await RunWrkAsync($"PATCH topic configs, {ConfigTopics} topics, {where}", silos, duration, "topic-configs.lua", configArguments, run, check: true));
+
+            // AlterPartition: the script needs each partition's state at the start of every run (the warm-up changes it).
+            var stateFile = Path.Combine(Path.GetTempPath(), $"orleans-meta-bench-isr-{Guid.NewGuid():N}.txt");
+            try
+            {
+                var threads = ThreadsPerProcess(siloCount);
+                var isrArguments = (int process, int processes) => (IReadOnlyList<string>)[stateFile, Str(process), Str(processes), Str(threads)];
+                await WriteStateFileAsync(stateFile, silos, log);
+                await RunWrkAsync("warm-up", silos, warmup + warmup, "alter-partition.lua", isrArguments, run, check: false);
+                await WriteStateFileAsync(stateFile, silos, log);
+                results.Add(await RunWrkAsync($"AlterPartition, {IsrPartitions / 1000}k partitions, {where}",
+                    silos, duration, "alter-partition.lua", isrArguments, run, check: true));
+            }
+            finally
+            {
+                File.Delete(stateFile);
+            }
+
+            if (Volatile.Read(ref heartbeatFailures[0]) > 0)
+            {
+                run.Notes.Add($"  {where}: {heartbeatFailures[0]} broker heartbeats failed during the run (the brokers may have been fenced)");
+            }
+
+            return results;
+        }
+        finally
+        {
+            await heartbeats.CancelAsync();
+            await Task.WhenAll(loops);
+            foreach (var silo in Enumerable.Reverse(silos))
+            {
+                await silo.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// One wrk process per silo, all at once, sharing <see cref="Connections"/> connections; the total counts 2xx answers
+    /// of all of them, and its percentiles are the highest of the processes' (wrk's histograms are not merged).
+    /// </summary>
+    private static async Task<Measurement> RunWrkAsync(
+        string scenario, List<MetadataScenario.BenchSilo> silos, TimeSpan duration, string script,
+        Func<int, int, IReadOnlyList<string>> scriptArguments, Run run, bool check)
+    {
+        var storage = silos.Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
+        var (transactions, writes, records) = (storage.Sum(s => s.Transactions), storage.Sum(s => s.Writes), storage.Sum(s => s.RecordsAppended));
+        var threads = ThreadsPerProcess(silos.Count);
+        await using var sampler = check ? PgActivitySampler.Start(silos[0].ConnectionString) : null;
+        var runs = await Task.WhenAll(silos.Select((silo, i) => Wrk.RunScriptAsync(scenario, silo.Address,
+            Connections / silos.Count + (i < Connections % silos.Count ? 1 : 0), threads, duration, script, scriptArguments(i, silos.Count))));
+
+        var activity = sampler is null ? null : await sampler.StopAsync();
+
+        // Requests in flight when wrk stopped still finish in the silo: let them land before the next run reads state.
+        await Task.Delay(500);
+        var measurement = runs.Length == 1
+            ? runs[0].Measurement
+            : new Measurement($"{scenario} [wrk ×{runs.Length}]", Connections, runs.Sum(r => r.Measurement.Operations),
+                TimeSpan.FromTicks(runs.Max(r => r.Measurement.Elapsed.Ticks)), runs.Max(r => r.Measurement.P50Micros), runs.Max(r => r.Measurement.P99Micros));
+        if (check)
+        {
+            for (var i = 0; i < runs.Length; i++)
+            {
+                run.Check(runs.Length == 1 ? scenario : $"{scenario}, wrk to silo {i + 1}", runs[i], expectNon2xx: false);
+            }
+
+            var txns = storage.Sum(s => s.Transactions) - transactions;
+            var rows = storage.Sum(s => s.Writes) - writes;
+            var appended = storage.Sum(s => s.RecordsAppended) - records;
+            var seconds = measurement.Elapsed.TotalSeconds;
+            run.Notes.Add($"  {scenario}: storage committed {txns / seconds:N0} transactions/s, {rows / Math.Max(1.0, txns):0.0} rows " +
+                          $"and {appended / Math.Max(1.0, txns):0.0} log records per transaction (includes the 0.5 s after wrk stopped)");
+            run.Notes.Add($"  {scenario}: PostgreSQL backends not idle, on average: {activity}");
+        }
+
+        return measurement;
+    }
+
+    private static int ThreadsPerProcess(int processes) => processes == 1 ? 2 : 1;
+
+    /// <summary>One line per partition of the ISR topic, from silo 1's image once every silo has applied the log head.</summary>
+    private static async Task WriteStateFileAsync(string path, List<MetadataScenario.BenchSilo> silos, IMetadataLog log)
+    {
+        await AllAtHeadAsync(silos, log);
+        var image = silos[0].App.Services.GetRequiredService<MetadataImageService>().Current;
+        var text = new StringBuilder();
+        foreach (var p in image.Topics[IsrTopic].Partitions)
+        {
+            var brokerEpoch = image.Brokers[p.Leader].Record.BrokerEpoch;
+            text.Append(CultureInfo.InvariantCulture,
+                $"{IsrTopic} {p.Partition} {p.Leader} {brokerEpoch} {p.LeaderEpoch} {p.PartitionEpoch} {string.Join(',', p.Replicas)} {string.Join(',', p.Isr)}\n");
+        }
+
+        await File.WriteAllTextAsync(path, text.ToString());
+    }
+
+    private static async Task AllAtHeadAsync(List<MetadataScenario.BenchSilo> silos, IMetadataLog log)
+    {
+        var head = await log.GetHeadAsync(CancellationToken.None);
+        foreach (var silo in silos)
+        {
+            await silo.App.Services.GetRequiredService<MetadataImageService>().WaitForAsync(head, TimeSpan.FromMinutes(1));
+        }
+    }
+
+    /// <summary>Registers brokers 1 to 3 and keeps their sessions alive (heartbeat every 500 ms, reporting the image's
+    /// offset as caught up); a failed heartbeat is counted and the loop goes on.</summary>
+    private static async Task<List<Task>> StartBrokersAsync(IGrainFactory grains, MetadataImageService image, int[] failures, CancellationToken stop)
+    {
+        var loops = new List<Task>();
+        for (var id = 1; id <= 3; id++)
+        {
+            var broker = grains.GetGrain<IBrokerGrain>(Str(id));
+            var registration = await broker.RegisterAsync(new RegisterBroker(Guid.NewGuid(), [new ListenerRecord("PLAINTEXT", $"b{id}", 9092, "PLAINTEXT")], null));
+            await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, registration.MetadataOffset, false));
+            loops.Add(Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, image.Current.Offset, false));
+                    }
+                    catch (Exception) when (!stop.IsCancellationRequested)
+                    {
+                        Interlocked.Increment(ref failures[0]);
+                    }
+
+                    await Task.Delay(500, stop).ContinueWith(_ => { }, TaskScheduler.Default);
+                }
+            }, CancellationToken.None));
+        }
+
+        return loops;
+    }
+
+    private static async Task UntilAsync(Func<Task<bool>> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                if (await condition())
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Gave up waiting until {what}.");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
+
+    private sealed class Run
+    {
+        public List<Measurement> Results { get; } = [];
+
+        public List<string> Notes { get; } = [];
+
+        public bool Failed { get; private set; }
+
+        /// <summary>Every answer should be 2xx: a 409 from AlterPartition means the script's epoch tracking is wrong, a 5xx a bug.</summary>
+        public void Check(string scenario, WrkRun wrk, bool expectNon2xx)
+        {
+            Notes.Add($"  {scenario}: {wrk.Describe()}");
+            foreach (var failure in wrk.FirstFailures)
+            {
+                Notes.Add($"    first non-2xx answer: {(failure.Length > 300 ? failure[..300] + "…" : failure)}");
+            }
+
+            if (!expectNon2xx && (wrk.NonSuccess > 0 || wrk.Starved > 0))
+            {
+                Failed = true;
+                Notes.Add($"  !! {scenario}: {wrk.NonSuccess:N0} answers were not 2xx{(wrk.ServerErrors > 0 ? $" ({wrk.ServerErrors:N0} server errors)" : "")}");
+            }
+        }
+    }
+}
