@@ -20,8 +20,9 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
     public async Task A_reader_never_passes_an_append_in_flight_and_appends_that_queue_behind_it_share_one_batch_per_silo()
     {
         var clusterId = NewClusterId();
-        await using var first = new OwnedStorage(fixture.Database, clusterId);
-        await using var second = new OwnedStorage(fixture.Database, clusterId);
+        // One appending batch in flight per silo, so that which appends share a batch does not depend on timing.
+        await using var first = new OwnedStorage(fixture.Database, clusterId, maxAppendingBatches: 1);
+        await using var second = new OwnedStorage(fixture.Database, clusterId, maxAppendingBatches: 1);
         await using var log = first.CreateLog();
         await first.Storage.WriteAsync(new GrainId("partition", "seed"), State,
             new StateWrite(Json.Bytes("0"), 0, [Record("seed", "0")], []), CancellationToken.None);

@@ -19,10 +19,11 @@ public sealed class RegistrationTests
                 MaxConcurrentBatches = -1,
                 MaxReadBatchSize = 0,
                 MaxConcurrentReadBatches = 0,
+                MaxAppendingBatches = 0,
             });
 
         Assert.True(result.Failed);
-        Assert.Equal(5, result.Failures!.Count());
+        Assert.Equal(6, result.Failures!.Count());
     }
 
     [Fact]

@@ -12,7 +12,7 @@ public sealed class OwnedStorage : IAsyncDisposable
 
     public OwnedStorage(
         TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4, int maxConcurrentReadBatches = 4,
-        IWriterFence? writer = null)
+        IWriterFence? writer = null, int maxAppendingBatches = 2)
     {
         _dataSource = database.CreateDataSource();
         ClusterId = clusterId;
@@ -24,6 +24,7 @@ public sealed class OwnedStorage : IAsyncDisposable
                 MaxBatchSize = maxBatchSize,
                 MaxConcurrentBatches = maxConcurrentBatches,
                 MaxConcurrentReadBatches = maxConcurrentReadBatches,
+                MaxAppendingBatches = maxAppendingBatches,
             }),
             writer: writer);
     }

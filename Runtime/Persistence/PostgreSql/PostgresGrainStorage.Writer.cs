@@ -34,7 +34,7 @@ public sealed partial class PostgresGrainStorage
                             inFlight--;
                             if (completed.AppendsRecords)
                             {
-                                state.LogInFlight = false;
+                                state.AppendingInFlight--;
                                 state.ReleaseLogWaiting();
                             }
 
@@ -78,7 +78,7 @@ public sealed partial class PostgresGrainStorage
                     {
                         inFlight++;
                         var appends = batch.Exists(write => write.Records.Length > 0);
-                        state.LogInFlight |= appends;
+                        state.AppendingInFlight += appends ? 1 : 0;
                         _ = ExecuteAndReportAsync(batch, appends);
                     }
 
@@ -128,7 +128,7 @@ public sealed partial class PostgresGrainStorage
             }
 
             var write = queue.Peek();
-            if (write.Records.Length > 0 && state.LogInFlight)
+            if (write.Records.Length > 0 && state.AppendingInFlight >= _options.MaxAppendingBatches)
             {
                 state.LogWaiting.Add(key);
                 continue;
@@ -159,7 +159,7 @@ public sealed partial class PostgresGrainStorage
             // One statement cannot apply two writes to one row in order, and two batches on one row would contend
             // for its lock; so the write waits for the row's earlier writes.
             var mustWait = state.Busy.Contains(write.Key) || state.Blocked.ContainsKey(write.Key);
-            var waitsForLog = !mustWait && write.Records.Length > 0 && state.LogInFlight;
+            var waitsForLog = !mustWait && write.Records.Length > 0 && state.AppendingInFlight >= _options.MaxAppendingBatches;
             if (mustWait || waitsForLog || !CanJoin(state, write, arriving: true))
             {
                 if (!state.Blocked.TryGetValue(write.Key, out var queue))
@@ -247,10 +247,10 @@ public sealed partial class PostgresGrainStorage
         /// <summary>Rows whose next write waits for another batch to release its rows (see <see cref="CanJoin"/>).</summary>
         public HashSet<RowKey> Deferred { get; } = [];
 
-        /// <summary>Whether a batch that appends log records is in flight (at most one is).</summary>
-        public bool LogInFlight { get; set; }
+        /// <summary>Batches in flight that append log records (at most <see cref="PostgresStorageOptions.MaxAppendingBatches"/>).</summary>
+        public int AppendingInFlight { get; set; }
 
-        /// <summary>Rows whose next write appends records and waits for the batch in flight that appends to finish.</summary>
+        /// <summary>Rows whose next write appends records and waits for a batch in flight that appends to finish.</summary>
         public HashSet<RowKey> LogWaiting { get; } = [];
 
         public long NextSequence { get; set; }

@@ -25,6 +25,15 @@ public sealed class PostgresStorageOptions
     public int MaxConcurrentBatches { get; set; } = 4;
 
     /// <summary>
+    /// The most of those batches that append metadata log records (group commit). Every such batch holds the log's
+    /// head row from its append to its commit, so they commit one after another whatever this is; appends that
+    /// arrive while the limit is reached wait and share the next batch, and so its commit. More than one lets a
+    /// batch do its compare-and-sets while the one before it commits. A value above <see cref="MaxConcurrentBatches"/>
+    /// means that many. Default: 2.
+    /// </summary>
+    public int MaxAppendingBatches { get; set; } = 2;
+
+    /// <summary>
     /// The most reads combined into one statement. Reads are far cheaper per row than writes, so batches may be larger.
     /// Default: 1024.
     /// </summary>
@@ -58,6 +67,11 @@ public sealed class PostgresStorageOptionsValidator : IValidateOptions<PostgresS
         if (options.MaxConcurrentBatches < 1)
         {
             problems.Add($"{nameof(PostgresStorageOptions.MaxConcurrentBatches)} is {options.MaxConcurrentBatches}; it must be at least 1 (default 4) and below the connection pool's maximum size.");
+        }
+
+        if (options.MaxAppendingBatches < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxAppendingBatches)} is {options.MaxAppendingBatches}; it must be at least 1 (default 2).");
         }
 
         if (options.MaxReadBatchSize < 1)
