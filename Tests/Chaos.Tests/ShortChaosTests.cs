@@ -18,7 +18,7 @@ public sealed class ShortChaosTests(ITestOutputHelper output)
         }).RunAsync();
 
         output.WriteLine(report.ToString());
-        Assert.True(report.Faults.Count >= 7, $"only {report.Faults.Count} faults were injected:\n{report}");
+        Assert.True(report.Faults.Count >= FaultSchedule.KindCount, $"only {report.Faults.Count} faults were injected:\n{report}");
         Assert.All(report.Invariants, i => Assert.True(i.Checked > 0 || i.Name == "reads-saw-their-writes", $"{i.Name} checked nothing:\n{report}"));
         Assert.True(report.Violations.Count == 0, report.ToString());
     }
