@@ -26,8 +26,12 @@ public sealed class SiloListenEndpointTests
         Assert.Equal($"http://127.0.0.1:{mapping.Port}", mapped.SiloEndpoint);
 
         // The peer routes answer on the listen port, naming the advertised endpoint.
-        using var http = new HttpClient { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
-        using var probe = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{listenPort}/silo/v1/probe");
+        using var http = new HttpClient();
+        using var probe = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{listenPort}/silo/v1/probe")
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
         probe.Headers.Add(SiloHttpClient.SecretHeader, cluster.Secret);
         using var answer = await http.SendAsync(probe);
         answer.EnsureSuccessStatusCode();
