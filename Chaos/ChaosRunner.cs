@@ -74,7 +74,7 @@ public sealed class ChaosRunner
             var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
             var invariants = HistoryChecker.Check(history.Operations, metadataLog, images);
             var report = new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants) { SiloLogs = logDirectory };
-            if (report.Violations.Count == 0 && report.ServerErrors.Count == 0)
+            if (report.Violations.Count == 0 && report.ServerErrors.Count == 0 && !_options.KeepLogs)
             {
                 foreach (var silo in silos)
                 {
