@@ -27,6 +27,10 @@ public sealed class ChaosOptions
     /// an outgoing connection before the silo restarts on it.</summary>
     public Func<int> FreePort { get; set; } = NextFreePort;
 
+    /// <summary>Keep every silo's log directory after a clean run too (a run with a violation or a server error always
+    /// keeps it). Default: false.</summary>
+    public bool KeepLogs { get; set; }
+
     /// <summary>Progress lines (fault injected, phase changes). Default: none.</summary>
     public Action<string> Log { get; set; } = _ => { };
 

@@ -4,7 +4,8 @@ using OrleansMeta.Client;
 namespace OrleansMeta.Chaos;
 
 /// <summary>
-/// Starts its own PostgreSQL and three silo processes (each reaching PostgreSQL through its own proxy), drives a
+/// Starts its own PostgreSQL and three silo processes (each reaching PostgreSQL through its own proxy and reached by
+/// its peers through another; see <see cref="SiloNetwork"/>), drives a
 /// workload while injecting faults on a seeded schedule, heals everything, lets the cluster settle and checks the
 /// history. Loopback only; bounded in time and operation count.
 /// </summary>
@@ -32,16 +33,17 @@ public sealed class ChaosRunner
         log($"PostgreSQL on port {postgres.Port}");
         var logDirectory = Directory.CreateTempSubdirectory($"orleans-meta-chaos-{_options.Seed}-").FullName;
         log($"silo logs in {logDirectory}");
-        var proxies = new List<ChaosProxy>();
+        var networks = new List<SiloNetwork>();
         var silos = new List<SiloProcess>();
         try
         {
             for (var i = 0; i < 3; i++)
             {
-                var proxy = new ChaosProxy(postgres.Port);
-                proxies.Add(proxy);
-                var settings = Settings.Append(new("ConnectionStrings:Postgres", postgres.ConnectionString(proxy.Port))).Select(kv => $"--{kv.Key}={kv.Value}");
-                silos.Add(new SiloProcess($"silo{i}", _options.FreePort(), _options.FreePort(), settings, logDirectory));
+                var network = SiloNetwork.Create(i, postgres.Port, _options.FreePort());
+                networks.Add(network);
+                var settings = Settings.Append(new("ConnectionStrings:Postgres", postgres.ConnectionString(network.Postgres.Port)))
+                    .Concat(network.Settings).Select(kv => $"--{kv.Key}={kv.Value}");
+                silos.Add(new SiloProcess($"silo{i}", _options.FreePort(), settings, logDirectory));
             }
 
             foreach (var silo in silos)
@@ -49,7 +51,7 @@ public sealed class ChaosRunner
                 silo.Start();
             }
 
-            var cluster = new ClusterControl(postgres, silos, proxies, log);
+            var cluster = new ClusterControl(postgres, silos, networks, log);
             await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
             log("3 silos ready");
 
@@ -72,7 +74,7 @@ public sealed class ChaosRunner
             var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
             var invariants = HistoryChecker.Check(history.Operations, metadataLog, images);
             var report = new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants) { SiloLogs = logDirectory };
-            if (report.Violations.Count == 0 && report.ServerErrors.Count == 0)
+            if (report.Violations.Count == 0 && report.ServerErrors.Count == 0 && !_options.KeepLogs)
             {
                 foreach (var silo in silos)
                 {
@@ -101,9 +103,9 @@ public sealed class ChaosRunner
                 await silo.DisposeAsync();
             }
 
-            foreach (var proxy in proxies)
+            foreach (var network in networks)
             {
-                await proxy.DisposeAsync();
+                await network.DisposeAsync();
             }
         }
     }

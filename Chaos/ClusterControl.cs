@@ -1,10 +1,13 @@
+using System.Net;
 using OrleansMeta.Client;
 using OrleansMeta.Contracts;
+using OrleansMeta.Tests.Shared;
 
 namespace OrleansMeta.Chaos;
 
-/// <summary>The runner's hands on the cluster: silo processes, their PostgreSQL proxies, the server itself.</summary>
-internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<SiloProcess> silos, IReadOnlyList<ChaosProxy> proxies, Action<string> log)
+/// <summary>The runner's hands on the cluster: silo processes, their proxies to PostgreSQL and from their peers, the
+/// server itself.</summary>
+internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<SiloProcess> silos, IReadOnlyList<SiloNetwork> networks, Action<string> log)
 {
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(2) };
 
@@ -15,7 +18,32 @@ internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<Silo
     /// <summary>Silos the supervisor started again after they stopped by themselves.</summary>
     public List<string> Revived { get; } = [];
 
-    public ChaosProxy ProxyOf(SiloProcess silo) => proxies[IndexOf(silo)];
+    public TcpProxy PostgresProxyOf(SiloProcess silo) => networks[IndexOf(silo)].Postgres;
+
+    /// <summary>Cuts <paramref name="silo"/> off from its peers both ways: its own peer proxy closes every connection
+    /// and drops new ones (nobody reaches it), and every other silo's peer proxy does so for connections from its
+    /// address (it reaches nobody). The public API and PostgreSQL stay reachable.</summary>
+    public void CutFromPeers(SiloProcess silo) => Partition(silo, (proxy, from) => proxy.Cut(from));
+
+    /// <summary>As <see cref="CutFromPeers"/>, but connections stay open and no byte moves, either way.</summary>
+    public void StallPeers(SiloProcess silo) => Partition(silo, (proxy, from) => proxy.Stall(from));
+
+    public void HealPeers()
+    {
+        foreach (var network in networks)
+        {
+            network.Peers.Heal();
+        }
+    }
+
+    private void Partition(SiloProcess silo, Action<TcpProxy, IPAddress?> fault)
+    {
+        var isolated = networks[IndexOf(silo)];
+        foreach (var network in networks)
+        {
+            fault(network.Peers, ReferenceEquals(network, isolated) ? null : isolated.Address);
+        }
+    }
 
     private int IndexOf(SiloProcess silo)
     {
@@ -100,9 +128,10 @@ internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<Silo
     /// <summary>Ends every fault: proxies let traffic through, paused silos resume, stopped silos start again.</summary>
     public Task HealAllAsync(CancellationToken cancellationToken)
     {
-        foreach (var proxy in proxies)
+        foreach (var network in networks)
         {
-            proxy.Heal();
+            network.Postgres.Heal();
+            network.Peers.Heal();
         }
 
         foreach (var silo in silos)

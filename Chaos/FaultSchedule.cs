@@ -6,7 +6,10 @@ namespace OrleansMeta.Chaos;
 /// and goes on until the workload's time is up. Every kind comes up once before any repeats.</summary>
 internal sealed class FaultSchedule(ClusterControl cluster, ChaosOptions options)
 {
-    private static readonly string[] Kinds = ["kill-9", "graceful-restart", "kill-controller", "pause", "postgres-restart", "cut-from-postgres", "stall-postgres"];
+    private static readonly string[] Kinds = ["kill-9", "graceful-restart", "kill-controller", "pause", "postgres-restart", "cut-from-postgres", "stall-postgres", "cut-from-peers", "stall-peers"];
+
+    /// <summary>How many kinds of fault there are; a run of at least this many faults injects each once.</summary>
+    public static int KindCount => Kinds.Length;
 
     private readonly List<string> _injected = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -79,16 +82,28 @@ internal sealed class FaultSchedule(ClusterControl cluster, ChaosOptions options
                 return "PostgreSQL restarted (pg_ctl restart -m fast)";
 
             case "cut-from-postgres":
-                cluster.ProxyOf(silo).Cut();
+                cluster.PostgresProxyOf(silo).Cut();
                 await Task.Delay(options.FaultLength);
-                cluster.ProxyOf(silo).Heal();
+                cluster.PostgresProxyOf(silo).Heal();
                 return $"{silo.Name} cut off from PostgreSQL for {options.FaultLength.TotalSeconds:F0} s";
 
-            default:
-                cluster.ProxyOf(silo).Stall();
+            case "stall-postgres":
+                cluster.PostgresProxyOf(silo).Stall();
                 await Task.Delay(options.FaultLength);
-                cluster.ProxyOf(silo).Heal();
+                cluster.PostgresProxyOf(silo).Heal();
                 return $"{silo.Name}'s PostgreSQL traffic stalled for {options.FaultLength.TotalSeconds:F0} s";
+
+            case "cut-from-peers":
+                cluster.CutFromPeers(silo);
+                await Task.Delay(options.FaultLength);
+                cluster.HealPeers();
+                return $"{silo.Name} cut off from its peers, both ways, for {options.FaultLength.TotalSeconds:F0} s";
+
+            default:
+                cluster.StallPeers(silo);
+                await Task.Delay(options.FaultLength);
+                cluster.HealPeers();
+                return $"{silo.Name}'s traffic with its peers stalled, both ways, for {options.FaultLength.TotalSeconds:F0} s";
         }
     }
 }

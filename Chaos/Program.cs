@@ -3,8 +3,21 @@ using OrleansMeta.Chaos;
 
 // The long form by hand: dotnet Chaos/bin/.../OrleansMeta.Chaos.dll --minutes 10 --seed 7 (scripts/chaos.sh).
 var options = new ChaosOptions { Log = line => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {line}") };
-for (var i = 0; i + 1 < args.Length; i += 2)
+for (var i = 0; i < args.Length; i += 2)
 {
+    if (args[i] == "--keep-logs")
+    {
+        options.KeepLogs = true;
+        i--;
+        continue;
+    }
+
+    if (i + 1 >= args.Length)
+    {
+        Console.Error.WriteLine($"{args[i]} needs a value");
+        return 2;
+    }
+
     switch (args[i])
     {
         case "--minutes":
@@ -17,7 +30,7 @@ for (var i = 0; i + 1 < args.Length; i += 2)
             options.MaxOperations = int.Parse(args[i + 1], CultureInfo.InvariantCulture);
             break;
         default:
-            Console.Error.WriteLine($"unknown option {args[i]}; use --minutes M --seed N [--max-operations K]");
+            Console.Error.WriteLine($"unknown option {args[i]}; use --minutes M --seed N [--max-operations K] [--keep-logs]");
             return 2;
     }
 }

@@ -5,7 +5,8 @@ using System.Globalization;
 namespace OrleansMeta.Chaos;
 
 /// <summary>One silo as a real process (the test silo binary beside the runner) on fixed ports, so that it can be
-/// killed with SIGKILL, paused with SIGSTOP and started again as a new generation at the same address.</summary>
+/// killed with SIGKILL, paused with SIGSTOP and started again as a new generation at the same address. Its silo-to-silo
+/// endpoints (advertised, listened on, the address it connects from) come with <c>settings</c>.</summary>
 public sealed class SiloProcess : IAsyncDisposable
 {
     private readonly IReadOnlyList<string> _arguments;
@@ -16,12 +17,12 @@ public sealed class SiloProcess : IAsyncDisposable
     private readonly StreamWriter _logFile;
 
     /// <param name="logDirectory">Every line the silo writes, in all its generations, goes to <c>name.log</c> there.</param>
-    public SiloProcess(string name, int publicPort, int siloPort, IEnumerable<string> settings, string logDirectory)
+    public SiloProcess(string name, int publicPort, IEnumerable<string> settings, string logDirectory)
     {
         Name = name;
         _logFile = new StreamWriter(Path.Combine(logDirectory, $"{name}.log"), append: true) { AutoFlush = true };
         PublicUrl = new Uri($"http://127.0.0.1:{publicPort}/");
-        _arguments = [.. settings, $"--urls=http://127.0.0.1:{publicPort}", $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{siloPort}", $"--Meta:Cluster:SiloName={name}"];
+        _arguments = [.. settings, $"--urls=http://127.0.0.1:{publicPort}", $"--Meta:Cluster:SiloName={name}"];
     }
 
     public string Name { get; }

@@ -2,7 +2,7 @@
 # The chaos run's long form, by hand: builds the runner, which starts its own throwaway PostgreSQL (as the postgres user
 # when root) and three silo processes on loopback, drives load while injecting faults, heals, settles, checks the
 # history, prints its report and removes everything it started. Exit status 0 when no invariant was violated.
-#   scripts/chaos.sh --minutes 10 --seed 7 [--max-operations 200000]
+#   scripts/chaos.sh --minutes 10 --seed 7 [--max-operations 200000] [--keep-logs]
 # CI runs the short form as a test (Tests/Chaos.Tests, ShortChaosTests). See docs/chaos.md.
 set -euo pipefail
 

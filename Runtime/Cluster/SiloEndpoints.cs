@@ -9,7 +9,8 @@ using Microsoft.Extensions.Options;
 namespace OrleansMeta.Runtime.Cluster;
 
 /// <summary>
-/// The silo-to-silo routes (<c>/silo/v1/*</c>) and their guard: they answer only on the silo endpoint's port, and only
+/// The silo-to-silo routes (<c>/silo/v1/*</c>) and their guard: they answer only on the port the silo listens on for
+/// its peers (<see cref="ClusterOptions.SiloListenEndpoint"/>, by default the silo endpoint's), and only
 /// to a request carrying the cluster secret (compared in constant time). Anything else gets 404 or 401 and learns
 /// nothing. Hosts that map silo routes must also call <see cref="UseSiloGuard"/>.
 /// </summary>
@@ -29,7 +30,9 @@ public static class SiloEndpoints
     public static IApplicationBuilder UseSiloGuard(this IApplicationBuilder app)
     {
         var options = app.ApplicationServices.GetRequiredService<IOptions<ClusterOptions>>().Value;
-        var siloPort = new Uri(options.SiloEndpoint).Port;
+        // The listen port, not the advertised one: behind a port mapping peers' connections arrive on the former.
+        var siloPort = ClusterOptions.ParseListenEndpoint(options.EffectiveSiloListenEndpoint())?.Port
+            ?? throw new OptionsValidationException(ClusterOptions.SectionName, typeof(ClusterOptions), [$"{ClusterOptions.SectionName}:SiloListenEndpoint is not a usable http URI."]);
         var secret = options.ClusterSecret is { } s ? Encoding.UTF8.GetBytes(s) : null;
         return app.Use(async (context, next) =>
         {

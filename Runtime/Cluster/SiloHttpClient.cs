@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Options;
 
 namespace OrleansMeta.Runtime.Cluster;
@@ -6,7 +7,7 @@ namespace OrleansMeta.Runtime.Cluster;
 /// <summary>
 /// The one HTTP client for silo-to-silo traffic: cleartext HTTP/2 with prior knowledge (never a silent fall back to
 /// HTTP/1.1), pooled and multiplexed connections, the cluster secret on every request, and only to silos named by
-/// membership.
+/// membership. Connections leave from <see cref="ClusterOptions.SiloOutboundAddress"/> when one is set.
 /// </summary>
 public sealed class SiloHttpClient : IDisposable
 {
@@ -33,6 +34,12 @@ public sealed class SiloHttpClient : IDisposable
             AutomaticDecompression = DecompressionMethods.None,
             UseProxy = false,
         };
+        if (!string.IsNullOrWhiteSpace(options.Value.SiloOutboundAddress))
+        {
+            var local = new IPEndPoint(IPAddress.Parse(options.Value.SiloOutboundAddress), 0);
+            handler.ConnectCallback = (context, cancellationToken) => ConnectFromAsync(local, context.DnsEndPoint, cancellationToken);
+        }
+
         _http = new HttpClient(handler)
         {
             DefaultRequestVersion = HttpVersion.Version20,
@@ -62,6 +69,22 @@ public sealed class SiloHttpClient : IDisposable
         }
 
         return _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, cancellationToken);
+    }
+
+    private static async ValueTask<Stream> ConnectFromAsync(IPEndPoint local, DnsEndPoint target, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(local.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            socket.Bind(local);
+            await socket.ConnectAsync(new DnsEndPoint(target.Host, target.Port, local.AddressFamily), cancellationToken).ConfigureAwait(false);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     public void Dispose() => _http.Dispose();

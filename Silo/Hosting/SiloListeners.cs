@@ -6,7 +6,8 @@ namespace OrleansMeta.Silo.Hosting;
 
 /// <summary>
 /// Kestrel endpoints of a clustered silo: the public URLs (<c>--urls</c>, HTTP/1.1 and HTTP/2) and the silo-to-silo
-/// endpoint (cleartext HTTP/2 only: with HTTP/1.1 also enabled, cleartext connections could not use HTTP/2 at all).
+/// endpoint (cleartext HTTP/2 only: with HTTP/1.1 also enabled, cleartext connections could not use HTTP/2 at all), on
+/// <c>Meta:Cluster:SiloListenEndpoint</c> when set, otherwise on the advertised <c>Meta:Cluster:SiloEndpoint</c>.
 /// Both are configured in code because an endpoint configured in code makes Kestrel ignore <c>--urls</c>.
 /// </summary>
 internal static class SiloListeners
@@ -25,31 +26,24 @@ internal static class SiloListeners
 
         if (listenForSilos)
         {
-            var siloEndpoint = configuration[$"{ClusterOptions.SectionName}:{nameof(ClusterOptions.SiloEndpoint)}"] ?? new ClusterOptions().SiloEndpoint;
-            var listen = configuration[$"{ClusterOptions.SectionName}:SiloListen"];
-            Listen(kestrel, listen ?? siloEndpoint, HttpProtocols.Http2);
+            // Kestrel reads its options before the settings are validated, so the endpoint is read from configuration
+            // here; an unusable one is reported by ClusterOptionsValidator with every other problem.
+            var cluster = new ClusterOptions();
+            configuration.GetSection(ClusterOptions.SectionName).Bind(cluster);
+            Listen(kestrel, cluster.EffectiveSiloListenEndpoint(), HttpProtocols.Http2);
         }
     }
 
-    /// <summary>Every problem with the listen URLs in <paramref name="configuration"/>, as sentences (checked with the
-    /// other settings at start, so that all problems are reported together).</summary>
-    public static IEnumerable<string> Problems(IConfiguration configuration, bool listenForSilos)
+    /// <summary>Every problem with the public listen URLs in <paramref name="configuration"/>, as sentences (checked with
+    /// the other settings at start, so that all problems are reported together). The silo endpoints are checked with
+    /// the other cluster settings (<see cref="ClusterOptionsValidator"/>).</summary>
+    public static IEnumerable<string> Problems(IConfiguration configuration)
     {
         foreach (var url in PublicUrls(configuration).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (Parse(url) is null)
             {
                 yield return NotHttp("--urls", url);
-            }
-        }
-
-        if (listenForSilos)
-        {
-            var siloEndpoint = configuration[$"{ClusterOptions.SectionName}:{nameof(ClusterOptions.SiloEndpoint)}"] ?? new ClusterOptions().SiloEndpoint;
-            var listen = configuration[$"{ClusterOptions.SectionName}:SiloListen"] ?? siloEndpoint;
-            if (Parse(listen) is null)
-            {
-                yield return NotHttp($"{ClusterOptions.SectionName}:SiloEndpoint", listen);
             }
         }
     }

@@ -29,7 +29,7 @@ public sealed class SiloOptionsValidator(IConfiguration configuration) : IValida
                 "(for example --Meta:ClusterId=prod-eu).");
         }
 
-        problems.AddRange(SiloListeners.Problems(configuration, listenForSilos: !string.IsNullOrWhiteSpace(configuration.GetConnectionString("Postgres"))));
+        problems.AddRange(SiloListeners.Problems(configuration));
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

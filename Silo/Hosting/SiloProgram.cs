@@ -69,7 +69,8 @@ public static partial class SiloProgram
                     var address = Address().Match(io.Message) is { Success: true } match ? match.Groups["address"].Value : "its address";
                     var port = Uri.TryCreate(address, UriKind.Absolute, out var uri) ? uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "?";
                     problems.Add($"Port {port} ({address}) is already in use by another process. Stop that process, or give this silo another port: " +
-                        "--urls=http://127.0.0.1:<port> for the public API, --Meta:Cluster:SiloEndpoint=http://127.0.0.1:<port> for silo-to-silo calls.");
+                        "--urls=http://127.0.0.1:<port> for the public API, --Meta:Cluster:SiloEndpoint=http://127.0.0.1:<port> for silo-to-silo calls " +
+                        "(or --Meta:Cluster:SiloListenEndpoint when the silo listens for its peers on another port than it advertises).");
                     break;
                 default:
                     // Not a settings problem: let it surface as it is.

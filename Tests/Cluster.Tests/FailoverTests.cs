@@ -141,7 +141,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
             .Count(p => p.Silo.StartsWith(isolated.SiloEndpoint, StringComparison.Ordinal));
         Assert.True(owned > 0, "the silo to cut off should own some grains");
 
-        await proxy.CutAsync();
+        proxy.Cut();
         await Eventually.Until(async () => (await isolated.Http.GetAsync("/health/ready")).StatusCode == System.Net.HttpStatusCode.ServiceUnavailable,
             "the cut-off silo reports not ready", TimeSpan.FromSeconds(30));
         await Eventually.Until(async () => (await silos[0].GetClusterAsync()).Silos.Single(s => s.Endpoint == isolated.SiloEndpoint).Status == "dead",

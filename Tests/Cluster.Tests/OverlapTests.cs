@@ -108,6 +108,6 @@ public sealed class OverlapTests
             Assert.Equal([$"before-{key}"], state.Operations);
         }
 
-        proxy.Unstall();
+        proxy.Heal();
     }
 }

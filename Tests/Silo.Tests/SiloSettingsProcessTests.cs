@@ -22,6 +22,18 @@ public sealed class SiloSettingsProcessTests
     }
 
     [Fact]
+    public async Task An_unusable_silo_listen_endpoint_or_outbound_address_is_refused_naming_the_setting()
+    {
+        var (exitCode, output) = await RunSiloAsync("--Meta:Cluster:SiloListenEndpoint=http://0.0.0.0/peers", "--Meta:Cluster:SiloOutboundAddress=0.0.0.0");
+
+        Assert.Equal(64, exitCode);
+        Assert.Contains("2 settings need fixing", output, StringComparison.Ordinal);
+        Assert.Contains("Meta:Cluster:SiloListenEndpoint 'http://0.0.0.0/peers'", output, StringComparison.Ordinal);
+        Assert.Contains("Meta:Cluster:SiloOutboundAddress '0.0.0.0'", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_port_in_use_stops_the_silo_saying_which_port_and_what_to_do()
     {
         using var occupant = new TcpListener(IPAddress.Loopback, 0);

@@ -121,7 +121,11 @@ public sealed partial class PostgresClusterMembership
     {
         var after = await ChangeAsync(view =>
         {
-            if (view.Find(target) is not { Status: SiloStatus.Active } entry)
+            // Only an Active member judges others. A probe round that began before this silo was declared dead may
+            // end after it reads so (it was cut off from its peers, not from the table): its view then counts one
+            // active silo fewer, so its lone vote would be "enough" to declare a healthy peer dead. The version
+            // compare-and-set makes "Active in this view" hold at commit.
+            if (!view.IsActive(self) || view.Find(target) is not { Status: SiloStatus.Active } entry)
             {
                 return null;
             }

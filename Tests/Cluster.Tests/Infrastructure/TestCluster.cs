@@ -50,8 +50,10 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>Settings to start with no fast-membership overrides (the product's defaults).</summary>
     public static IReadOnlyDictionary<string, string> Defaults { get; } = FastMembership.ToDictionary(kv => kv.Key, _ => "");
 
+    /// <param name="siloPort">The port the silo advertises for its peers (default: a free one, on which it also listens).</param>
     public async Task<InProcessSilo> StartInProcessSiloAsync(
-        IReadOnlyDictionary<string, string>? overrides = null, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null)
+        IReadOnlyDictionary<string, string>? overrides = null, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? configureServices = null,
+        int? siloPort = null)
     {
         var settings = new Dictionary<string, string>(_settings);
         foreach (var (key, value) in overrides ?? new Dictionary<string, string>())
@@ -60,7 +62,7 @@ public sealed class TestCluster : IAsyncDisposable
         }
 
         var silo = await InProcessSilo.StartAsync(
-            $"silo-{_silos.Count}", settings.Where(kv => kv.Value.Length > 0).Select(kv => $"--{kv.Key}={kv.Value}"), configureServices: configureServices);
+            $"silo-{_silos.Count}", settings.Where(kv => kv.Value.Length > 0).Select(kv => $"--{kv.Key}={kv.Value}"), siloPortOrNull: siloPort, configureServices: configureServices);
         _silos.Add(silo);
         return silo;
     }

@@ -63,7 +63,9 @@ public sealed class TestSilo : IAsyncDisposable
         Action<MembershipOptions>? configure = null,
         int? port = null,
         int? publicPort = null,
-        TimeProvider? timeProvider = null)
+        TimeProvider? timeProvider = null,
+        int? listenPort = null,
+        string? outboundAddress = null)
     {
         var siloPort = port ?? FreePort();
         var builder = WebApplication.CreateSlimBuilder();
@@ -71,7 +73,7 @@ public sealed class TestSilo : IAsyncDisposable
         builder.Logging.AddProvider(new TestOutputLoggerProvider(output, name));
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(IPAddress.Loopback, siloPort, listen => listen.Protocols = HttpProtocols.Http2);
+            kestrel.Listen(IPAddress.Loopback, listenPort ?? siloPort, listen => listen.Protocols = HttpProtocols.Http2);
             if (publicPort is { } p)
             {
                 kestrel.Listen(IPAddress.Loopback, p, listen => listen.Protocols = HttpProtocols.Http1AndHttp2);
@@ -87,6 +89,8 @@ public sealed class TestSilo : IAsyncDisposable
         builder.Services.Configure<ClusterOptions>(options =>
         {
             options.SiloEndpoint = $"http://127.0.0.1:{siloPort}";
+            options.SiloListenEndpoint = listenPort is { } l ? $"http://127.0.0.1:{l}" : null;
+            options.SiloOutboundAddress = outboundAddress;
             options.ClusterSecret = Secret;
             options.SiloName = name;
         });

@@ -1,0 +1,177 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace OrleansMeta.Tests.Shared;
+
+/// <summary>
+/// A loopback TCP proxy to a server, which a test or the chaos runner breaks and heals: a cut closes the connections
+/// and drops new ones at once; a stall keeps them open but moves no byte, as in a network partition. Either applies to
+/// every connection, or only to those coming from one source address (on loopback each silo can connect from its own
+/// 127.0.0.x), so that one client is taken away from the server while the others go on.
+/// </summary>
+public sealed class TcpProxy : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Connection> _connections = [];
+    private readonly Task _accepting;
+    private readonly string _host;
+    private readonly int _port;
+    private Fault? _fault;
+
+    public TcpProxy(string host, int port)
+    {
+        _host = host;
+        _port = port;
+        _listener.Start();
+        _accepting = AcceptAsync();
+    }
+
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>Closes every connection (from <paramref name="from"/> only, when given) and drops new ones until
+    /// <see cref="Heal"/>.</summary>
+    public void Cut(IPAddress? from = null)
+    {
+        var fault = new Fault(Stall: false, from);
+        Set(fault);
+        lock (_connections)
+        {
+            foreach (var connection in _connections.Where(c => fault.Applies(c.Source)).ToList())
+            {
+                connection.Close();
+                _connections.Remove(connection);
+            }
+        }
+    }
+
+    /// <summary>Stops moving bytes in both directions (on connections from <paramref name="from"/> only, when given)
+    /// without closing anything: reads and writes just hang until <see cref="Heal"/>.</summary>
+    public void Stall(IPAddress? from = null) => Set(new Fault(Stall: true, from));
+
+    /// <summary>Ends a cut or a stall. Connections that were stalled carry on (their client may have given up on them).</summary>
+    public void Heal() => Set(null);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        Heal();
+        lock (_connections)
+        {
+            foreach (var connection in _connections)
+            {
+                connection.Close();
+            }
+
+            _connections.Clear();
+        }
+
+        await _accepting;
+        _stop.Dispose();
+    }
+
+    private void Set(Fault? fault) => Interlocked.Exchange(ref _fault, fault)?.Healed.TrySetResult();
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient inbound;
+            try
+            {
+                inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue;
+            }
+
+            var source = ((IPEndPoint)inbound.Client.RemoteEndPoint!).Address;
+            if (Volatile.Read(ref _fault) is { Stall: false } cut && cut.Applies(source))
+            {
+                inbound.Dispose();
+                continue;
+            }
+
+            var outbound = new TcpClient();
+            try
+            {
+                await outbound.ConnectAsync(_host, _port, _stop.Token);
+            }
+            catch (Exception)
+            {
+                // The server is down (restarting): the client sees its connection end, much as it would without the proxy.
+                inbound.Dispose();
+                outbound.Dispose();
+                continue;
+            }
+
+            var connection = new Connection(source, inbound, outbound);
+            lock (_connections)
+            {
+                _connections.Add(connection);
+            }
+
+            _ = PumpAsync(connection, inbound, outbound);
+            _ = PumpAsync(connection, outbound, inbound);
+        }
+    }
+
+    private async Task PumpAsync(Connection connection, TcpClient from, TcpClient to)
+    {
+        try
+        {
+            var buffer = new byte[16 * 1024];
+            var source = from.GetStream();
+            var target = to.GetStream();
+            while (true)
+            {
+                var read = await source.ReadAsync(buffer, _stop.Token);
+                if (read == 0)
+                {
+                    return;
+                }
+
+                while (Volatile.Read(ref _fault) is { Stall: true } stall && stall.Applies(connection.Source))
+                {
+                    await stall.Healed.Task.WaitAsync(_stop.Token);
+                }
+
+                await target.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
+            }
+        }
+        catch (Exception)
+        {
+            // Cut, stopped, or a side closed: end both directions.
+        }
+        finally
+        {
+            connection.Close();
+            lock (_connections)
+            {
+                _connections.Remove(connection);
+            }
+        }
+    }
+
+    private sealed record Fault(bool Stall, IPAddress? From)
+    {
+        public TaskCompletionSource Healed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool Applies(IPAddress source) => From is null || From.Equals(source);
+    }
+
+    private sealed record Connection(IPAddress Source, TcpClient Inbound, TcpClient Outbound)
+    {
+        public void Close()
+        {
+            Inbound.Dispose();
+            Outbound.Dispose();
+        }
+    }
+}
