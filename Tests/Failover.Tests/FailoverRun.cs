@@ -18,10 +18,15 @@ namespace OrleansMeta.Failover.Tests;
 /// <param name="Failed">Requests that got no acknowledgement (503, timeout, refused connection).</param>
 /// <param name="WithoutService">Last acknowledgement before the kill to the first acknowledgement of a request sent after it.</param>
 /// <param name="Promotion">How long pg_ctl promote took (started at once after the kill: failure detection is not part of it).</param>
-/// <param name="LagAtKill">Just before the kill: the primary's flushed WAL position minus the replica's received one.</param>
+/// <param name="LagAtKill">Just before the kill command: the primary's flushed WAL position minus the replica's received one.</param>
 /// <param name="WriteLagAtKill">Just before the kill: the primary's <c>pg_stat_replication.write_lag</c> for the replica.</param>
-/// <param name="DiscardedBytes">Bytes the primary had sent that the lagging link still held when the primary died.</param>
-/// <param name="LostWindow">The kill minus the acknowledgement of the oldest lost write: how far back the loss reaches.</param>
+/// <param name="DiscardedBytes">Bytes the primary had sent that the lagging link still held when the primary died: the
+/// WAL (with its few bytes of framing per message) the replica never got.</param>
+/// <param name="LostWindow">The last acknowledgement before the kill minus that of the oldest lost write: how far back
+/// the loss reaches (the last acknowledgement is the primary's last sign of life the writers saw).</param>
+/// <param name="Kill">How long the kill took (the script, then kill -9 of the postmaster and its processes).</param>
+/// <param name="SiloRestarts">Per silo that stopped: when its stop was noticed and when its replacement was ready, from
+/// the kill.</param>
 /// <param name="SiloStops">Silo processes that stopped during the run (each was restarted on its ports, as a supervisor would).</param>
 /// <param name="RewrittenLogStops">Of those, silos that stopped on finding the metadata log rewritten under their image.</param>
 /// <param name="Violations">Broken invariants: a lost write that is not part of the tail, a write acknowledged after the kill
@@ -42,6 +47,8 @@ public sealed record FailoverReport(
     TimeSpan? WriteLagAtKill,
     long DiscardedBytes,
     TimeSpan? LostWindow,
+    TimeSpan Kill,
+    IReadOnlyList<(TimeSpan Stopped, TimeSpan? Ready)> SiloRestarts,
     int SiloStops,
     int RewrittenLogStops,
     IReadOnlyList<string> Violations,
@@ -51,7 +58,11 @@ public sealed record FailoverReport(
         FormattableString.Invariant(
             $"replication={(Synchronous ? "sync" : "async")} lag_ms={Lag.TotalMilliseconds:F0} silos={Silos} writers={Writers} acknowledged={Acknowledged} acknowledged_before_kill={AcknowledgedBeforeKill} lost={Lost} failed_requests={Failed} without_service_ms={WithoutService.TotalMilliseconds:F0} promote_ms={Promotion.TotalMilliseconds:F0}")
         + FormattableString.Invariant(
-            $" lag_at_kill_bytes={LagAtKill} write_lag_at_kill_ms={(WriteLagAtKill is { } w ? w.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) : "-")} discarded_bytes={DiscardedBytes} lost_window_ms={(LostWindow is { } l ? l.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) : "-")} silo_stops={SiloStops} rewritten_log_stops={RewrittenLogStops}")
+            $" lag_at_kill_bytes={LagAtKill} write_lag_at_kill_ms={(WriteLagAtKill is { } w ? w.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) : "-")} discarded_bytes={DiscardedBytes} lost_window_ms={(LostWindow is { } l ? l.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) : "-")} kill_ms={Kill.TotalMilliseconds:F0} silo_stops={SiloStops} rewritten_log_stops={RewrittenLogStops}")
+        + (SiloRestarts.Count > 0
+            ? " silo_restarts=[" + string.Join(", ", SiloRestarts.Select(r => FormattableString.Invariant(
+                $"stopped@{r.Stopped.TotalMilliseconds:F0}ms ready@{(r.Ready is { } ready ? ready.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture) + "ms" : "-")}"))) + "]"
+            : "")
         + (Violations.Count > 0 ? $" VIOLATIONS=[{string.Join("; ", Violations.Take(20))}]" : "")
         + (LostDetails.Count > 0 ? $" lost_writes=[{string.Join("; ", LostDetails.Take(20))}]" : "");
 }
@@ -130,6 +141,7 @@ public static class FailoverRun
 
             await Eventually.Until(() => acks.Count >= acksBeforeKill, $"{acksBeforeKill} writes acknowledged", TimeSpan.FromSeconds(120));
             var (lagAtKill, writeLagAtKill) = await ReplicationLagAsync(primarySql, replicaSql);
+            var killing = Stopwatch.GetTimestamp();
             await pair.KillPrimaryAsync();
             // Stamped once the postmaster is gone (the script waits for it), so no request stamped later reached it.
             Volatile.Write(ref killedAt, Stopwatch.GetTimestamp());
@@ -171,7 +183,9 @@ public static class FailoverRun
                 synchronous, lag, siloCount, writers, all.Length, all.Count(a => a.AckedAt <= killedAt), lost.Count + finalLost.Count, failed,
                 Stopwatch.GetElapsedTime(lastBefore, firstAfter), promotion,
                 lagAtKill, writeLagAtKill, link?.DiscardedServerBytes ?? 0,
-                lostAcks.Count > 0 ? Stopwatch.GetElapsedTime(lostAcks.Min(a => a.AckedAt), killedAt) : null,
+                lostAcks.Count > 0 ? Stopwatch.GetElapsedTime(lostAcks.Min(a => a.AckedAt), lastBefore) : null,
+                Stopwatch.GetElapsedTime(killing, killedAt),
+                silos.Restarts.Select(r => (Stopwatch.GetElapsedTime(killedAt, r.StoppedAt), r.ReadyAt == 0 ? (TimeSpan?)null : Stopwatch.GetElapsedTime(killedAt, r.ReadyAt))).ToList(),
                 silos.Stops, silos.RewrittenLogStops, violations, [.. lost, .. finalLost]);
         }
         catch (Exception exception)
@@ -195,9 +209,10 @@ public static class FailoverRun
     }
 
     /// <summary>
-    /// The replica's lag behind the primary, read on both at once: the primary's flushed WAL position (a commit is
-    /// acknowledged once flushed there) minus the replica's received position, in bytes; and the primary's own
-    /// <c>write_lag</c> figure for the replica (null when it has none to report).
+    /// The replica's lag behind the primary: the primary's flushed WAL position (a commit is acknowledged once flushed
+    /// there) minus the replica's received position, in bytes, read on the replica first and then on the primary (so
+    /// that a slow second read can only overstate it); and the primary's own <c>write_lag</c> figure for the replica
+    /// (null when it has none to report).
     /// </summary>
     private static async Task<(long Bytes, TimeSpan? WriteLag)> ReplicationLagAsync(NpgsqlConnection primary, NpgsqlConnection replica)
     {
@@ -209,11 +224,9 @@ public static class FailoverRun
             return (reader.GetString(0), reader.FieldCount > 1 && !reader.IsDBNull(1) ? reader.GetFieldValue<TimeSpan>(1) : null);
         }
 
-        var onPrimary = Read(primary,
+        var (replicaLsn, _) = await Read(replica, "SELECT pg_last_wal_receive_lsn()::text");
+        var (primaryLsn, writeLag) = await Read(primary,
             "SELECT pg_current_wal_flush_lsn()::text, (SELECT write_lag FROM pg_stat_replication WHERE application_name = 'replica1')");
-        var onReplica = Read(replica, "SELECT pg_last_wal_receive_lsn()::text");
-        var (primaryLsn, writeLag) = await onPrimary;
-        var (replicaLsn, _) = await onReplica;
         return (Math.Max(0, Lsn(primaryLsn) - Lsn(replicaLsn)), writeLag);
     }
 

@@ -17,12 +17,28 @@ public sealed class SiloSupervisor : IAsyncDisposable
     private readonly string _clusterId;
     private readonly string _secret;
     private readonly SiloProcess[] _silos;
-    private readonly List<(SiloProcess Silo, long StartedAt)> _restarts = [];
+    private readonly List<Restart> _restarts = [];
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(2) };
     private readonly List<string> _stopped = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _watching;
     private int _stops;
     private int _rewrittenLogStops;
+
+    /// <summary>One restart: when the stop was noticed (Stopwatch timestamps), whether the silo had found the log
+    /// rewritten, and when its replacement answered /health/ready (0 until it has).</summary>
+    public sealed class Restart(SiloProcess silo, long stoppedAt, bool rewrittenLog)
+    {
+        private long _readyAt;
+
+        public SiloProcess Silo { get; } = silo;
+
+        public long StoppedAt { get; } = stoppedAt;
+
+        public bool RewrittenLog { get; } = rewrittenLog;
+
+        public long ReadyAt { get => Interlocked.Read(ref _readyAt); set => Interlocked.Exchange(ref _readyAt, value); }
+    }
 
     public SiloSupervisor(string connectionString, string clusterId, string secret, int count)
     {
@@ -51,12 +67,24 @@ public sealed class SiloSupervisor : IAsyncDisposable
     /// <summary>Of those, silos that stopped on finding the metadata log rewritten.</summary>
     public int RewrittenLogStops => Volatile.Read(ref _rewrittenLogStops);
 
+    /// <summary>Every restart so far, in order.</summary>
+    public IReadOnlyList<Restart> Restarts
+    {
+        get
+        {
+            lock (_restarts)
+            {
+                return [.. _restarts];
+            }
+        }
+    }
+
     /// <summary>Whether <paramref name="silo"/> was started by a restart after <paramref name="timestamp"/>.</summary>
     public bool RestartedSince(long timestamp, SiloProcess silo)
     {
         lock (_restarts)
         {
-            return _restarts.Any(r => ReferenceEquals(r.Silo, silo) && r.StartedAt > timestamp);
+            return _restarts.Any(r => ReferenceEquals(r.Silo, silo) && r.StoppedAt > timestamp);
         }
     }
 
@@ -79,6 +107,36 @@ public sealed class SiloSupervisor : IAsyncDisposable
         }
 
         _stopping.Dispose();
+        _http.Dispose();
+    }
+
+    private async Task WaitReadyAsync(Restart restart)
+    {
+        while (!_stopping.IsCancellationRequested && !restart.Silo.HasExited)
+        {
+            try
+            {
+                using var answer = await _http.GetAsync(new Uri(restart.Silo.BaseAddress, "health/ready"), _stopping.Token);
+                if (answer.IsSuccessStatusCode)
+                {
+                    restart.ReadyAt = Stopwatch.GetTimestamp();
+                    return;
+                }
+            }
+            catch (Exception exception) when (exception is HttpRequestException or OperationCanceledException)
+            {
+                // Not listening yet, or the supervisor is stopping.
+            }
+
+            try
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
     }
 
     private async Task WatchAsync()
@@ -102,13 +160,16 @@ public sealed class SiloSupervisor : IAsyncDisposable
                     continue;
                 }
 
+                var stoppedAt = Stopwatch.GetTimestamp();
                 await silo.WaitForExitAsync(); // its last lines read
                 var rewritten = silo.Output.Contains(RewrittenLogMessage, StringComparison.Ordinal);
                 var replacement = SiloProcess.Start(_connectionString, _clusterId, _secret, silo.Port, silo.SiloPort);
+                var restart = new Restart(replacement, stoppedAt, rewritten);
+                _ = WaitReadyAsync(restart);
                 lock (_restarts)
                 {
                     _silos[i] = replacement;
-                    _restarts.Add((replacement, Stopwatch.GetTimestamp()));
+                    _restarts.Add(restart);
                     _stopped.Add(string.Create(CultureInfo.InvariantCulture,
                         $"--- {silo.BaseAddress} (stopped with exit code {silo.ExitCode}{(rewritten ? ", log rewritten" : "")}; restarted)\n{silo.Output}"));
                 }

@@ -7,7 +7,8 @@ namespace OrleansMeta.Tests.Shared;
 
 /// <summary>A loopback TCP proxy to a server, which a test can cut (closing every connection and refusing new ones)
 /// or stall (connections stay open but no byte moves, as in a network partition) to take the server away from one
-/// silo only; given a latency, it also makes a slow link (a PostgreSQL replica that runs behind its primary).</summary>
+/// silo only; given a latency, it also makes a slow link from the server (a PostgreSQL replica that runs behind its
+/// primary).</summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
@@ -20,9 +21,10 @@ public sealed class TcpProxy : IAsyncDisposable
     /// <param name="host">The server's host.</param>
     /// <param name="port">The server's port.</param>
     /// <param name="latency">
-    /// How long each byte is held before it is forwarded, in both directions (zero: forwarded at once). A held byte
-    /// waits on its sender's side of the link: when that side closes or dies, what the proxy still holds from it is
-    /// discarded, not delivered, as the unsent data of a crashed machine is (see <see cref="DiscardedServerBytes"/>).
+    /// How long each byte the server sends is held before the client gets it (zero: at once; the client's bytes always
+    /// go at once). A held byte waits on the server's side of the link: when the server closes or dies, what the proxy
+    /// still holds from it is discarded, not delivered, as the unsent data of a crashed machine is (see
+    /// <see cref="DiscardedServerBytes"/>). A PostgreSQL replica streaming through such a proxy lags that far behind.
     /// </param>
     public TcpProxy(string host, int port, TimeSpan latency = default)
     {
@@ -34,7 +36,7 @@ public sealed class TcpProxy : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
-    /// <summary>How long each byte is held before it is forwarded.</summary>
+    /// <summary>How long each byte the server sends is held before it is forwarded to the client.</summary>
     public TimeSpan Latency { get; }
 
     /// <summary>Bytes the server had sent that were still held (by <see cref="Latency"/>) when their connection
@@ -119,8 +121,8 @@ public sealed class TcpProxy : IAsyncDisposable
             }
             else
             {
-                _ = DelayedPump(inbound, outbound, fromServer: false);
-                _ = DelayedPump(outbound, inbound, fromServer: true);
+                _ = Pump(inbound, outbound);
+                _ = DelayedPump(outbound, inbound);
             }
         }
     }
@@ -156,10 +158,11 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     /// <summary>
-    /// One direction of a link with latency: a reader stamps each chunk as it arrives, a writer forwards it once it is
-    /// <see cref="Latency"/> old. When the sending side closes, what is still held is discarded and both sides close.
+    /// The server-to-client direction of a link with latency: a reader stamps each chunk as it arrives, a writer
+    /// forwards it once it is <see cref="Latency"/> old. When the server closes, what is still held is discarded and
+    /// both sides close.
     /// </summary>
-    private async Task DelayedPump(TcpClient from, TcpClient to, bool fromServer)
+    private async Task DelayedPump(TcpClient from, TcpClient to)
     {
         var held = Channel.CreateUnbounded<(long Due, byte[] Bytes)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         long heldBytes = 0;
@@ -220,10 +223,7 @@ public sealed class TcpProxy : IAsyncDisposable
                 // Cancelled, or the receiving side had closed.
             }
 
-            if (fromServer)
-            {
-                Interlocked.Add(ref _discardedServerBytes, Math.Max(0, Interlocked.Read(ref heldBytes)));
-            }
+            Interlocked.Add(ref _discardedServerBytes, Math.Max(0, Interlocked.Read(ref heldBytes)));
 
             from.Dispose();
             to.Dispose();
