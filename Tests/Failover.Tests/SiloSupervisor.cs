@@ -20,6 +20,7 @@ public sealed class SiloSupervisor : IAsyncDisposable
     private readonly List<Restart> _restarts = [];
     private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(2) };
     private readonly List<string> _stopped = [];
+    private readonly List<Task> _readinessWaits = [];
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _watching;
     private int _stops;
@@ -101,6 +102,7 @@ public sealed class SiloSupervisor : IAsyncDisposable
     {
         await _stopping.CancelAsync();
         await _watching;
+        await Task.WhenAll(_readinessWaits);
         foreach (var silo in Current)
         {
             await silo.DisposeAsync();
@@ -165,9 +167,9 @@ public sealed class SiloSupervisor : IAsyncDisposable
                 var rewritten = silo.Output.Contains(RewrittenLogMessage, StringComparison.Ordinal);
                 var replacement = SiloProcess.Start(_connectionString, _clusterId, _secret, silo.Port, silo.SiloPort);
                 var restart = new Restart(replacement, stoppedAt, rewritten);
-                _ = WaitReadyAsync(restart);
                 lock (_restarts)
                 {
+                    _readinessWaits.Add(WaitReadyAsync(restart));
                     _silos[i] = replacement;
                     _restarts.Add(restart);
                     _stopped.Add(string.Create(CultureInfo.InvariantCulture,
