@@ -2,6 +2,8 @@
 # A PostgreSQL primary and a streaming replica on loopback, for failover tests and measurements.
 #   scripts/pg-ha.sh start <dir> [--sync|--async]   start both; prints primary_port=, replica_port=, connection=
 #                                                   (the multi-host Npgsql connection string silos use)
+#   scripts/pg-ha.sh relay <dir> <port>             stream the replica from 127.0.0.1:<port>, a proxy in front of the
+#                                                   primary (e.g. one that delays WAL, to make the replica lag)
 #   scripts/pg-ha.sh kill-primary <dir>             kill -9 the primary's postmaster and its processes
 #   scripts/pg-ha.sh promote <dir>                  promote the replica (returns once it accepts writes)
 #   scripts/pg-ha.sh stop <dir>                     stop whatever of the two still runs
@@ -10,7 +12,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/postgres.sh"
 
-usage() { echo "usage: ${0##*/} start|kill-primary|promote|stop <dir> [--sync|--async]" >&2; exit 2; }
+usage() { echo "usage: ${0##*/} start|relay|kill-primary|promote|stop <dir> [--sync|--async | <port>]" >&2; exit 2; }
 [[ $# -ge 2 ]] || usage
 command="$1" dir="$2"; shift 2
 pg_ensure_installed
@@ -35,6 +37,14 @@ start)
     connection="Host=127.0.0.1:$pg_port,127.0.0.1:$pg_replica_port;Username=postgres;Target Session Attributes=read-write;Host Recheck Seconds=1"
     printf 'primary_port=%s\nreplica_port=%s\nmode=%s\n' "$pg_port" "$pg_replica_port" "$mode" | tee "$dir/ports"
     echo "connection=$connection"
+    ;;
+relay)
+    [[ $# -eq 1 && $1 =~ ^[0-9]+$ ]] || usage
+    primary_port=$(sed -n 's/^primary_port=//p' "$dir/ports")
+    replica_port=$(sed -n 's/^replica_port=//p' "$dir/ports")
+    mode=$(sed -n 's/^mode=//p' "$dir/ports")
+    pg_replica_upstream "$replica_port" "$1"
+    pg_wait_streaming "$primary_port" "$replica_name" "$mode"
     ;;
 kill-primary) pg_kill9 "$dir/primary/data" ;;
 promote) pg_promote "$dir/replica/data" ;;

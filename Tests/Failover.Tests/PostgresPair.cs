@@ -43,6 +43,14 @@ public sealed class PostgresPair : IAsyncDisposable
         return new PostgresPair(script, directory, int.Parse(values["primary_port"]), int.Parse(values["replica_port"]), values["connection"]);
     }
 
+    /// <summary>A connection string to the primary alone (for reading its WAL position before it is killed).</summary>
+    public string PrimaryOnly => $"Host=127.0.0.1;Port={PrimaryPort};Username=postgres;Pooling=false";
+
+    /// <summary>Streams the replica from 127.0.0.1:<paramref name="port"/> (a proxy in front of the primary) instead
+    /// of from the primary directly; returns once it streams from there (and, if synchronous, counts as the synchronous
+    /// standby again).</summary>
+    public Task RelayReplicaThroughAsync(int port) => RunAsync(_script, "relay", _directory, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
     /// <summary>kill -9 of the primary's postmaster and its processes, as when its machine dies.</summary>
     public Task KillPrimaryAsync() => RunAsync(_script, "kill-primary", _directory);
 

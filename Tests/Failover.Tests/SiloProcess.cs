@@ -10,9 +10,11 @@ public sealed class SiloProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
 
-    private SiloProcess(Process process, int port)
+    private SiloProcess(Process process, int port, int siloPort)
     {
         _process = process;
+        Port = port;
+        SiloPort = siloPort;
         BaseAddress = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}/");
         process.OutputDataReceived += (_, e) => Keep(e.Data);
         process.ErrorDataReceived += (_, e) => Keep(e.Data);
@@ -22,13 +24,24 @@ public sealed class SiloProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    /// <summary>The public API's port.</summary>
+    public int Port { get; }
+
+    /// <summary>The silo-to-silo port.</summary>
+    public int SiloPort { get; }
+
+    /// <summary>True once the process has ended (it stopped itself, or crashed).</summary>
+    public bool HasExited => _process.HasExited;
+
     /// <summary>The last lines the silo wrote, for failure messages.</summary>
     public string Output => string.Join('\n', _output);
 
     public static SiloProcess Start(string connectionString, string clusterId, string secret)
+        => Start(connectionString, clusterId, secret, Ports.Free(), Ports.Free());
+
+    /// <summary>A silo on given ports: a supervisor restarting a silo that stopped uses the ports it had.</summary>
+    public static SiloProcess Start(string connectionString, string clusterId, string secret, int port, int siloPort)
     {
-        var port = Ports.Free();
-        var siloPort = Ports.Free();
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -48,8 +61,14 @@ public sealed class SiloProcess : IAsyncDisposable
             start.ArgumentList.Add(argument);
         }
 
-        return new SiloProcess(Process.Start(start)!, port);
+        return new SiloProcess(Process.Start(start)!, port, siloPort);
     }
+
+    /// <summary>Completes once the process has ended and all its output has been read.</summary>
+    public Task WaitForExitAsync(CancellationToken cancellationToken = default) => _process.WaitForExitAsync(cancellationToken);
+
+    /// <summary>The exit code once <see cref="HasExited"/>.</summary>
+    public int ExitCode => _process.ExitCode;
 
     public async ValueTask DisposeAsync()
     {

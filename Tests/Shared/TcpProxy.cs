@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Threading.Channels;
 
 namespace OrleansMeta.Tests.Shared;
 
@@ -7,7 +9,8 @@ namespace OrleansMeta.Tests.Shared;
 /// A loopback TCP proxy to a server, which a test or the chaos runner breaks and heals: a cut closes the connections
 /// and drops new ones at once; a stall keeps them open but moves no byte, as in a network partition. Either applies to
 /// every connection, or only to those coming from one source address (on loopback each silo can connect from its own
-/// 127.0.0.x), so that one client is taken away from the server while the others go on.
+/// 127.0.0.x), so that one client is taken away from the server while the others go on. Given a latency, it also
+/// makes a slow link from the server (a PostgreSQL replica that runs behind its primary).
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
@@ -18,16 +21,34 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly string _host;
     private readonly int _port;
     private Fault? _fault;
+    private long _discardedServerBytes;
 
-    public TcpProxy(string host, int port)
+    /// <param name="host">The server's host.</param>
+    /// <param name="port">The server's port.</param>
+    /// <param name="latency">
+    /// How long each byte the server sends is held before the client gets it (zero: at once; the client's bytes always
+    /// go at once). A held byte waits on the server's side of the link: when the server closes or dies, what the proxy
+    /// still holds from it is discarded, not delivered, as the unsent data of a crashed machine is (see
+    /// <see cref="DiscardedServerBytes"/>). A PostgreSQL replica streaming through such a proxy lags that far behind.
+    /// </param>
+    public TcpProxy(string host, int port, TimeSpan latency = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(latency, TimeSpan.Zero);
         _host = host;
         _port = port;
+        Latency = latency;
         _listener.Start();
         _accepting = AcceptAsync();
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>How long each byte the server sends is held before it is forwarded to the client.</summary>
+    public TimeSpan Latency { get; }
+
+    /// <summary>Bytes the server had sent that were still held (by <see cref="Latency"/>) when their connection
+    /// closed, and so never reached the client.</summary>
+    public long DiscardedServerBytes => Interlocked.Read(ref _discardedServerBytes);
 
     /// <summary>Closes every connection (from <paramref name="from"/> only, when given) and drops new ones until
     /// <see cref="Heal"/>.</summary>
@@ -118,7 +139,7 @@ public sealed class TcpProxy : IAsyncDisposable
             }
 
             _ = PumpAsync(connection, inbound, outbound);
-            _ = PumpAsync(connection, outbound, inbound);
+            _ = Latency == TimeSpan.Zero ? PumpAsync(connection, outbound, inbound) : DelayedPumpAsync(connection, outbound, inbound);
         }
     }
 
@@ -137,11 +158,7 @@ public sealed class TcpProxy : IAsyncDisposable
                     return;
                 }
 
-                while (Volatile.Read(ref _fault) is { Stall: true } stall && stall.Applies(connection.Source))
-                {
-                    await stall.Healed.Task.WaitAsync(_stop.Token);
-                }
-
+                await WhileStalledAsync(connection, _stop.Token);
                 await target.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
             }
         }
@@ -151,11 +168,95 @@ public sealed class TcpProxy : IAsyncDisposable
         }
         finally
         {
-            connection.Close();
-            lock (_connections)
+            Close(connection);
+        }
+    }
+
+    /// <summary>
+    /// The server-to-client direction of a link with latency: a reader stamps each chunk as it arrives, a writer
+    /// forwards it once it is <see cref="Latency"/> old. When the server closes, what is still held is discarded and
+    /// both sides close.
+    /// </summary>
+    private async Task DelayedPumpAsync(Connection connection, TcpClient from, TcpClient to)
+    {
+        var held = Channel.CreateUnbounded<(long Due, byte[] Bytes)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        long heldBytes = 0;
+        using var closed = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var writing = Task.Run(async () =>
+        {
+            var target = to.GetStream();
+            await foreach (var (due, bytes) in held.Reader.ReadAllAsync(closed.Token))
             {
-                _connections.Remove(connection);
+                var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait, closed.Token);
+                }
+
+                await WhileStalledAsync(connection, closed.Token);
+                await target.WriteAsync(bytes, closed.Token);
+                Interlocked.Add(ref heldBytes, -bytes.Length);
             }
+        });
+        try
+        {
+            var buffer = new byte[16 * 1024];
+            var source = from.GetStream();
+            while (true)
+            {
+                var read = await source.ReadAsync(buffer, closed.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                await WhileStalledAsync(connection, closed.Token);
+                var due = Stopwatch.GetTimestamp() + (long)(Latency.TotalSeconds * Stopwatch.Frequency);
+                Interlocked.Add(ref heldBytes, read);
+                held.Writer.TryWrite((due, buffer[..read]));
+                if (writing.IsCompleted)
+                {
+                    break; // The other side closed: nothing more can be delivered.
+                }
+            }
+        }
+        catch (Exception)
+        {
+            // Cut, stopped, or a side closed or died.
+        }
+        finally
+        {
+            // The sender closed (or died): what it still had on its side of the link dies with it.
+            await closed.CancelAsync();
+            held.Writer.TryComplete();
+            try
+            {
+                await writing;
+            }
+            catch (Exception)
+            {
+                // Cancelled, or the receiving side had closed.
+            }
+
+            Interlocked.Add(ref _discardedServerBytes, Math.Max(0, Interlocked.Read(ref heldBytes)));
+            Close(connection);
+        }
+    }
+
+    private async Task WhileStalledAsync(Connection connection, CancellationToken cancellationToken)
+    {
+        while (Volatile.Read(ref _fault) is { Stall: true } stall && stall.Applies(connection.Source))
+        {
+            await stall.Healed.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    private void Close(Connection connection)
+    {
+        connection.Close();
+        lock (_connections)
+        {
+            _connections.Remove(connection);
         }
     }
 

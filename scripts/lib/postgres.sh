@@ -13,6 +13,9 @@
 #   pg_wait_streaming <port> <name> [sync|async]
 #                               wait until the server on <port> streams to the standby <name> (and, given sync, counts it
 #                               as its synchronous standby, which it does only once the standby has reported a flush)
+#   pg_replica_upstream <replica port> <port>
+#                               point the standby on <replica port> at 127.0.0.1:<port> instead of its primary (a proxy
+#                               in front of the primary, e.g. one that delays WAL) and wait until it streams from there
 #   pg_promote <data dir>       promote a standby to primary (pg_ctl promote, waits until it accepts writes)
 #   pg_kill9 <data dir>         kill -9 the postmaster and every process it started, as a crashed machine would
 #   pg_stop_dir <data dir>      stop the server of that data directory (immediate mode) if it runs
@@ -139,6 +142,23 @@ pg_wait_streaming() {
         sleep 0.1
     done
     pg_die "the standby $name never started streaming from port $port"
+}
+
+pg_replica_upstream() {
+    local replica_port="$1" port="$2" conninfo attempt state
+    local psql=("$pg_bin/psql" -h 127.0.0.1 -p "$replica_port" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atqc)
+    conninfo=$("${psql[@]}" "SHOW primary_conninfo")
+    conninfo=$(sed -E "s/(^| )port=[0-9]+/\1port=$port/" <<<"$conninfo")
+    # primary_conninfo is reloadable: the WAL receiver restarts on the new one at once. ALTER SYSTEM works on a standby
+    # (it writes postgresql.auto.conf, no WAL); after a promotion the setting is simply unused.
+    "${psql[@]}" "ALTER SYSTEM SET primary_conninfo = '${conninfo//\'/\'\'}'" >/dev/null
+    "${psql[@]}" "SELECT pg_reload_conf()" >/dev/null
+    for attempt in $(seq 1 300); do
+        state=$("${psql[@]}" "SELECT status || '/' || sender_port FROM pg_stat_wal_receiver" 2>/dev/null || true)
+        [[ "$state" == "streaming/$port" ]] && return 0
+        sleep 0.1
+    done
+    pg_die "the standby on port $replica_port never streamed through port $port (last state: ${state:-none})"
 }
 
 pg_promote() {
