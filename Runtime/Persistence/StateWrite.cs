@@ -54,7 +54,10 @@ public interface IMetadataLog
     /// <summary>Up to <paramref name="maxCount"/> records with offsets greater than <paramref name="afterOffset"/>, in order.</summary>
     Task<IReadOnlyList<LoggedRecord>> ReadAsync(long afterOffset, int maxCount, CancellationToken cancellationToken);
 
-    /// <summary>The offset of the last committed record (0 when the log is empty).</summary>
+    /// <summary>
+    /// The offset of the last record a reader may read (0 when there is none): every record up to it is committed, and
+    /// durable where the storage distinguishes the two. Every acknowledged write's offset is at or below it.
+    /// </summary>
     Task<long> GetHeadAsync(CancellationToken cancellationToken);
 
     /// <summary>Completes when records after <paramref name="afterOffset"/> may exist (a notification arrived or

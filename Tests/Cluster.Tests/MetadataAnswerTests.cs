@@ -77,8 +77,9 @@ public sealed class MetadataAnswerTests
 
         var dryAlter = await http.PatchAsync("/v1/topics/kept/configs", Json("""{"configs":{"cleanup.policy":"compact"},"validateOnly":true}"""));
         Assert.Equal(HttpStatusCode.OK, dryAlter.StatusCode);
-        Assert.Equal("compact", JsonDocument.Parse(await dryAlter.Content.ReadAsStringAsync()).RootElement
-            .GetProperty("topic").GetProperty("configs").GetProperty("cleanup.policy").GetString());
+        var dryConfigs = JsonDocument.Parse(await dryAlter.Content.ReadAsStringAsync()).RootElement.GetProperty("configs").EnumerateArray()
+            .ToDictionary(c => c.GetProperty("name").GetString()!, c => (Value: c.GetProperty("value").GetString(), Source: c.GetProperty("source").GetString()));
+        Assert.Equal(("compact", "DYNAMIC_TOPIC_CONFIG"), dryConfigs["cleanup.policy"]);
         var badDryAlter = await http.PatchAsync("/v1/topics/kept/configs", Json("""{"configs":{"cleanup.policy":"shred"},"validateOnly":true}"""));
         Assert.Equal(HttpStatusCode.BadRequest, badDryAlter.StatusCode);
 

@@ -1,5 +1,7 @@
+using Microsoft.Extensions.Options;
 using Npgsql;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.PostgreSql.Tests;
 
@@ -84,6 +86,36 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
     }
 
     /// <summary>Statements of this test's database waiting for a lock: only the head row's is held here.</summary>
+    [Fact]
+    public async Task A_committed_append_is_read_only_once_durable_and_a_writer_that_died_before_making_it_durable_is_covered()
+    {
+        var clusterId = NewClusterId();
+        await using var dataSource = fixture.Database.CreateDataSource();
+        await using var log = new PostgresMetadataLog(dataSource, Options.Create(new PostgresStorageOptions { ClusterId = clusterId }));
+
+        // A writer that committed its append (asynchronously, as batches with records do) and died before its
+        // durability transaction: the record is committed, but no reader may rely on it yet.
+        await using (var append = dataSource.CreateCommand(
+            "WITH head AS (INSERT INTO metadata_log_head (cluster_id, last_offset) VALUES ($1, 1) RETURNING last_offset) " +
+            "INSERT INTO metadata_log (cluster_id, log_offset, type, key, payload) " +
+            "SELECT $1, last_offset, 'partition', 'orphan', convert_to('1', 'UTF8') FROM head"))
+        {
+            append.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
+            await append.ExecuteNonQueryAsync();
+        }
+
+        await Task.Delay(1500);
+        Assert.Equal(0, await log.GetHeadAsync(CancellationToken.None));
+        Assert.Empty(await log.ReadAsync(0, 10, CancellationToken.None));
+
+        // Any live storage of the cluster makes it durable within about a second, and readers are woken.
+        var woken = log.WaitForAppendAsync(0, TimeSpan.FromSeconds(30), CancellationToken.None);
+        await using var survivor = new OwnedStorage(fixture.Database, clusterId);
+        await woken.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
+        Assert.Equal(["orphan"], (await log.ReadAsync(0, 10, CancellationToken.None)).Select(r => r.Key));
+    }
+
     private static async Task<long> CountWaitingForTheHeadAsync(OwnedStorage silo)
     {
         await using var command = silo.DataSource.CreateCommand(

@@ -7,11 +7,21 @@ public sealed partial class PostgresGrainStorage
 {
     private const int MaxAttempts = 3;
 
-    private async Task ExecuteAndReportAsync(List<PendingWrite> batch, bool appendsRecords)
+    /// <summary>The durable-frontier row of the once-a-second keeper, apart from the appending batches' slots.</summary>
+    private const int KeeperSlot = -1;
+
+    private async Task ExecuteAndReportAsync(List<PendingWrite> batch, int appendSlot)
     {
         try
         {
             var outcomes = await ExecuteBatchAsync(batch).ConfigureAwait(false);
+            if (Array.Exists(outcomes, outcome => outcome.LastOffset is not null))
+            {
+                // The batch committed without waiting for its flush; nothing in it is acknowledged before its records
+                // are durable. If this fails, every write of the batch has an unknown outcome (it did commit).
+                await MakeDurableAsync(appendSlot).ConfigureAwait(false);
+            }
+
             var conflicts = 0;
             var fenced = 0;
             var records = 0;
@@ -80,7 +90,7 @@ public sealed partial class PostgresGrainStorage
         }
         finally
         {
-            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, appendsRecords));
+            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, appendSlot));
         }
     }
 
@@ -91,6 +101,7 @@ public sealed partial class PostgresGrainStorage
         var order = Enumerable.Range(0, batch.Count).ToArray();
         Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
         var full = batch.Exists(write => write.Fences.Length > 0 || write.Records.Length > 0);
+        var appends = batch.Exists(write => write.Records.Length > 0);
 
         // The statement names a failed fence by its place in the flat fence list, which runs in row order.
         var firstFence = new int[batch.Count];
@@ -108,13 +119,27 @@ public sealed partial class PostgresGrainStorage
                 var outcomes = new Outcome[batch.Count];
                 var seen = new bool[batch.Count];
                 await using (var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false))
-                await using (var command = new NpgsqlCommand(full ? FencedLoggedWriteSql : WriteSql, connection))
+                await using (var command = new NpgsqlBatch(connection))
                 {
-                    AddParameters(command, batch, order, full);
+                    if (appends)
+                    {
+                        // One implicit transaction for both: the batch commits without waiting for its flush, so it
+                        // holds the log's head row only briefly (see DurableSql).
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+                    }
+
+                    var statement = new NpgsqlBatchCommand(full ? FencedLoggedWriteSql : WriteSql);
+                    command.BatchCommands.Add(statement);
+                    AddParameters(statement.Parameters, batch, order, full);
 
                     // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
                     // statement (and with it the implicit transaction) completed.
                     await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
+                    if (appends)
+                    {
+                        await reader.NextResultAsync().ConfigureAwait(false);
+                    }
+
                     while (await reader.ReadAsync().ConfigureAwait(false))
                     {
                         var index = order[(int)reader.GetInt64(0) - 1];
@@ -147,7 +172,19 @@ public sealed partial class PostgresGrainStorage
         }
     }
 
-    private void AddParameters(NpgsqlCommand command, List<PendingWrite> batch, int[] order, bool full)
+    /// <summary>
+    /// Makes every record committed so far durable and readable (DurableSql), under this writer's row for the
+    /// appending batch slot: two batches of one writer in flight at once never wait on each other's row.
+    /// </summary>
+    private async Task MakeDurableAsync(int slot)
+    {
+        await using var command = _dataSource.CreateCommand(DurableSql);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{_instanceId}/{slot}" });
+        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+    }
+
+    private void AddParameters(NpgsqlParameterCollection parameters, List<PendingWrite> batch, int[] order, bool full)
     {
         var types = new string[batch.Count];
         var keys = new string[batch.Count];
@@ -166,19 +203,19 @@ public sealed partial class PostgresGrainStorage
             arrival[row] = order[row];
         }
 
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-        command.Parameters.Add(ArrayParameter(types, NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(keys, NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(names, NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(payloads, NpgsqlDbType.Bytea));
-        command.Parameters.Add(ArrayParameter(expected, NpgsqlDbType.Bigint));
+        parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        parameters.Add(ArrayParameter(types, NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(keys, NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(names, NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(payloads, NpgsqlDbType.Bytea));
+        parameters.Add(ArrayParameter(expected, NpgsqlDbType.Bigint));
         if (!full)
         {
-            AddWriterParameters(command);
+            AddWriterParameters(parameters);
             return;
         }
 
-        command.Parameters.Add(ArrayParameter(arrival, NpgsqlDbType.Integer));
+        parameters.Add(ArrayParameter(arrival, NpgsqlDbType.Integer));
 
         // Fences and records are flattened in row order; each names its write by the write's ordinal in the input
         // (1-based, as WITH ORDINALITY counts). A fence's ordinal in the flat list identifies it in the result.
@@ -212,24 +249,24 @@ public sealed partial class PostgresGrainStorage
             }
         }
 
-        command.Parameters.Add(ArrayParameter(fenceWrites.ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayParameter(fenceTypes.ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(fenceKeys.ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(fenceNames.ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(fenceVersions.ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayParameter(recordWrites.ToArray(), NpgsqlDbType.Bigint));
-        command.Parameters.Add(ArrayParameter(recordTypes.ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(recordKeys.ToArray(), NpgsqlDbType.Text));
-        command.Parameters.Add(ArrayParameter(recordPayloads.ToArray(), NpgsqlDbType.Bytea));
-        AddWriterParameters(command);
+        parameters.Add(ArrayParameter(fenceWrites.ToArray(), NpgsqlDbType.Bigint));
+        parameters.Add(ArrayParameter(fenceTypes.ToArray(), NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(fenceKeys.ToArray(), NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(fenceNames.ToArray(), NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(fenceVersions.ToArray(), NpgsqlDbType.Bigint));
+        parameters.Add(ArrayParameter(recordWrites.ToArray(), NpgsqlDbType.Bigint));
+        parameters.Add(ArrayParameter(recordTypes.ToArray(), NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(recordKeys.ToArray(), NpgsqlDbType.Text));
+        parameters.Add(ArrayParameter(recordPayloads.ToArray(), NpgsqlDbType.Bytea));
+        AddWriterParameters(parameters);
     }
 
     /// <summary>The silo whose membership row fences the batch, or NULLs outside a cluster.</summary>
-    private void AddWriterParameters(NpgsqlCommand command)
+    private void AddWriterParameters(NpgsqlParameterCollection parameters)
     {
         var writer = _writerFence?.Writer;
-        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = (object?)writer?.Endpoint ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint, Value = (object?)writer?.Generation ?? DBNull.Value });
+        parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Text, Value = (object?)writer?.Endpoint ?? DBNull.Value });
+        parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint, Value = (object?)writer?.Generation ?? DBNull.Value });
     }
 
     private static long? NullableInt64(NpgsqlDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : reader.GetInt64(ordinal);

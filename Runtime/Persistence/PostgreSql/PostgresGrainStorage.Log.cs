@@ -18,4 +18,7 @@ public sealed partial class PostgresGrainStorage
 
     [LoggerMessage(EventId = 104, Level = LogLevel.Critical, Message = "The grain state batch reader stopped unexpectedly; waiting reads were failed")]
     private static partial void LogReaderFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Making the metadata log durable up to its head failed; retrying in a second")]
+    private static partial void LogKeeperFailed(ILogger logger, Exception exception);
 }

@@ -78,7 +78,9 @@ public sealed partial class PostgresGrainStorage
     //     the head row is locked last and held only while the inserts finish and the transaction commits. It is an
     //     upsert so that the first append of a cluster creates the row; with no records to append it inserts
     //     nothing and takes no lock.
-    //  5. logged inserts the records at last_offset - n + 1 .. last_offset; pg_notify fires at commit only.
+    //  5. logged inserts the records at last_offset - n + 1 .. last_offset.
+    // A batch with records runs with synchronous_commit off (see DurableSql): it holds the head row only until its
+    // commit record is written, not through the disk flush; nothing it did is acknowledged before DurableSql commits.
     // Data-modifying CTEs run to completion even when nothing reads them; fence_row is MATERIALIZED so its row locks
     // are never inlined away.
     private const string FencedLoggedWriteSql =
@@ -159,7 +161,7 @@ public sealed partial class PostgresGrainStorage
             INSERT INTO metadata_log_head AS h (cluster_id, last_offset)
             SELECT $1, count(*) FROM appended HAVING count(*) > 0
             ON CONFLICT (cluster_id) DO UPDATE SET last_offset = h.last_offset + excluded.last_offset
-            RETURNING h.last_offset, pg_notify('meta_log', h.cluster_id || ':' || h.last_offset) AS notified
+            RETURNING h.last_offset
         ),
         logged AS (
             INSERT INTO metadata_log (cluster_id, log_offset, type, key, payload)
@@ -182,6 +184,35 @@ public sealed partial class PostgresGrainStorage
             AND s.state_name = i.state_name
         """;
 
-    /// <summary>The channel <see cref="PostgresMetadataLog"/> listens on; payloads are <c>cluster_id:last_offset</c>.</summary>
+    // Run after a batch with records committed (asynchronously), before any of its writes is acknowledged: an ordinary,
+    // synchronous transaction that records the log head it reads under this writer's row of metadata_log_durable
+    // (004_metadata_log_durable.sql). Its commit is flushed (and sent to a synchronous standby) only after every commit
+    // before it in the WAL, so once it commits the head it read is durable, the batch's records included. It writes
+    // nothing, and so costs no flush, when the durable frontier has already reached the head (another writer's
+    // transaction covered this batch). greatest() because a writer's two transactions may commit out of order.
+    // The notification wakes log readers only once what they may read has grown.
+    private const string DurableSql =
+        """
+        WITH head AS (
+            SELECT h.last_offset FROM metadata_log_head AS h WHERE h.cluster_id = $1
+        ),
+        frontier AS (
+            SELECT coalesce(max(d.durable_offset), 0) AS durable FROM metadata_log_durable AS d WHERE d.cluster_id = $1
+        )
+        INSERT INTO metadata_log_durable AS d (cluster_id, writer, durable_offset, updated_at)
+        SELECT $1, $2, head.last_offset, now() FROM head, frontier WHERE head.last_offset > frontier.durable
+        ON CONFLICT (cluster_id, writer) DO UPDATE SET durable_offset = greatest(d.durable_offset, excluded.durable_offset), updated_at = now()
+        RETURNING d.durable_offset, pg_notify('meta_log', $1 || ':' || d.durable_offset) AS notified
+        """;
+
+    // Rows of writers that have not moved for a while and lie below the frontier say nothing the frontier does not.
+    private const string PruneDurableSql =
+        """
+        DELETE FROM metadata_log_durable AS d
+        WHERE d.cluster_id = $1 AND d.updated_at < now() - interval '10 minutes'
+          AND d.durable_offset < (SELECT max(m.durable_offset) FROM metadata_log_durable AS m WHERE m.cluster_id = $1)
+        """;
+
+    /// <summary>The channel <see cref="PostgresMetadataLog"/> listens on; payloads are <c>cluster_id:durable_offset</c>.</summary>
     internal const string LogChannel = "meta_log";
 }

@@ -16,6 +16,11 @@ public sealed partial class PostgresGrainStorage
     private async Task RunWriterAsync()
     {
         var state = new WriterState();
+        for (var slot = _options.MaxAppendingBatches - 1; slot >= 0; slot--)
+        {
+            state.FreeAppendSlots.Push(slot);
+        }
+
         var inFlight = 0;
         var stopping = false;
         try
@@ -32,9 +37,9 @@ public sealed partial class PostgresGrainStorage
                             break;
                         case BatchCompleted completed:
                             inFlight--;
-                            if (completed.AppendsRecords)
+                            if (completed.AppendSlot >= 0)
                             {
-                                state.AppendingInFlight--;
+                                state.FreeAppendSlots.Push(completed.AppendSlot);
                                 state.ReleaseLogWaiting();
                             }
 
@@ -77,9 +82,8 @@ public sealed partial class PostgresGrainStorage
                     if (batch.Count > 0)
                     {
                         inFlight++;
-                        var appends = batch.Exists(write => write.Records.Length > 0);
-                        state.AppendingInFlight += appends ? 1 : 0;
-                        _ = ExecuteAndReportAsync(batch, appends);
+                        var slot = batch.Exists(write => write.Records.Length > 0) ? state.FreeAppendSlots.Pop() : -1;
+                        _ = ExecuteAndReportAsync(batch, slot);
                     }
 
                     continue;
@@ -128,7 +132,7 @@ public sealed partial class PostgresGrainStorage
             }
 
             var write = queue.Peek();
-            if (write.Records.Length > 0 && state.AppendingInFlight >= _options.MaxAppendingBatches)
+            if (write.Records.Length > 0 && state.FreeAppendSlots.Count == 0)
             {
                 state.LogWaiting.Add(key);
                 continue;
@@ -159,7 +163,7 @@ public sealed partial class PostgresGrainStorage
             // One statement cannot apply two writes to one row in order, and two batches on one row would contend
             // for its lock; so the write waits for the row's earlier writes.
             var mustWait = state.Busy.Contains(write.Key) || state.Blocked.ContainsKey(write.Key);
-            var waitsForLog = !mustWait && write.Records.Length > 0 && state.AppendingInFlight >= _options.MaxAppendingBatches;
+            var waitsForLog = !mustWait && write.Records.Length > 0 && state.FreeAppendSlots.Count == 0;
             if (mustWait || waitsForLog || !CanJoin(state, write, arriving: true))
             {
                 if (!state.Blocked.TryGetValue(write.Key, out var queue))
@@ -247,8 +251,11 @@ public sealed partial class PostgresGrainStorage
         /// <summary>Rows whose next write waits for another batch to release its rows (see <see cref="CanJoin"/>).</summary>
         public HashSet<RowKey> Deferred { get; } = [];
 
-        /// <summary>Batches in flight that append log records (at most <see cref="PostgresStorageOptions.MaxAppendingBatches"/>).</summary>
-        public int AppendingInFlight { get; set; }
+        /// <summary>
+        /// Slots for batches that append log records, free ones only (<see cref="PostgresStorageOptions.MaxAppendingBatches"/>
+        /// in all). A slot names the row its batch makes durable under (see DurableSql).
+        /// </summary>
+        public Stack<int> FreeAppendSlots { get; } = new();
 
         /// <summary>Rows whose next write appends records and waits for a batch in flight that appends to finish.</summary>
         public HashSet<RowKey> LogWaiting { get; } = [];

@@ -39,6 +39,9 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
     private readonly Task _writer;
     private readonly Channel<object> _readInbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _reader;
+    private readonly Task _keeper;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly string _instanceId = Guid.NewGuid().ToString("N");
     private int _disposed;
 
     /// <summary>Creates the storage and starts its batch writer and reader. It does not own <paramref name="dataSource"/>.</summary>
@@ -64,6 +67,7 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         _writer = Task.Run(RunWriterAsync);
         _reader = Task.Run(RunReaderAsync);
+        _keeper = Task.Run(KeepLogDurableAsync);
     }
 
     /// <summary>Running totals of batches, writes, conflicts and reads.</summary>
@@ -141,9 +145,47 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         {
             _writeInbox.Writer.TryWrite(StopSignal.Instance);
             _readInbox.Writer.TryWrite(StopSignal.Instance);
+            await _stopping.CancelAsync().ConfigureAwait(false);
         }
 
-        await Task.WhenAll(_writer, _reader).ConfigureAwait(false);
+        await Task.WhenAll(_writer, _reader, _keeper).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Once a second, makes durable and readable any records a writer committed but did not get to make durable
+    /// (its silo died between the two transactions, or its durability transaction failed): without this they would
+    /// stay unread until the next append anywhere in the cluster. Costs one read while the frontier is at the head.
+    /// Every few minutes it also drops rows of writers long gone.
+    /// </summary>
+    private async Task KeepLogDurableAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        var ticks = 0;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    await MakeDurableAsync(KeeperSlot).ConfigureAwait(false);
+                    if (++ticks % 300 == 0)
+                    {
+                        await using var prune = _dataSource.CreateCommand(PruneDurableSql);
+                        prune.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+                        await prune.ExecuteNonQueryAsync(_stopping.Token).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception exception) when (exception is NpgsqlException or TimeoutException or InvalidOperationException)
+                {
+                    // The database is unreachable or the schema not there yet: the next tick tries again.
+                    LogKeeperFailed(_logger, exception);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Disposed.
+        }
     }
 
     /// <summary>
@@ -231,8 +273,8 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         public long Sequence { get; set; }
     }
 
-    /// <summary>A batch finished (committed or failed); <paramref name="AppendsRecords"/> when it was the batch that appends.</summary>
-    private sealed record BatchCompleted(List<PendingWrite> Writes, bool AppendsRecords);
+    /// <summary>A batch finished (committed or failed); <paramref name="AppendSlot"/> is its appending slot, -1 for none.</summary>
+    private sealed record BatchCompleted(List<PendingWrite> Writes, int AppendSlot);
 
     private sealed class StopSignal
     {

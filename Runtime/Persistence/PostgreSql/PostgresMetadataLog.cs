@@ -7,9 +7,11 @@ using Npgsql;
 namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 
 /// <summary>
-/// The read side of the metadata log that <see cref="PostgresGrainStorage"/> appends to (tables <c>metadata_log</c> and
-/// <c>metadata_log_head</c>), for one cluster. Offsets are gap-free and in commit order, so a reader that remembers
-/// the last offset it saw never skips a record.
+/// The read side of the metadata log that <see cref="PostgresGrainStorage"/> appends to (tables <c>metadata_log</c>,
+/// <c>metadata_log_head</c> and <c>metadata_log_durable</c>), for one cluster. Offsets are gap-free and in commit
+/// order, and this reader reads only up to the log's durable frontier (see 004_metadata_log_durable.sql), below which
+/// every offset is committed and durable; so a reader that remembers the last offset it saw never skips a record, and
+/// never sees one that a database crash could still take back.
 /// </summary>
 /// <remarks>
 /// <see cref="WaitForAppendAsync"/> is woken by <c>LISTEN</c> on one connection of the data source, opened on first
@@ -21,9 +23,12 @@ namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 public sealed partial class PostgresMetadataLog : IMetadataLog, IAsyncDisposable
 {
     private const string ReadSql =
-        "SELECT log_offset, type, key, payload, written_at FROM metadata_log WHERE cluster_id = $1 AND log_offset > $2 ORDER BY log_offset LIMIT $3";
+        "SELECT log_offset, type, key, payload, written_at FROM metadata_log WHERE cluster_id = $1 AND log_offset > $2 " +
+        "AND log_offset <= (SELECT max(d.durable_offset) FROM metadata_log_durable AS d WHERE d.cluster_id = $1) ORDER BY log_offset LIMIT $3";
 
-    private const string HeadSql = "SELECT last_offset FROM metadata_log_head WHERE cluster_id = $1";
+    /// <summary>The durable frontier: the newest offset a reader may read, and the one a write's offset is covered by
+    /// once the write is acknowledged.</summary>
+    private const string HeadSql = "SELECT coalesce(max(durable_offset), 0) FROM metadata_log_durable WHERE cluster_id = $1";
 
     private static readonly TimeSpan IdleCheck = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(10);
@@ -215,7 +220,7 @@ public sealed partial class PostgresMetadataLog : IMetadataLog, IAsyncDisposable
 
     private void OnNotification(object sender, NpgsqlNotificationEventArgs args)
     {
-        // Payload: cluster_id:last_offset. Cluster ids may contain ':', offsets never do.
+        // Payload: cluster_id:durable_offset. Cluster ids may contain ':', offsets never do.
         var payload = args.Payload;
         var colon = payload.LastIndexOf(':');
         if (colon > 0 &&
