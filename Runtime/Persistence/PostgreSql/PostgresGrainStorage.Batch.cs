@@ -1,3 +1,4 @@
+using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -178,10 +179,33 @@ public sealed partial class PostgresGrainStorage
     /// </summary>
     private async Task MakeDurableAsync(int slot)
     {
-        await using var command = _dataSource.CreateCommand(DurableSql);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{_instanceId}/{slot}" });
-        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+        await using var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
+        await using var durable = new NpgsqlCommand(DurableSql, connection);
+        durable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        durable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{_instanceId}/{slot}" });
+        if (await durable.ExecuteScalarAsync().ConfigureAwait(false) is not long frontier)
+        {
+            return; // Another writer's transaction had already made the head durable (and woken the readers).
+        }
+
+        await using var notify = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"),
+                new NpgsqlBatchCommand(NotifySql) { Parameters = { new NpgsqlParameter<string> { TypedValue = _options.ClusterId }, new NpgsqlParameter<string> { TypedValue = frontier.ToString(CultureInfo.InvariantCulture) } } },
+            },
+        };
+        try
+        {
+            await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+        {
+            // The records are durable already; readers that miss the wake-up find them on their next poll (at most a
+            // second later), so this is no reason to fail the batch's writes.
+            LogNotifyFailed(_logger, exception);
+        }
     }
 
     private void AddParameters(NpgsqlParameterCollection parameters, List<PendingWrite> batch, int[] order, bool full)

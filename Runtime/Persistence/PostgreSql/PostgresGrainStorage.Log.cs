@@ -21,4 +21,7 @@ public sealed partial class PostgresGrainStorage
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Debug, Message = "Making the metadata log durable up to its head failed; retrying in a second")]
     private static partial void LogKeeperFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Debug, Message = "Waking metadata log readers failed; they find the new records on their next poll")]
+    private static partial void LogNotifyFailed(ILogger logger, Exception exception);
 }

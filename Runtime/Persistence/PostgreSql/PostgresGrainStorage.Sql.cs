@@ -190,7 +190,7 @@ public sealed partial class PostgresGrainStorage
     // before it in the WAL, so once it commits the head it read is durable, the batch's records included. It writes
     // nothing, and so costs no flush, when the durable frontier has already reached the head (another writer's
     // transaction covered this batch). greatest() because a writer's two transactions may commit out of order.
-    // The notification wakes log readers only once what they may read has grown.
+    // Readers are woken (NotifySql) only once what they may read has grown.
     private const string DurableSql =
         """
         WITH head AS (
@@ -202,8 +202,13 @@ public sealed partial class PostgresGrainStorage
         INSERT INTO metadata_log_durable AS d (cluster_id, writer, durable_offset, updated_at)
         SELECT $1, $2, head.last_offset, now() FROM head, frontier WHERE head.last_offset > frontier.durable
         ON CONFLICT (cluster_id, writer) DO UPDATE SET durable_offset = greatest(d.durable_offset, excluded.durable_offset), updated_at = now()
-        RETURNING d.durable_offset, pg_notify('meta_log', $1 || ':' || d.durable_offset) AS notified
+        RETURNING d.durable_offset
         """;
+
+    // The wake-up for log readers, in a transaction of its own with synchronous_commit off. A transaction that
+    // notifies holds a cluster-wide lock from its commit until its commit is done, flush included: in DurableSql it
+    // would queue every silo's durability transactions behind one another's flushes again.
+    private const string NotifySql = "SELECT pg_notify('meta_log', $1 || ':' || $2)";
 
     // Rows of writers that have not moved for a while and lie below the frontier say nothing the frontier does not.
     private const string PruneDurableSql =
