@@ -48,6 +48,38 @@ public sealed class PartitionTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The isolated silo's vote is the danger, not its death: the race above is usually won by its two peers. Here it
+    /// first loses only its own connections to them (it sees both silent while they still reach it, so nobody votes
+    /// it dead yet), long enough to vote many times over; then the cut becomes two-way.
+    /// </summary>
+    [Fact]
+    public async Task A_silo_that_reaches_neither_peer_does_not_vote_even_while_they_still_reach_it()
+    {
+        await using var cluster = await ProxiedCluster.StartAsync(output, 3, ChaosTimings);
+        var (a, b, isolated) = (cluster.Silos[0], cluster.Silos[1], cluster.Silos[2]);
+        var votedAgainstHealthy = cluster.WatchVotesAgainst(a, b);
+
+        cluster.Proxy(a).Cut(cluster.Outbound(isolated));
+        cluster.Proxy(b).Cut(cluster.Outbound(isolated));
+
+        // Eight probe rounds: a vote takes three. Neither a vote against the peers nor a removal may happen.
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            Assert.Empty(votedAgainstHealthy);
+            Assert.True(a.Membership.IsActive && b.Membership.IsActive && isolated.Membership.IsActive, "nobody is removed yet");
+            await Task.Delay(50);
+        }
+
+        cluster.Proxy(isolated).Cut();
+        await Eventually.Until(() => isolated.StopWasRequested, "the isolated silo is declared dead and stops", TimeSpan.FromSeconds(20));
+        await isolated.StopAsync();
+        Assert.Equal("Active", await TestPostgres.StatusAsync(cluster.ClusterId, a.Self.Endpoint, a.Self.Generation));
+        Assert.Equal("Active", await TestPostgres.StatusAsync(cluster.ClusterId, b.Self.Endpoint, b.Self.Generation));
+        Assert.Empty(votedAgainstHealthy);
+    }
+
+    /// <summary>
     /// The chaos runner's seed 8: one silo was paused long enough for one peer (not both) to vote against it, and a
     /// few seconds after it resumed a third silo's peer traffic stalled. The stale vote plus the stalled silo's new one
     /// made two, the resumed (healthy) silo was declared dead, and the stalled silo alone then removed the last one.
