@@ -179,7 +179,21 @@ public sealed class LaggingMetadataLog(IMetadataLog inner) : IMetadataLog
         }
     }
 
-    public Task<long> GetHeadAsync(CancellationToken cancellationToken) => inner.GetHeadAsync(cancellationToken);
+    private int _failingHeadReads;
+
+    /// <summary>The next <paramref name="count"/> reads of the log head fail as a lost database connection does.</summary>
+    public void FailNextHeadReads(int count = 1) => Interlocked.Exchange(ref _failingHeadReads, count);
+
+    public Task<long> GetHeadAsync(CancellationToken cancellationToken)
+    {
+        if (Interlocked.Decrement(ref _failingHeadReads) >= 0)
+        {
+            throw new Npgsql.NpgsqlException("Injected failure: Exception while reading from stream");
+        }
+
+        Interlocked.CompareExchange(ref _failingHeadReads, 0, -1);
+        return inner.GetHeadAsync(cancellationToken);
+    }
 
     public async Task WaitForAppendAsync(long afterOffset, TimeSpan maxWait, CancellationToken cancellationToken)
     {
