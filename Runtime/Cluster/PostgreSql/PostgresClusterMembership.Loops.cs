@@ -112,9 +112,9 @@ public sealed partial class PostgresClusterMembership
             LogProbeMissed(_logger, target, missed);
             if (missed >= _options.MissedProbesLimit)
             {
-                // Local health: the other silos this one could have asked about the target (all of them answered
-                // or not in this very round) vouch for its own connectivity. One that reached no more than half of
-                // them may be the silo that is cut off, so its silence says nothing about the target.
+                // Local health: the other active silos, probed in this same round, vouch for this silo's own
+                // connectivity. One that reached no more than half of them may itself be the silo that is cut off,
+                // so the target's silence proves nothing (docs/membership.md).
                 var witnesses = targets.Length - 1;
                 var healthy = witnesses > 0 && reached * 2 > witnesses;
                 await SuspectAsync(self, target, healthy ? null : (reached, witnesses, missed == _options.MissedProbesLimit), cancellationToken).ConfigureAwait(false);
@@ -124,9 +124,9 @@ public sealed partial class PostgresClusterMembership
 
     /// <summary>
     /// Votes <paramref name="target"/> dead (declaring it dead when the votes suffice), or declares it dead outright
-    /// when its heartbeat is stale too. Only a healthy silo (it reached more than half of the other active silos in
-    /// the round that missed the target; otherwise <paramref name="unhealthy"/> says how many) votes; any silo may apply the stale-heartbeat rule,
-    /// because that one rests on PostgreSQL's clock, not on this silo's view of the network.
+    /// when its heartbeat is stale too. Only a healthy silo votes: one that reached more than half of the other active
+    /// silos in the round that missed the target (otherwise <paramref name="unhealthy"/> says how many it reached).
+    /// Any silo may apply the stale-heartbeat rule, which rests on PostgreSQL's clock, not on this silo's network.
     /// </summary>
     private async Task SuspectAsync(
         SiloAddress self, SiloAddress target, (int Reached, int Witnesses, bool Log)? unhealthy, CancellationToken cancellationToken)
