@@ -182,16 +182,25 @@ public sealed class LaggingMetadataLog(IMetadataLog inner) : IMetadataLog
     private int _failingHeadReads;
 
     /// <summary>The next <paramref name="count"/> reads of the log head fail as a lost database connection does.</summary>
-    public void FailNextHeadReads(int count = 1) => Interlocked.Exchange(ref _failingHeadReads, count);
+    public void FailNextHeadReads(int count = 1)
+    {
+        lock (_lock)
+        {
+            _failingHeadReads = count;
+        }
+    }
 
     public Task<long> GetHeadAsync(CancellationToken cancellationToken)
     {
-        if (Interlocked.Decrement(ref _failingHeadReads) >= 0)
+        lock (_lock)
         {
-            throw new Npgsql.NpgsqlException("Injected failure: Exception while reading from stream");
+            if (_failingHeadReads > 0)
+            {
+                _failingHeadReads--;
+                throw new Npgsql.NpgsqlException("Injected failure: Exception while reading from stream");
+            }
         }
 
-        Interlocked.CompareExchange(ref _failingHeadReads, 0, -1);
         return inner.GetHeadAsync(cancellationToken);
     }
 
