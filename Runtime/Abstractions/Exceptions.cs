@@ -71,3 +71,15 @@ public sealed class WriteOutcomeUnknownException(string message, Exception inner
 {
     public override bool IsRetryable => true;
 }
+
+/// <summary>
+/// A grain call failed on the silo that owns the grain because that silo could not use its database (a
+/// <see cref="System.Data.Common.DbException"/> or a timeout outside a state write, which would have said
+/// <see cref="WriteOutcomeUnknownException"/>). This is how such a failure reaches a caller on another silo: the
+/// caller cannot tell what the owner did before it failed, so it treats the call as it treats a lost write: retry,
+/// and a change that did happen is then seen as done or refused as stale.
+/// </summary>
+public sealed class StorageUnavailableException(string message) : GrainRuntimeException(message)
+{
+    public override bool IsRetryable => true;
+}

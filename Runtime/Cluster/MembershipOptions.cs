@@ -3,8 +3,10 @@ using Microsoft.Extensions.Options;
 namespace OrleansMeta.Runtime.Cluster;
 
 /// <summary>
-/// Timings of the membership protocol. The defaults declare a crashed silo dead in every view within 10 seconds:
-/// about <see cref="ProbeInterval"/> × <see cref="MissedProbesLimit"/> (3 s) until its peers vote, then one push.
+/// Timings of the membership protocol. In a cluster of three silos or more the defaults declare a crashed silo dead in
+/// every view within 10 seconds: about <see cref="ProbeInterval"/> × <see cref="MissedProbesLimit"/> (3 s) until its
+/// peers vote, then one push. With two silos there is no peer to vote with, and a crashed silo is declared dead once
+/// its heartbeat is older than <see cref="HeartbeatStaleAfter"/> (docs/membership.md).
 /// </summary>
 public sealed class MembershipOptions
 {
@@ -20,8 +22,9 @@ public sealed class MembershipOptions
     public int MissedProbesLimit { get; set; } = 3;
 
     /// <summary>
-    /// Fresh votes needed to declare a silo dead, capped at the number of other active silos (so that in a two-silo
-    /// cluster the survivor's vote is enough). Default: 2.
+    /// Fresh votes needed to declare a silo dead, capped at the number of other active silos. A silo votes only when,
+    /// in the probe round that missed the suspect, it reached more than half of the other active silos; so in a
+    /// two-silo cluster nobody votes, and a silent peer is declared dead only once its heartbeat is stale. Default: 2.
     /// </summary>
     public int VotesForDeath { get; set; } = 2;
 

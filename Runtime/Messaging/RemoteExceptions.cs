@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.Text.Json;
 using OrleansMeta.Runtime.Activation;
 
@@ -62,6 +63,15 @@ public sealed class RemoteExceptionCodec
                         parts[3].ValueKind == JsonValueKind.Number ? parts[3].GetInt64() : null)
                     : new RemoteGrainException("fenced-write", message, false);
             });
+        // Storage failures keep their meaning across silos (locally the API answers each with a retryable 503): the
+        // runtime's own kinds by name, and a database error or timeout that escaped a grain (a read outside state,
+        // such as the log head) as "the owner's storage was unavailable". Unknown to the caller, it would be a 500.
+        Register<WriteOutcomeUnknownException>("write-outcome-unknown", null,
+            (message, _) => new WriteOutcomeUnknownException(message, new StorageUnavailableException(message)));
+        Register<SiloFencedException>("silo-fenced", null, (message, _) => new SiloFencedException(message));
+        Register<StorageUnavailableException>("storage-unavailable", null, (message, _) => new StorageUnavailableException(message));
+        Register<DbException>("database-error", null, (message, _) => OwnerStorageFailed(message));
+        Register<TimeoutException>("timeout", null, (message, _) => OwnerStorageFailed(message));
         foreach (var registration in registrations ?? [])
         {
             registration.Register(this);
@@ -94,5 +104,10 @@ public sealed class RemoteExceptionCodec
             ? create(error.Message, error.Data)
             : new RemoteGrainException(error.Type, error.Message, error.Retryable);
 
-    private static bool IsRetryable(Exception exception) => exception is GrainRuntimeException { IsRetryable: true };
+    private static StorageUnavailableException OwnerStorageFailed(string message) => new(
+        $"The silo that owns the grain could not use its database ({message}); the call may or may not have taken effect. " +
+        "Retry: a change that did happen is then seen as done or refused as stale.");
+
+    // A silo that does not know a name still decodes the flag (a rolling upgrade): storage trouble is retryable there too.
+    private static bool IsRetryable(Exception exception) => exception is GrainRuntimeException { IsRetryable: true } or DbException or TimeoutException;
 }

@@ -45,7 +45,7 @@ public sealed class FailureDetectionTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task In_a_two_silo_cluster_the_survivors_vote_alone_is_enough()
+    public async Task In_a_two_silo_cluster_a_crashed_silo_is_declared_dead_once_its_heartbeat_is_stale()
     {
         var clusterId = TestPostgres.NewClusterId("crash-pair");
         await using var a = await TestSilo.StartAsync(clusterId, output, "a");

@@ -124,7 +124,7 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
 
     /// <summary>
     /// Adds (or renews) <paramref name="voter"/>'s vote against Active <paramref name="target"/>, stamped now(), drops
-    /// expired votes, and declares the target Dead in the same change when the fresh votes reach
+    /// expired votes and those of voters no longer Active (one declared dead may have been the silo cut off), and declares the target Dead in the same change when the fresh votes reach
     /// <paramref name="votesNeeded"/>. Returns the new version, or null when the compare-and-set was lost.
     /// </summary>
     public Task<long?> TryVoteAsync(
@@ -141,13 +141,37 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
                     FROM membership m, jsonb_array_elements(m.suspicions) e
                     WHERE m.cluster_id = $1 AND m.endpoint = $2 AND m.generation = $3
                       AND NOT (e->>'endpoint' = $4 AND (e->>'generation')::bigint = $5)
-                      AND (e->>'at')::timestamptz > now() - $6)
+                      AND (e->>'at')::timestamptz > now() - $6
+                      AND EXISTS (SELECT 1 FROM membership voter
+                                  WHERE voter.cluster_id = $1 AND voter.endpoint = e->>'endpoint'
+                                    AND voter.generation = (e->>'generation')::bigint AND voter.status = 'Active'))
                 UPDATE membership m
                 SET suspicions = others.votes || jsonb_build_array(jsonb_build_object('endpoint', $4, 'generation', $5, 'at', now())),
                     status = CASE WHEN others.fresh + 1 >= $7 THEN 'Dead' ELSE m.status END,
                     status_changed_at = CASE WHEN others.fresh + 1 >= $7 THEN now() ELSE m.status_changed_at END
                 FROM others
                 WHERE m.cluster_id = $1 AND m.endpoint = $2 AND m.generation = $3 AND m.status = 'Active'
+                """;
+        });
+
+    /// <summary>
+    /// Takes <paramref name="voter"/>'s vote against Active <paramref name="target"/> back (the voter reached it
+    /// again). Returns the new version, or null when the compare-and-set was lost or there was no such vote.
+    /// </summary>
+    public Task<long?> TryWithdrawVoteAsync(long expectedVersion, SiloAddress target, SiloAddress voter, CancellationToken cancellationToken) =>
+        TryChangeAsync(expectedVersion, target, cancellationToken, parameters =>
+        {
+            parameters.Add(new NpgsqlParameter<string> { TypedValue = voter.Endpoint });
+            parameters.Add(new NpgsqlParameter<long> { TypedValue = voter.Generation });
+            return """
+                UPDATE membership m
+                SET suspicions = coalesce(
+                    (SELECT jsonb_agg(e) FROM jsonb_array_elements(m.suspicions) e
+                     WHERE NOT (e->>'endpoint' = $4 AND (e->>'generation')::bigint = $5)),
+                    '[]'::jsonb)
+                WHERE m.cluster_id = $1 AND m.endpoint = $2 AND m.generation = $3 AND m.status = 'Active'
+                  AND EXISTS (SELECT 1 FROM jsonb_array_elements(m.suspicions) e
+                              WHERE e->>'endpoint' = $4 AND (e->>'generation')::bigint = $5)
                 """;
         });
 

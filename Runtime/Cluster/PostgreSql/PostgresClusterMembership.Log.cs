@@ -61,6 +61,12 @@ public sealed partial class PostgresClusterMembership
     [LoggerMessage(EventId = 318, Level = LogLevel.Warning, Message = "Silo {Self} reaches the membership table again and is alive in it; serving resumes")]
     private static partial void LogReconnected(ILogger logger, SiloAddress self);
 
+    [LoggerMessage(EventId = 319, Level = LogLevel.Warning, Message = "Not voting {Target} dead: in the same probe round this silo reached {Reached} of the {Witnesses} other active silos, and a vote needs more than half of them, so this silo may be the one cut off; a silo that really died is declared dead by the others' votes, or once its heartbeat is stale")]
+    private static partial void LogNotVoting(ILogger logger, SiloAddress target, int reached, int witnesses);
+
+    [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message = "Withdrew this silo's vote against {Target}: it answers probes again")]
+    private static partial void LogVoteWithdrawn(ILogger logger, SiloAddress target);
+
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "A silo declared dead may still hold its ownership lease for {Remaining}; waiting before activating a grain that keeps its truth in memory")]
     private static partial void LogWaitingForLease(ILogger logger, TimeSpan remaining);
 

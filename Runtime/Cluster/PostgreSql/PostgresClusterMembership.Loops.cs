@@ -97,12 +97,14 @@ public sealed partial class PostgresClusterMembership
         }
 
         var answers = await Task.WhenAll(targets.Select(t => _peers.ProbeAsync(t, self, _options.ProbeTimeout, cancellationToken))).ConfigureAwait(false);
+        var reached = answers.Count(a => a);
         for (var i = 0; i < targets.Length; i++)
         {
             var target = targets[i];
             if (answers[i])
             {
                 _missedProbes.Remove(target);
+                await WithdrawVoteAsync(self, target, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -110,14 +112,24 @@ public sealed partial class PostgresClusterMembership
             LogProbeMissed(_logger, target, missed);
             if (missed >= _options.MissedProbesLimit)
             {
-                await SuspectAsync(self, target, cancellationToken).ConfigureAwait(false);
+                // Local health: the other active silos, probed in this same round, vouch for this silo's own
+                // connectivity. One that reached no more than half of them may itself be the silo that is cut off,
+                // so the target's silence proves nothing (docs/membership.md).
+                var witnesses = targets.Length - 1;
+                var healthy = witnesses > 0 && reached * 2 > witnesses;
+                await SuspectAsync(self, target, healthy ? null : (reached, witnesses, missed == _options.MissedProbesLimit), cancellationToken).ConfigureAwait(false);
             }
         }
     }
 
-    /// <summary>Votes <paramref name="target"/> dead (declaring it dead when the votes suffice), or declares it dead
-    /// outright when its heartbeat is stale too.</summary>
-    private async Task SuspectAsync(SiloAddress self, SiloAddress target, CancellationToken cancellationToken)
+    /// <summary>
+    /// Votes <paramref name="target"/> dead (declaring it dead when the votes suffice), or declares it dead outright
+    /// when its heartbeat is stale too. Only a healthy silo votes: one that reached more than half of the other active
+    /// silos in the round that missed the target (otherwise <paramref name="unhealthy"/> says how many it reached).
+    /// Any silo may apply the stale-heartbeat rule, which rests on PostgreSQL's clock, not on this silo's network.
+    /// </summary>
+    private async Task SuspectAsync(
+        SiloAddress self, SiloAddress target, (int Reached, int Witnesses, bool Log)? unhealthy, CancellationToken cancellationToken)
     {
         var after = await ChangeAsync(view =>
         {
@@ -131,13 +143,26 @@ public sealed partial class PostgresClusterMembership
             }
 
             // Two independent signals (silent to probes, no heartbeat on the database's clock): no need to wait for
-            // voters, who may have died with it.
+            // voters, who may have died with it. A stale heartbeat also means its lease has run out: it owns nothing.
             if (IsStale(entry, view))
             {
                 return v => _table.TrySetStatusAsync(v, target, SiloStatus.Dead, cancellationToken);
             }
 
-            var fresh = entry.Suspicions.Where(s => s.At > view.ReadAt - _options.VoteExpiration).ToArray();
+            // Not sure of its own connectivity (or, with no third silo, unable to be sure): it does not vote. In two
+            // silos that cannot reach each other neither knows which one is cut off, so neither removes the other;
+            // a silo that really died is removed by the stale-heartbeat rule above once its lease has run out.
+            if (unhealthy is { } doubt)
+            {
+                if (doubt.Log)
+                {
+                    LogNotVoting(_logger, target, doubt.Reached, doubt.Witnesses);
+                }
+
+                return null;
+            }
+
+            var fresh = CountingVotes(entry, view);
             var others = fresh.Count(s => s.Voter != self);
             var needed = Math.Clamp(_options.VotesForDeath, 1, Math.Max(1, view.ActiveSilos.Count(s => s != target)));
             var mine = fresh.FirstOrDefault(s => s.Voter == self);
@@ -157,6 +182,44 @@ public sealed partial class PostgresClusterMembership
         {
             LogDeclaredDead(_logger, target, after.Version);
             _missedProbes.Remove(target);
+        }
+    }
+
+    /// <summary>The votes against <paramref name="entry"/> that count: not expired, and cast by a silo that is still
+    /// Active (a voter declared dead, or gone, may have been the one cut off). The same rule as in the vote's SQL.</summary>
+    private SuspicionVote[] CountingVotes(SiloEntry entry, MembershipView view) =>
+        [.. entry.Suspicions.Where(s => s.At > view.ReadAt - _options.VoteExpiration && view.IsActive(s.Voter))];
+
+    /// <summary>
+    /// This silo reached <paramref name="target"/> again: a vote it cast against it belongs to an episode that is
+    /// over, and must not add up with a later, unrelated suspicion by another silo (a healed pause plus a stall of a
+    /// third silo's traffic seconds later would otherwise make two votes). Reads only the local view, so it costs a
+    /// database round trip only when there is a vote to take back.
+    /// </summary>
+    private async Task WithdrawVoteAsync(SiloAddress self, SiloAddress target, CancellationToken cancellationToken)
+    {
+        if (_view.Find(target) is not { Status: SiloStatus.Active } entry || entry.Suspicions.All(s => s.Voter != self))
+        {
+            return;
+        }
+
+        try
+        {
+            var after = await ChangeAsync(
+                view => view.IsActive(self) && view.Find(target) is { Status: SiloStatus.Active } current && current.Suspicions.Any(s => s.Voter == self)
+                    ? v => _table.TryWithdrawVoteAsync(v, target, self, cancellationToken)
+                    : null,
+                cancellationToken).ConfigureAwait(false);
+            if (after is not null)
+            {
+                LogVoteWithdrawn(_logger, target);
+            }
+        }
+        catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+        {
+            // Best effort: the rest of the round must still judge the other peers. The next successful probe tries
+            // again, and the vote expires on its own (VoteExpiration).
+            LogLoopFailed(_logger, "probe", exception);
         }
     }
 

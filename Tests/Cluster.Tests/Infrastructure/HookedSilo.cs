@@ -179,7 +179,30 @@ public sealed class LaggingMetadataLog(IMetadataLog inner) : IMetadataLog
         }
     }
 
-    public Task<long> GetHeadAsync(CancellationToken cancellationToken) => inner.GetHeadAsync(cancellationToken);
+    private int _failingHeadReads;
+
+    /// <summary>The next <paramref name="count"/> reads of the log head fail as a lost database connection does.</summary>
+    public void FailNextHeadReads(int count = 1)
+    {
+        lock (_lock)
+        {
+            _failingHeadReads = count;
+        }
+    }
+
+    public Task<long> GetHeadAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (_failingHeadReads > 0)
+            {
+                _failingHeadReads--;
+                throw new Npgsql.NpgsqlException("Injected failure: Exception while reading from stream");
+            }
+        }
+
+        return inner.GetHeadAsync(cancellationToken);
+    }
 
     public async Task WaitForAppendAsync(long afterOffset, TimeSpan maxWait, CancellationToken cancellationToken)
     {
