@@ -106,7 +106,7 @@ public static class ApiWriteScenario
             var grains = services.GetRequiredService<IGrainFactory>();
             var image = services.GetRequiredService<MetadataImageService>();
             var log = services.GetRequiredService<IMetadataLog>();
-            loops = await StartBrokersAsync(grains, image, heartbeatFailures, heartbeats.Token);
+            loops = await MetadataScenario.RegisterBrokersAsync(grains, image, 3, heartbeats.Token, failures: heartbeatFailures);
             await UntilAsync(() => Task.FromResult(Enumerable.Range(1, 3).All(id => image.Current.Brokers.TryGetValue(id, out var b) && b.IsActive)),
                 "brokers 1 to 3 are registered and unfenced");
 
@@ -227,37 +227,6 @@ public static class ApiWriteScenario
         {
             await silo.App.Services.GetRequiredService<MetadataImageService>().WaitForAsync(head, TimeSpan.FromMinutes(1));
         }
-    }
-
-    /// <summary>Registers brokers 1 to 3 and keeps their sessions alive (heartbeat every 500 ms, reporting the image's
-    /// offset as caught up); a failed heartbeat is counted and the loop goes on.</summary>
-    private static async Task<List<Task>> StartBrokersAsync(IGrainFactory grains, MetadataImageService image, int[] failures, CancellationToken stop)
-    {
-        var loops = new List<Task>();
-        for (var id = 1; id <= 3; id++)
-        {
-            var broker = grains.GetGrain<IBrokerGrain>(Str(id));
-            var registration = await broker.RegisterAsync(new RegisterBroker(Guid.NewGuid(), [new ListenerRecord("PLAINTEXT", $"b{id}", 9092, "PLAINTEXT")], null));
-            await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, registration.MetadataOffset, false));
-            loops.Add(Task.Run(async () =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    try
-                    {
-                        await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, image.Current.Offset, false));
-                    }
-                    catch (Exception) when (!stop.IsCancellationRequested)
-                    {
-                        Interlocked.Increment(ref failures[0]);
-                    }
-
-                    await Task.Delay(500, stop).ContinueWith(_ => { }, TaskScheduler.Default);
-                }
-            }, CancellationToken.None));
-        }
-
-        return loops;
     }
 
     private static async Task UntilAsync(Func<Task<bool>> condition, string what)

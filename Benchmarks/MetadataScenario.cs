@@ -162,7 +162,11 @@ public static class MetadataScenario
         ];
     }
 
-    internal static async Task<List<Task>> RegisterBrokersAsync(IGrainFactory grains, MetadataImageService image, int count, CancellationToken stop, int firstId = 1)
+    /// <summary>Registers brokers <paramref name="firstId"/>.. and keeps their sessions alive (heartbeat every 500 ms,
+    /// reporting the image's offset as caught up) until <paramref name="stop"/>; a failed heartbeat is counted in
+    /// <paramref name="failures"/>[0] when given, and the loop goes on.</summary>
+    internal static async Task<List<Task>> RegisterBrokersAsync(
+        IGrainFactory grains, MetadataImageService image, int count, CancellationToken stop, int firstId = 1, int[]? failures = null)
     {
         var loops = new List<Task>();
         for (var id = firstId; id < firstId + count; id++)
@@ -177,12 +181,17 @@ public static class MetadataScenario
                     try
                     {
                         await broker.HeartbeatAsync(new BrokerHeartbeat(registration.BrokerEpoch, image.Current.Offset, false));
-                        await Task.Delay(500, stop);
                     }
-                    catch (OperationCanceledException)
+                    catch (OperationCanceledException) when (stop.IsCancellationRequested)
                     {
                         return;
                     }
+                    catch (Exception) when (failures is not null)
+                    {
+                        Interlocked.Increment(ref failures[0]);
+                    }
+
+                    await Task.Delay(500, stop).ContinueWith(_ => { }, TaskScheduler.Default);
                 }
             }, CancellationToken.None));
         }
