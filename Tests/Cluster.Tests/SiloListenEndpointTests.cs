@@ -21,6 +21,9 @@ public sealed class SiloListenEndpointTests
         var mapped = await cluster.StartInProcessSiloAsync(
             new Dictionary<string, string> { ["Meta:Cluster:SiloListenEndpoint"] = $"http://127.0.0.1:{listenPort}" }, siloPort: mapping.Port);
 
+        // A third silo: two silos never vote each other dead (docs/membership.md), so the last step needs two voters.
+        await cluster.StartInProcessSiloAsync();
+
         // Agreement compares the endpoints membership records with each silo's advertised one (the mapping's port).
         await cluster.WaitForAgreementAsync();
         Assert.Equal($"http://127.0.0.1:{mapping.Port}", mapped.SiloEndpoint);
@@ -47,7 +50,8 @@ public sealed class SiloListenEndpointTests
         var placements = await Task.WhenAll(keys.Select(k => plain.Grains.GetGrain<IAccountGrain>(k).WhereAsync()));
         Assert.Contains(placements, p => p.Silo.StartsWith(mapped.SiloEndpoint, StringComparison.Ordinal));
 
-        // Peers know only the advertised endpoint: without the mapping the silo is unreachable and declared dead.
+        // Peers know only the advertised endpoint: without the mapping the silo is unreachable, and the two silos that
+        // reach each other declare it dead.
         mapping.Cut();
         await Eventually.Until(async () => (await plain.GetClusterAsync()).Silos.Single(s => s.Endpoint == mapped.SiloEndpoint).Status == "dead",
             "the silo behind the cut mapping is declared dead", TimeSpan.FromSeconds(30));
