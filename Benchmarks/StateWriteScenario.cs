@@ -39,7 +39,63 @@ public static class StateWriteScenario
         results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: false));
         results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: true));
         results.AddRange(await RunGrainWritesAsync(connectionString, warmup, duration, fenced: true, logged: true));
+        results.Add(await RunAppendersAsync(connectionString, warmup, duration, storages: 1));
+        results.Add(await RunAppendersAsync(connectionString, warmup, duration, storages: 3));
         return results;
+    }
+
+    /// <summary>
+    /// The same load of logged writes (192 writers, one record each) through one storage or spread over three storages
+    /// of one cluster, as three silos would append: what the log's append path lets several writers do at once.
+    /// </summary>
+    private static async Task<Measurement> RunAppendersAsync(string connectionString, TimeSpan warmup, TimeSpan duration, int storages)
+    {
+        const int Callers = 192;
+        var clusterId = $"bench-{Guid.NewGuid():N}";
+        var providers = new List<ServiceProvider>();
+        var hosted = new List<IHostedService>();
+        try
+        {
+            for (var i = 0; i < storages; i++)
+            {
+                var services = new ServiceCollection();
+                services.AddLogging();
+                services.AddPostgresGrainStorage(connectionString, clusterId);
+                services.AddGrainRuntime().AddGrain<IWriterGrain, WriterGrain>();
+                var provider = services.BuildServiceProvider();
+                providers.Add(provider);
+                foreach (var service in provider.GetServices<IHostedService>())
+                {
+                    await service.StartAsync(CancellationToken.None);
+                    hosted.Add(service);
+                }
+            }
+
+            var grains = Enumerable.Range(0, Callers)
+                .Select(i => providers[i % storages].GetRequiredService<IGrainFactory>().GetGrain<IWriterGrain>($"a{i}"))
+                .ToArray();
+            var stats = providers.Select(p => p.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
+            var writesBefore = stats.Sum(x => x.Writes);
+            var transactionsBefore = stats.Sum(x => x.Transactions);
+            var measurement = await LoadRunner.RunAsync("logged", Callers, warmup, duration, (worker, _) => grains[worker].IncrementLoggedAsync());
+            var rows = (stats.Sum(x => x.Writes) - writesBefore) / Math.Max(1.0, stats.Sum(x => x.Transactions) - transactionsBefore);
+            return measurement with
+            {
+                Scenario = $"grain state write, one log record each, {storages} storage{(storages == 1 ? "" : "s")} of one cluster ({rows:0.0} rows/txn)",
+            };
+        }
+        finally
+        {
+            foreach (var service in hosted)
+            {
+                await service.StopAsync(CancellationToken.None);
+            }
+
+            foreach (var provider in providers)
+            {
+                await provider.DisposeAsync();
+            }
+        }
     }
 
     private static async Task<List<Measurement>> RunGrainWritesAsync(string connectionString, TimeSpan warmup, TimeSpan duration, bool fenced, bool logged = false)

@@ -85,6 +85,25 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         Assert.Equal(2, second.Storage.Statistics.AppendingTransactions - secondAppends);
     }
 
+    [Fact]
+    public async Task An_append_whose_statement_fails_leaves_its_pooled_connection_clean_for_the_next_batch()
+    {
+        var clusterId = NewClusterId();
+        await using var owned = new OwnedStorage(fixture.Database, clusterId, maxConcurrentBatches: 1, maxConnections: 1);
+        await using var log = owned.CreateLog();
+
+        // PostgreSQL refuses a NUL character in text: the batch statement fails inside its explicit transaction.
+        var failing = owned.Storage.WriteAsync(new GrainId("partition", "bad\0key"), State,
+            new StateWrite(Json.Bytes("1"), 0, [Record("bad", "1")], []), CancellationToken.None);
+        await Assert.ThrowsAnyAsync<Exception>(() => failing);
+
+        // The only connection of the pool goes back without an open transaction: the next append commits and is read.
+        var next = await owned.Storage.WriteAsync(new GrainId("partition", "good"), State,
+            new StateWrite(Json.Bytes("1"), 0, [Record("good", "1")], []), CancellationToken.None);
+        Assert.Equal(1, next.LastLogOffset);
+        Assert.Equal(["good"], (await log.ReadAsync(0, 10, CancellationToken.None)).Select(r => r.Key));
+    }
+
     /// <summary>Statements of this test's database waiting for a lock: only the head row's is held here.</summary>
     [Fact]
     public async Task A_committed_append_is_read_only_once_durable_and_a_writer_that_died_before_making_it_durable_is_covered()

@@ -12,9 +12,11 @@ public sealed class OwnedStorage : IAsyncDisposable
 
     public OwnedStorage(
         TestDatabase database, string clusterId, int maxBatchSize = 512, int maxConcurrentBatches = 4, int maxConcurrentReadBatches = 4,
-        IWriterFence? writer = null, int maxAppendingBatches = 2)
+        IWriterFence? writer = null, int maxAppendingBatches = 2, int? maxConnections = null)
     {
-        _dataSource = database.CreateDataSource();
+        _dataSource = maxConnections is { } max
+            ? NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(database.ConnectionString) { MaxPoolSize = max }.ConnectionString)
+            : database.CreateDataSource();
         ClusterId = clusterId;
         Storage = new PostgresGrainStorage(
             _dataSource,

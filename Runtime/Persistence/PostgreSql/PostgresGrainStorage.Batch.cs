@@ -1,4 +1,3 @@
-using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -15,14 +14,7 @@ public sealed partial class PostgresGrainStorage
     {
         try
         {
-            var outcomes = await ExecuteBatchAsync(batch).ConfigureAwait(false);
-            if (Array.Exists(outcomes, outcome => outcome.LastOffset is not null))
-            {
-                // The batch committed without waiting for its flush; nothing in it is acknowledged before its records
-                // are durable. If this fails, every write of the batch has an unknown outcome (it did commit).
-                await MakeDurableAsync(appendSlot).ConfigureAwait(false);
-            }
-
+            var outcomes = await ExecuteBatchAsync(batch, appendSlot).ConfigureAwait(false);
             var conflicts = 0;
             var fenced = 0;
             var records = 0;
@@ -95,7 +87,7 @@ public sealed partial class PostgresGrainStorage
         }
     }
 
-    private async Task<Outcome[]> ExecuteBatchAsync(List<PendingWrite> batch)
+    private async Task<Outcome[]> ExecuteBatchAsync(List<PendingWrite> batch, int appendSlot)
     {
         // Rows in a fixed order lower the odds of a deadlock with another silo's batch (two activations of one grain
         // during a membership change); the statement applies them in input order where PostgreSQL lets it.
@@ -122,23 +114,35 @@ public sealed partial class PostgresGrainStorage
                 await using (var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false))
                 await using (var command = new NpgsqlBatch(connection))
                 {
+                    var statement = new NpgsqlBatchCommand(full ? FencedLoggedWriteSql : WriteSql);
+                    AddParameters(statement.Parameters, batch, order, full);
                     if (appends)
                     {
-                        // One implicit transaction for both: the batch commits without waiting for its flush, so it
-                        // holds the log's head row only briefly (see DurableSql).
+                        // Three transactions in one round trip, run one after another: the batch, committed without
+                        // waiting for its flush so that it holds the log's head row only briefly; the durability
+                        // transaction, which is flushed after it (see DurableSql); the readers' wake-up (NotifySql).
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
                         command.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+                        command.BatchCommands.Add(statement);
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
+                        command.BatchCommands.Add(DurableCommand(appendSlot));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+                        command.BatchCommands.Add(NotifyCommand());
+                        command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
                     }
-
-                    var statement = new NpgsqlBatchCommand(full ? FencedLoggedWriteSql : WriteSql);
-                    command.BatchCommands.Add(statement);
-                    AddParameters(statement.Parameters, batch, order, full);
+                    else
+                    {
+                        command.BatchCommands.Add(statement);
+                    }
 
                     // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
                     // statement (and with it the implicit transaction) completed.
                     await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-                    if (appends)
+                    while (appends && !IsOutcomes(reader) && await reader.NextResultAsync().ConfigureAwait(false))
                     {
-                        await reader.NextResultAsync().ConfigureAwait(false);
                     }
 
                     while (await reader.ReadAsync().ConfigureAwait(false))
@@ -152,6 +156,20 @@ public sealed partial class PostgresGrainStorage
                             full && !reader.IsDBNull(4) ? (int)reader.GetInt64(4) - 1 - firstFence[index] : null,
                             full ? NullableInt64(reader, 5) : null,
                             full ? NullableInt64(reader, 6) : null);
+                    }
+
+                    try
+                    {
+                        // The durability and wake-up transactions: their errors surface here.
+                        while (await reader.NextResultAsync().ConfigureAwait(false))
+                        {
+                        }
+                    }
+                    catch (PostgresException exception)
+                    {
+                        // The batch's own transaction committed: never run it again; every write of it has an unknown
+                        // outcome, as when a commit acknowledgement is lost.
+                        throw new NpgsqlException($"The batch committed, but making it durable failed ({exception.SqlState}): {exception.MessageText}", exception);
                     }
                 }
 
@@ -180,12 +198,12 @@ public sealed partial class PostgresGrainStorage
     private async Task MakeDurableAsync(int slot)
     {
         await using var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
-        await using var durable = new NpgsqlCommand(DurableSql, connection);
-        durable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-        durable.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"{_instanceId}/{slot}" });
-        if (await durable.ExecuteScalarAsync().ConfigureAwait(false) is not long frontier)
+        await using (var durable = new NpgsqlBatch(connection) { BatchCommands = { DurableCommand(slot) } })
         {
-            return; // Another writer's transaction had already made the head durable (and woken the readers).
+            if (await durable.ExecuteScalarAsync().ConfigureAwait(false) is not long)
+            {
+                return; // The frontier was at the head already.
+            }
         }
 
         await using var notify = new NpgsqlBatch(connection)
@@ -193,7 +211,7 @@ public sealed partial class PostgresGrainStorage
             BatchCommands =
             {
                 new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"),
-                new NpgsqlBatchCommand(NotifySql) { Parameters = { new NpgsqlParameter<string> { TypedValue = _options.ClusterId }, new NpgsqlParameter<string> { TypedValue = frontier.ToString(CultureInfo.InvariantCulture) } } },
+                NotifyCommand(),
             },
         };
         try
@@ -207,6 +225,20 @@ public sealed partial class PostgresGrainStorage
             LogNotifyFailed(_logger, exception);
         }
     }
+
+    /// <summary>Whether the reader is at the batch statement's result (its first column is the write's ordinal).</summary>
+    private static bool IsOutcomes(NpgsqlDataReader reader) => reader.FieldCount > 3 && reader.GetName(0) == "ord";
+
+    private NpgsqlBatchCommand DurableCommand(int slot) => new(DurableSql)
+    {
+        Parameters =
+        {
+            new NpgsqlParameter<string> { TypedValue = _options.ClusterId },
+            new NpgsqlParameter<string> { TypedValue = $"{_instanceId}/{slot}" },
+        },
+    };
+
+    private NpgsqlBatchCommand NotifyCommand() => new(NotifySql) { Parameters = { new NpgsqlParameter<string> { TypedValue = _options.ClusterId } } };
 
     private void AddParameters(NpgsqlParameterCollection parameters, List<PendingWrite> batch, int[] order, bool full)
     {

@@ -208,7 +208,8 @@ public sealed partial class PostgresGrainStorage
     // The wake-up for log readers, in a transaction of its own with synchronous_commit off. A transaction that
     // notifies holds a cluster-wide lock from its commit until its commit is done, flush included: in DurableSql it
     // would queue every silo's durability transactions behind one another's flushes again.
-    private const string NotifySql = "SELECT pg_notify('meta_log', $1 || ':' || $2)";
+    private const string NotifySql =
+        "SELECT pg_notify('meta_log', $1 || ':' || coalesce((SELECT max(d.durable_offset) FROM metadata_log_durable AS d WHERE d.cluster_id = $1), 0))";
 
     // Rows of writers that have not moved for a while and lie below the frontier say nothing the frontier does not.
     private const string PruneDurableSql =

@@ -29,9 +29,9 @@ public sealed class PostgresStorageOptions
     /// head row from its append to its commit, so they commit one after another whatever this is; appends that
     /// arrive while the limit is reached wait and share the next batch, and so its commit. More than one lets a
     /// batch do its compare-and-sets while the one before it commits. A value above <see cref="MaxConcurrentBatches"/>
-    /// means that many. Default: 2.
+    /// means that many. Default: 3 (one of the default four batch slots stays free for writes without records, whatever holds the head row).
     /// </summary>
-    public int MaxAppendingBatches { get; set; } = 2;
+    public int MaxAppendingBatches { get; set; } = 3;
 
     /// <summary>
     /// The most reads combined into one statement. Reads are far cheaper per row than writes, so batches may be larger.
@@ -71,7 +71,7 @@ public sealed class PostgresStorageOptionsValidator : IValidateOptions<PostgresS
 
         if (options.MaxAppendingBatches < 1)
         {
-            problems.Add($"{nameof(PostgresStorageOptions.MaxAppendingBatches)} is {options.MaxAppendingBatches}; it must be at least 1 (default 2).");
+            problems.Add($"{nameof(PostgresStorageOptions.MaxAppendingBatches)} is {options.MaxAppendingBatches}; it must be at least 1 (default 3).");
         }
 
         if (options.MaxReadBatchSize < 1)
