@@ -122,14 +122,14 @@ public sealed partial class PostgresGrainStorage
                         // waiting for its flush so that it holds the log's head row only briefly; the durability
                         // transaction, which is flushed after it (see DurableSql); the readers' wake-up (NotifySql).
                         command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand(AsynchronousCommitSql));
                         command.BatchCommands.Add(statement);
                         command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
                         command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
                         command.BatchCommands.Add(DurableCommand(appendSlot));
                         command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
                         command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand(AsynchronousCommitSql));
                         command.BatchCommands.Add(NotifyCommand());
                         command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
                     }
@@ -210,7 +210,7 @@ public sealed partial class PostgresGrainStorage
         {
             BatchCommands =
             {
-                new NpgsqlBatchCommand("SELECT set_config('synchronous_commit', 'off', true)"),
+                new NpgsqlBatchCommand(AsynchronousCommitSql),
                 NotifyCommand(),
             },
         };

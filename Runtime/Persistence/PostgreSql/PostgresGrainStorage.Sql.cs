@@ -192,12 +192,12 @@ public sealed partial class PostgresGrainStorage
     // transaction covered this batch). greatest() because a writer's two transactions may commit out of order.
     // Readers are woken (NotifySql) only once what they may read has grown.
     private const string DurableSql =
-        """
+        $"""
         WITH head AS (
             SELECT h.last_offset FROM metadata_log_head AS h WHERE h.cluster_id = $1
         ),
         frontier AS (
-            SELECT coalesce(max(d.durable_offset), 0) AS durable FROM metadata_log_durable AS d WHERE d.cluster_id = $1
+            SELECT {FrontierSql} AS durable
         )
         INSERT INTO metadata_log_durable AS d (cluster_id, writer, durable_offset, updated_at)
         SELECT $1, $2, head.last_offset, now() FROM head, frontier WHERE head.last_offset > frontier.durable
@@ -209,15 +209,25 @@ public sealed partial class PostgresGrainStorage
     // notifies holds a cluster-wide lock from its commit until its commit is done, flush included: in DurableSql it
     // would queue every silo's durability transactions behind one another's flushes again.
     private const string NotifySql =
-        "SELECT pg_notify('meta_log', $1 || ':' || coalesce((SELECT max(d.durable_offset) FROM metadata_log_durable AS d WHERE d.cluster_id = $1), 0))";
+        $"SELECT pg_notify('meta_log', $1 || ':' || {FrontierSql})";
 
     // Rows of writers that have not moved for a while and lie below the frontier say nothing the frontier does not.
     private const string PruneDurableSql =
-        """
+        $"""
         DELETE FROM metadata_log_durable AS d
         WHERE d.cluster_id = $1 AND d.updated_at < now() - interval '10 minutes'
-          AND d.durable_offset < (SELECT max(m.durable_offset) FROM metadata_log_durable AS m WHERE m.cluster_id = $1)
+          AND d.durable_offset < {FrontierSql}
         """;
+
+    /// <summary>
+    /// The log's durable frontier for cluster <c>$1</c> (004_metadata_log_durable.sql), as a scalar subquery: the one
+    /// definition every reader, the durability transaction and the wake-up use.
+    /// </summary>
+    internal const string FrontierSql =
+        "(SELECT coalesce(max(f.durable_offset), 0) FROM metadata_log_durable AS f WHERE f.cluster_id = $1)";
+
+    /// <summary>Makes the rest of the current transaction commit without waiting for its WAL flush.</summary>
+    private const string AsynchronousCommitSql = "SELECT set_config('synchronous_commit', 'off', true)";
 
     /// <summary>The channel <see cref="PostgresMetadataLog"/> listens on; payloads are <c>cluster_id:durable_offset</c>.</summary>
     internal const string LogChannel = "meta_log";

@@ -24,11 +24,11 @@ public sealed partial class PostgresMetadataLog : IMetadataLog, IAsyncDisposable
 {
     private const string ReadSql =
         "SELECT log_offset, type, key, payload, written_at FROM metadata_log WHERE cluster_id = $1 AND log_offset > $2 " +
-        "AND log_offset <= (SELECT max(d.durable_offset) FROM metadata_log_durable AS d WHERE d.cluster_id = $1) ORDER BY log_offset LIMIT $3";
+        $"AND log_offset <= {PostgresGrainStorage.FrontierSql} ORDER BY log_offset LIMIT $3";
 
     /// <summary>The durable frontier: the newest offset a reader may read, and the one a write's offset is covered by
     /// once the write is acknowledged.</summary>
-    private const string HeadSql = "SELECT coalesce(max(durable_offset), 0) FROM metadata_log_durable WHERE cluster_id = $1";
+    private const string HeadSql = $"SELECT {PostgresGrainStorage.FrontierSql}";
 
     private static readonly TimeSpan IdleCheck = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan MaxReconnectDelay = TimeSpan.FromSeconds(10);
