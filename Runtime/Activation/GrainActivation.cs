@@ -335,6 +335,12 @@ internal sealed partial class GrainActivation
             await membership.WaitForDeadSilosLeasesAsync(cancellationToken);
         }
 
+        // One activation at a time across a graceful hand-over: the leaving owner finishes its last turns first.
+        if (Runtime.Membership is { } current)
+        {
+            await current.WaitForLeavingOwnerAsync(GrainId, cancellationToken);
+        }
+
         foreach (var state in _states)
         {
             await state.LoadAsync(cancellationToken);

@@ -90,6 +90,15 @@ public interface IClusterMembership
     /// on a new owner, so two owners never answer from memory at once.
     /// </summary>
     Task WaitForDeadSilosLeasesAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Completes once no silo that is leaving gracefully still owned <paramref name="grainId"/> when it began to leave.
+    /// Peers stop routing to a ShuttingDown silo at once, while its activations still finish their last turns and
+    /// writes; a new owner that loaded state before such a write committed would lose its first write to the
+    /// compare-and-set. Every activation waits for this before loading state; it costs nothing when no silo is leaving
+    /// or the grain was not the leaving silo's.
+    /// </summary>
+    Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>

@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Cluster.Tests.Infrastructure;
+using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.TestGrains;
 using Xunit.Abstractions;
 
@@ -47,6 +49,44 @@ public sealed class FailoverTests(ITestOutputHelper output)
             var state = await silos[0].Grains.GetGrain<IAccountGrain>(key).GetAsync();
             Assert.Equal(ops.Order(), state.Operations.Order());
         }
+    }
+
+    [Fact]
+    public async Task A_turn_still_running_on_a_leaving_silo_commits_before_the_new_owner_loads_the_grain()
+    {
+        await using var cluster = new TestCluster("leaving-turn");
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var leaving = silos[2].Services.GetRequiredService<IClusterMembership>().Self!.ToString();
+        string? key = null;
+        for (var i = 0; key is null; i++)
+        {
+            var where = await silos[0].Grains.GetGrain<IAccountGrain>($"leave-{i}").WhereAsync();
+            key = where.Silo == leaving ? $"leave-{i}" : null;
+        }
+
+        // A turn runs on the owner that is about to leave; peers stop routing to it as soon as it starts leaving.
+        var slow = silos[0].Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
+        await SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10));
+        var stopping = silos[2].StopAsync();
+        await Eventually.Until(
+            () => Task.FromResult(!silos[0].Services.GetRequiredService<IClusterMembership>().CurrentView.ActiveSilos.Any(s => s.ToString() == leaving)),
+            "the survivors see the third silo leave",
+            TimeSpan.FromSeconds(10));
+
+        // The next call goes to the new owner, which must not load the grain before the old turn's write commits:
+        // otherwise one of the two writes loses the compare-and-set and its caller sees a conflict.
+        var quick = await silos[0].Grains.GetGrain<IAccountGrain>(key).DepositAsync(1, $"{key}-quick");
+        Assert.Equal(1, await slow);
+        Assert.Equal(2, quick);
+        await stopping;
+        var state = await silos[1].Grains.GetGrain<IAccountGrain>(key).GetAsync();
+        Assert.Equal([$"{key}-slow", $"{key}-quick"], state.Operations);
     }
 
     [Fact]

@@ -70,6 +70,9 @@ public sealed partial class PostgresClusterMembership
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "A silo declared dead may still hold its ownership lease for {Remaining}; waiting before activating a grain that keeps its truth in memory")]
     private static partial void LogWaitingForLease(ILogger logger, TimeSpan remaining);
 
+    [LoggerMessage(EventId = 136, Level = LogLevel.Debug, Message = "Grain {Grain} waits for silo {Silo}, which owned it and is leaving, to finish deactivating")]
+    private static partial void LogWaitingForLeavingOwner(ILogger logger, GrainId grain, SiloAddress silo);
+
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} waits before joining until {Gate}")]
     private static partial void LogJoinGate(ILogger logger, SiloAddress silo, string gate);
 }

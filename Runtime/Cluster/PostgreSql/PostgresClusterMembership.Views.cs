@@ -1,3 +1,5 @@
+using OrleansMeta.Runtime.Placement;
+
 namespace OrleansMeta.Runtime.Cluster.PostgreSql;
 
 /// <summary>Publishing views, applying changes by compare-and-set, and reading oneself dead.</summary>
@@ -25,6 +27,7 @@ public sealed partial class PostgresClusterMembership
 
             // Equal versions hold equal statuses; the later read still carries fresher heartbeats and clock.
             _view = view;
+            Interlocked.Exchange(ref _viewPublished, NewViewSignal()).TrySetResult();
             if (self is not null && view.Version >= Interlocked.Read(ref _registeredAtVersion)
                 && view.Find(self) is null or { Status: SiloStatus.Dead } && !_readSelfDead)
             {
@@ -42,6 +45,47 @@ public sealed partial class PostgresClusterMembership
         if (readSelfDead)
         {
             StopServing(self!);
+        }
+    }
+
+    private static TaskCompletionSource NewViewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The grain's previous owner is its owner over the active silos plus those leaving: if that is a leaving silo,
+    /// wait (on published views, no extra reads) until its row is Dead, which it writes once its grains are
+    /// deactivated, or until its heartbeat is stale (it crashed while leaving and owns nothing).
+    /// </remarks>
+    public async Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken)
+    {
+        var logged = false;
+        while (true)
+        {
+            var signal = Volatile.Read(ref _viewPublished);
+            var view = _view;
+            if (!view.Silos.Any(s => s.Status == SiloStatus.ShuttingDown && s.Address != _self))
+            {
+                return;
+            }
+
+            var candidates = view.Silos
+                .Where(s => s.Status == SiloStatus.Active || (s.Status == SiloStatus.ShuttingDown && s.Address != _self))
+                .Select(s => s.Address)
+                .ToArray();
+            if (RendezvousPlacement.Owner(grainId, candidates) is not { } previous
+                || view.Find(previous) is not { Status: SiloStatus.ShuttingDown } leaving
+                || IsStale(leaving, view))
+            {
+                return;
+            }
+
+            if (!logged)
+            {
+                LogWaitingForLeavingOwner(_logger, grainId, previous);
+                logged = true;
+            }
+
+            await signal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 

@@ -34,6 +34,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private readonly List<Task> _loops = [];
     private readonly SemaphoreSlim _leaveLock = new(1, 1);
     private volatile MembershipView _view = MembershipView.Empty;
+    private TaskCompletionSource _viewPublished = NewViewSignal();
     private volatile SiloAddress? _self;
     private long _registeredAtVersion = long.MaxValue;
     private long _leaseStart;
