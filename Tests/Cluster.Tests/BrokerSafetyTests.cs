@@ -194,8 +194,16 @@ public sealed class BrokerSafetyTests
         Assert.False(slow.ShouldShutDown);
         silo.Log.Release();
 
-        await Eventually.Until(async () => (await grain.HeartbeatAsync(new BrokerHeartbeat(leaving.Epoch, long.MaxValue, WantShutDown: true))).ShouldShutDown,
-            "the broker is told it may stop", TimeSpan.FromSeconds(30));
+        var told = System.Diagnostics.Stopwatch.StartNew();
+        while (!(await grain.HeartbeatAsync(new BrokerHeartbeat(leaving.Epoch, long.MaxValue, WantShutDown: true))).ShouldShutDown)
+        {
+            // On failure, say what the image shows: who leads what, and which brokers count as active.
+            Assert.True(told.Elapsed < TimeSpan.FromSeconds(30), $"The broker was not told it may stop within 30 s. Image at {image.Current.Offset}: " +
+                string.Join("; ", image.Current.Brokers.Values.Select(b => $"broker {b.Record.BrokerId} {b.Record.State}")) + "; " +
+                string.Join("; ", image.Current.Topics.Values.SelectMany(t => t.Partitions.Select(p => $"{t.Topic.Name}-{p.Partition} leader {p.Leader} isr [{string.Join(",", p.Isr)}]"))));
+            await Task.Delay(100);
+        }
+
         var changes = (await silo.Services.GetRequiredService<OrleansMeta.Runtime.Persistence.IMetadataLog>().ReadAsync(0, 100_000, CancellationToken.None))
             .Where(r => r.Type == RecordTypes.Broker && r.Key == leaving.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))
             .Select(r => JsonDocument.Parse(r.Payload).RootElement.GetProperty("change").GetString())
