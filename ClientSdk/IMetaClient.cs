@@ -138,4 +138,53 @@ public interface IMetaClient
     /// <exception cref="MetaApiException">UNKNOWN_TOPIC_OR_PARTITION when the topic or partition does not exist, or
     /// the metadata read failed.</exception>
     ValueTask<PartitionLeader> GetLeaderAsync(string topic, int partition, CancellationToken cancellationToken = default);
+
+    /// <summary>Sends a consumer group member's heartbeat (<c>POST /v1/groups/{groupId}/heartbeat</c>, KIP-848). Not
+    /// resent after a timeout: send the next heartbeat instead. <see cref="GroupConsumer"/> does this on schedule.</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="request">The member id, epoch (0 to join, -1 to leave), subscription and owned partitions.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The member's epoch and every partition it may own now.</returns>
+    Task<GroupHeartbeatResponse> SendGroupHeartbeatAsync(string groupId, GroupHeartbeatRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Describes a consumer group (<c>GET /v1/groups/{groupId}</c>).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>State, epochs, members with assignments, committed offsets; GROUP_ID_NOT_FOUND (404) when it does not exist.</returns>
+    Task<GroupDescription> DescribeGroupAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes an empty group and its offsets (<c>DELETE /v1/groups/{groupId}</c>).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The deleted group; NON_EMPTY_GROUP (409) while it has members.</returns>
+    Task<DeleteGroupResponse> DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>Commits offsets (<c>PUT /v1/groups/{groupId}/offsets</c>), durable when answered. Resent after a timeout
+    /// (setting the same offsets twice is harmless).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="request">The member id and epoch (or no member id and epoch -1 for an empty group) and the offsets.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many partitions were committed; STALE_MEMBER_EPOCH (409) after the member's epoch moved on.</returns>
+    Task<CommitOffsetsResponse> CommitOffsetsAsync(string groupId, CommitOffsetsRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Fetches committed offsets (<c>GET /v1/groups/{groupId}/offsets</c>).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="topics">Only these topics' offsets, or all when null.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The committed offsets.</returns>
+    Task<GroupOffsetsResponse> FetchOffsetsAsync(string groupId, IEnumerable<string>? topics = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes committed offsets (<c>DELETE /v1/groups/{groupId}/offsets</c>).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="topics">The topics whose offsets go, or all of an empty group's when null.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many partitions' offsets were deleted; GROUP_SUBSCRIBED_TO_TOPIC (409) for a topic the group consumes.</returns>
+    Task<DeleteGroupOffsetsResponse> DeleteOffsetsAsync(string groupId, IEnumerable<string>? topics = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Resets an empty group's offsets (<c>POST /v1/groups/{groupId}/offsets/reset</c>).</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="request">The offsets to set, and whether to only show them (dryRun).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The offsets written (or that would be).</returns>
+    Task<GroupOffsetsResponse> ResetOffsetsAsync(string groupId, ResetOffsetsRequest request, CancellationToken cancellationToken = default);
 }

@@ -236,6 +236,61 @@ public sealed class MetaClient : IMetaClient, IDisposable
                 $"The metadata at offset {metadata.MetadataOffset} has no partition {partition} of topic '{topic}'.");
     }
 
+    /// <inheritdoc />
+    public Task<GroupHeartbeatResponse> SendGroupHeartbeatAsync(string groupId, GroupHeartbeatRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentNullException.ThrowIfNull(request);
+        return SendAsync(HttpMethod.Post, GroupPath(groupId) + "/heartbeat",
+            MetaTransport.Serialize(request, MetaJsonContext.Default.GroupHeartbeatRequest), MetaJsonContext.Default.GroupHeartbeatResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<GroupDescription> DescribeGroupAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        return SendAsync(HttpMethod.Get, GroupPath(groupId), null, MetaJsonContext.Default.GroupDescription, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<DeleteGroupResponse> DeleteGroupAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        return SendAsync(HttpMethod.Delete, GroupPath(groupId), null, MetaJsonContext.Default.DeleteGroupResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<CommitOffsetsResponse> CommitOffsetsAsync(string groupId, CommitOffsetsRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentNullException.ThrowIfNull(request);
+        return SendAsync(HttpMethod.Put, GroupPath(groupId) + "/offsets",
+            MetaTransport.Serialize(request, MetaJsonContext.Default.CommitOffsetsRequest), MetaJsonContext.Default.CommitOffsetsResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<GroupOffsetsResponse> FetchOffsetsAsync(string groupId, IEnumerable<string>? topics = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        return SendAsync(HttpMethod.Get, GroupPath(groupId) + "/offsets" + TopicsQuery(topics), null, MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<DeleteGroupOffsetsResponse> DeleteOffsetsAsync(string groupId, IEnumerable<string>? topics = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        return SendAsync(HttpMethod.Delete, GroupPath(groupId) + "/offsets" + TopicsQuery(topics), null, MetaJsonContext.Default.DeleteGroupOffsetsResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<GroupOffsetsResponse> ResetOffsetsAsync(string groupId, ResetOffsetsRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        ArgumentNullException.ThrowIfNull(request);
+        return SendAsync(HttpMethod.Post, GroupPath(groupId) + "/offsets/reset",
+            MetaTransport.Serialize(request, MetaJsonContext.Default.ResetOffsetsRequest), MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken);
+    }
+
     /// <summary>Releases the connections the client owns. An injected handler or HttpClient is left to its owner.</summary>
     public void Dispose()
     {
@@ -253,6 +308,11 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     private static string TopicPath(string topic) => "v1/topics/" + Uri.EscapeDataString(topic);
+
+    private static string GroupPath(string groupId) => "v1/groups/" + Uri.EscapeDataString(groupId);
+
+    private static string TopicsQuery(IEnumerable<string>? topics)
+        => topics is null ? "" : "?" + string.Join("&", topics.Select(t => "topic=" + Uri.EscapeDataString(t)));
 
     private static string Query(long? minOffset) => minOffset is { } offset ? "?minOffset=" + Num(offset) : "";
 

@@ -61,4 +61,27 @@ public static class ErrorCodes
     public const string BrokerSessionAlive = "BROKER_SESSION_ALIVE";
     /// <summary>The broker cannot be unregistered while partitions list it as a replica: reassign them first.</summary>
     public const string BrokerHasReplicas = "BROKER_HAS_REPLICAS";
+
+    /// <summary>The group id is not valid.</summary>
+    public const string InvalidGroupId = "INVALID_GROUP_ID";
+    /// <summary>The group does not exist (no members and no committed offsets).</summary>
+    public const string GroupIdNotFound = "GROUP_ID_NOT_FOUND";
+    /// <summary>The member id is not a member of the group (it left, or was removed after its session expired): join again with epoch 0.</summary>
+    public const string UnknownMemberId = "UNKNOWN_MEMBER_ID";
+    /// <summary>The member epoch is not the member's current one: the member was fenced; join again with epoch 0.</summary>
+    public const string FencedMemberEpoch = "FENCED_MEMBER_EPOCH";
+    /// <summary>An offset commit carries an older member epoch than the member's current one: heartbeat, then commit again.</summary>
+    public const string StaleMemberEpoch = "STALE_MEMBER_EPOCH";
+    /// <summary>Another member holds this static instance id.</summary>
+    public const string UnreleasedInstanceId = "UNRELEASED_INSTANCE_ID";
+    /// <summary>The group has as many members as it may.</summary>
+    public const string GroupMaxSizeReached = "GROUP_MAX_SIZE_REACHED";
+    /// <summary>The subscription's regular expression does not parse.</summary>
+    public const string InvalidRegularExpression = "INVALID_REGULAR_EXPRESSION";
+    /// <summary>The server-side assignor is not one this service has.</summary>
+    public const string UnsupportedAssignor = "UNSUPPORTED_ASSIGNOR";
+    /// <summary>The group has members, so it cannot be deleted or reset.</summary>
+    public const string NonEmptyGroup = "NON_EMPTY_GROUP";
+    /// <summary>The group still consumes the topic, so its offsets cannot be deleted.</summary>
+    public const string GroupSubscribedToTopic = "GROUP_SUBSCRIBED_TO_TOPIC";
 }

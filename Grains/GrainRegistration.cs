@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Groups;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Hosting;
@@ -13,20 +14,24 @@ namespace OrleansMeta.Grains;
 /// <summary>Registers the product grains and the services they need.</summary>
 public static class GrainRegistration
 {
-    /// <summary>Adds the broker, topic, partition and controller grains, the metadata image, and the controller keeper.</summary>
+    /// <summary>Adds the broker, topic, partition, controller and consumer group grains, the metadata image, and the controller keeper.</summary>
     public static GrainRuntimeBuilder AddMetaGrains(this GrainRuntimeBuilder runtime, IConfiguration? configuration = null)
     {
         var services = runtime.Services;
         var brokers = services.AddOptions<BrokerOptions>();
         var controller = services.AddOptions<ControllerOptions>();
+        var groups = services.AddOptions<GroupOptions>();
         if (configuration is not null)
         {
             brokers.Bind(configuration.GetSection(BrokerOptions.SectionName));
             controller.Bind(configuration.GetSection(ControllerOptions.SectionName));
+            groups.Bind(configuration.GetSection(GroupOptions.SectionName));
         }
 
         brokers.ValidateOnStart();
         controller.ValidateOnStart();
+        groups.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<GroupOptions>, GroupOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<BrokerOptions>, MetaOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ControllerOptions>, MetaOptionsValidator>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IRemoteExceptionRegistration, MetaExceptionRegistration>());
@@ -38,6 +43,7 @@ public static class GrainRegistration
             .AddGrain<IBrokerGrain, BrokerGrain>()
             .AddGrain<ITopicGrain, TopicGrain>()
             .AddGrain<IPartitionGrain, PartitionGrain>()
-            .AddGrain<IControllerGrain, ControllerGrain>();
+            .AddGrain<IControllerGrain, ControllerGrain>()
+            .AddGrain<IConsumerGroupGrain, ConsumerGroupGrain>();
     }
 }

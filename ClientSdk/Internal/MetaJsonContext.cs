@@ -25,4 +25,13 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(MetadataResponse))]
 [JsonSerializable(typeof(TopicConfigsResponse))]
 [JsonSerializable(typeof(ClusterInfo))]
+[JsonSerializable(typeof(GroupHeartbeatRequest))]
+[JsonSerializable(typeof(GroupHeartbeatResponse))]
+[JsonSerializable(typeof(GroupDescription))]
+[JsonSerializable(typeof(DeleteGroupResponse))]
+[JsonSerializable(typeof(CommitOffsetsRequest))]
+[JsonSerializable(typeof(CommitOffsetsResponse))]
+[JsonSerializable(typeof(GroupOffsetsResponse))]
+[JsonSerializable(typeof(DeleteGroupOffsetsResponse))]
+[JsonSerializable(typeof(ResetOffsetsRequest))]
 internal sealed partial class MetaJsonContext : JsonSerializerContext;

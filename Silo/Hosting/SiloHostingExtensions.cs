@@ -132,6 +132,7 @@ public static class SiloHostingExtensions
         api.MapClusterEndpoints();
         api.MapBrokerEndpoints();
         api.MapTopicEndpoints();
+        api.MapGroupEndpoints();
         api.MapPartitionEndpoints();
         api.MapMetadataEndpoints();
         app.MapGrainCallEndpoint();

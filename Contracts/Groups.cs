@@ -1,0 +1,80 @@
+namespace OrleansMeta.Contracts;
+
+/// <summary>Partitions of one topic, by id and (for people) name.</summary>
+public sealed record GroupTopicPartitions(Guid TopicId, string Topic, IReadOnlyList<int> Partitions);
+
+/// <summary>
+/// A consumer's heartbeat (KIP-848's ConsumerGroupHeartbeat). Fields left null are unchanged since the member's last
+/// heartbeat; a joining member (epoch 0) must send its subscription.
+/// </summary>
+/// <param name="MemberId">Chosen by the consumer (a new UUID per process start, kept across its heartbeats).</param>
+/// <param name="MemberEpoch">0 to join, the epoch the last answer gave to stay, -1 to leave, -2 for a static member
+/// to leave for a moment (keeping its assignment for the session timeout).</param>
+/// <param name="OwnedPartitions">What the consumer owns now; it acknowledges revocations by no longer listing them.</param>
+public sealed record GroupHeartbeatRequest(
+    string MemberId,
+    int MemberEpoch,
+    string? InstanceId = null,
+    string? RackId = null,
+    string? ClientId = null,
+    IReadOnlyList<string>? SubscribedTopicNames = null,
+    string? SubscribedTopicRegex = null,
+    string? ServerAssignor = null,
+    IReadOnlyList<GroupTopicPartitions>? OwnedPartitions = null);
+
+/// <summary>The answer to a heartbeat: the member's epoch and the partitions it may own now (all of them, every time).</summary>
+public sealed record GroupHeartbeatResponse(string MemberId, int MemberEpoch, int HeartbeatIntervalMs, IReadOnlyList<GroupTopicPartitions> Assignment);
+
+/// <summary>One partition's offset in a commit or a reset.</summary>
+public sealed record PartitionOffset(string Topic, int Partition, long Offset, int LeaderEpoch = -1, string? Metadata = null);
+
+/// <summary>
+/// An offset commit. A member of the group commits with its member id and current epoch; a consumer outside group
+/// management (Kafka's <c>assign()</c>) or an admin tool commits with epoch -1 and no member id, which is allowed only
+/// while the group has no members.
+/// </summary>
+public sealed record CommitOffsetsRequest(string? MemberId, int MemberEpoch, IReadOnlyList<PartitionOffset> Offsets);
+
+/// <summary>A committed offset as fetched.</summary>
+public sealed record GroupOffset(string Topic, Guid TopicId, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommittedAt);
+
+/// <summary>One member as a description shows it.</summary>
+public sealed record GroupMemberDescription(
+    string MemberId,
+    string? InstanceId,
+    string? RackId,
+    string? ClientId,
+    int MemberEpoch,
+    string State,
+    IReadOnlyList<string> SubscribedTopicNames,
+    string? SubscribedTopicRegex,
+    IReadOnlyList<GroupTopicPartitions> Assignment,
+    IReadOnlyList<GroupTopicPartitions> PendingRevocation,
+    IReadOnlyList<GroupTopicPartitions> TargetAssignment);
+
+/// <summary>A group as its coordinator sees it.</summary>
+/// <param name="State">Kafka's consumer group states: <c>empty</c>, <c>assigning</c>, <c>reconciling</c>, <c>stable</c>, <c>dead</c>.</param>
+public sealed record GroupDescription(
+    string GroupId,
+    string State,
+    int GroupEpoch,
+    int AssignmentEpoch,
+    string Assignor,
+    IReadOnlyList<GroupMemberDescription> Members,
+    IReadOnlyList<GroupOffset> Offsets,
+    long MetadataOffset);
+
+/// <summary>Where to reset a group's offsets: one explicit offset per partition.</summary>
+public sealed record ResetOffsetsRequest(IReadOnlyList<PartitionOffset> Offsets, bool DryRun = false);
+
+/// <summary>The answer to <c>GET /v1/groups/{groupId}/offsets</c>.</summary>
+public sealed record GroupOffsetsResponse(string GroupId, IReadOnlyList<GroupOffset> Offsets);
+
+/// <summary>The answer to <c>DELETE /v1/groups/{groupId}/offsets</c>: how many partitions' offsets were deleted.</summary>
+public sealed record DeleteGroupOffsetsResponse(string GroupId, int Deleted);
+
+/// <summary>The answer to <c>PUT /v1/groups/{groupId}/offsets</c>: the commit is durable.</summary>
+public sealed record CommitOffsetsResponse(string GroupId, int Committed);
+
+/// <summary>The answer to <c>DELETE /v1/groups/{groupId}</c>.</summary>
+public sealed record DeleteGroupResponse(string GroupId);

@@ -1,0 +1,171 @@
+using Microsoft.Extensions.Logging;
+using OrleansMeta.Contracts;
+using OrleansMeta.GrainInterfaces;
+
+namespace OrleansMeta.Grains.Groups;
+
+/// <summary>Leaving, session and revocation deadlines, writes, description and deletion.</summary>
+internal sealed partial class ConsumerGroupGrain
+{
+    /// <summary>Epoch -1 removes the member; -2 (static members) keeps its place and assignment for the session timeout.</summary>
+    private async Task<GroupHeartbeatResponse> LeaveAsync(GroupHeartbeatRequest heartbeat)
+    {
+        var group = state.State;
+        if (!group.Members.TryGetValue(heartbeat.MemberId, out var member))
+        {
+            // Leaving twice is not an error: the first leave may have been answered to a consumer that went away.
+            return new GroupHeartbeatResponse(heartbeat.MemberId, heartbeat.MemberEpoch, (int)_options.HeartbeatInterval.TotalMilliseconds, []);
+        }
+
+        if (heartbeat.MemberEpoch == -2 && member.InstanceId is not null)
+        {
+            member.LeftWithEpoch ??= member.MemberEpoch;
+            _lastHeartbeat[member.MemberId] = TimeProvider.GetTimestamp();
+            LogStaticLeft(logger, GroupId, member.InstanceId, member.MemberId);
+        }
+        else
+        {
+            Remove(member, "left the group");
+        }
+
+        await SaveAsync();
+        return new GroupHeartbeatResponse(heartbeat.MemberId, heartbeat.MemberEpoch, (int)_options.HeartbeatInterval.TotalMilliseconds, []);
+    }
+
+    private void Remove(GroupMember member, string why)
+    {
+        var group = state.State;
+        group.Members.Remove(member.MemberId);
+        _lastHeartbeat.Remove(member.MemberId);
+        _revokeBy.Remove(member.MemberId);
+        group.GroupEpoch++;
+        LogRemoved(logger, GroupId, member.MemberId, why, group.GroupEpoch);
+    }
+
+    /// <summary>Removes members whose session expired and members that did not revoke within the rebalance timeout.</summary>
+    private async Task ExpireAsync()
+    {
+        var now = TimeProvider.GetTimestamp();
+        var session = (long)(_options.SessionTimeout.TotalSeconds * TimeProvider.TimestampFrequency);
+        var removed = false;
+        foreach (var member in state.State.Members.Values.ToList())
+        {
+            if (!_lastHeartbeat.TryGetValue(member.MemberId, out var last))
+            {
+                _lastHeartbeat[member.MemberId] = now;
+            }
+            else if (now - last > session)
+            {
+                Remove(member, $"its session expired ({_options.SessionTimeout.TotalSeconds:0.#} s without a heartbeat)");
+                removed = true;
+            }
+            else if (_revokeBy.TryGetValue(member.MemberId, out var deadline) && now > deadline)
+            {
+                Remove(member, $"it did not revoke partitions within the rebalance timeout ({_options.RebalanceTimeout.TotalSeconds:0.#} s)");
+                removed = true;
+            }
+        }
+
+        if (removed)
+        {
+            await SaveAsync();
+        }
+    }
+
+    /// <summary>
+    /// Writes the group. A failed write leaves memory ahead of storage, so the activation goes away after this turn
+    /// (the persistent state asks for it) and the next call reloads what is committed.
+    /// </summary>
+    private async Task SaveAsync()
+    {
+        await state.WriteStateAsync();
+        _dirty = false;
+    }
+
+    public async Task<GroupDescription> DescribeAsync()
+    {
+        GroupRules.ValidateGroupId(GroupId);
+        var offsets = await OffsetsAsync();
+        var group = state.State;
+        if (group.Members.Count == 0 && offsets.Count == 0)
+        {
+            throw MetaException.NotFound(ErrorCodes.GroupIdNotFound, $"Group '{GroupId}' does not exist: it has no members and no committed offsets.");
+        }
+
+        var metadata = image.Current;
+        var members = group.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal).Select(m => new GroupMemberDescription(
+            m.MemberId, m.InstanceId, m.RackId, m.ClientId, m.LeftWithEpoch is null ? m.MemberEpoch : -2,
+            m.LeftWithEpoch is not null ? "left-temporarily" : MemberStateName(m.State),
+            m.SubscribedTopicNames, m.SubscribedTopicRegex,
+            Describe(m.Assigned, metadata), Describe(m.PendingRevocation, metadata), Describe(m.Target, metadata))).ToList();
+        return new GroupDescription(GroupId, GroupStateName(), group.GroupEpoch, group.AssignmentEpoch, group.Assignor, members,
+            ToGroupOffsets(offsets.Values, metadata), metadata.Offset);
+    }
+
+    public async Task DeleteAsync()
+    {
+        GroupRules.ValidateGroupId(GroupId);
+        var group = state.State;
+        if (group.Members.Count > 0)
+        {
+            throw MetaException.Conflict(ErrorCodes.NonEmptyGroup,
+                $"Group '{GroupId}' has {group.Members.Count} member(s); stop its consumers (or wait for their sessions to expire) before deleting it.");
+        }
+
+        var offsets = await OffsetsAsync();
+        if (offsets.Count == 0 && !state.RecordExists)
+        {
+            throw MetaException.NotFound(ErrorCodes.GroupIdNotFound, $"Group '{GroupId}' does not exist.");
+        }
+
+        await DeleteOffsetsCoreAsync(null);
+        if (state.RecordExists)
+        {
+            await state.ClearStateAsync();
+        }
+
+        LogDeleted(logger, GroupId);
+    }
+
+    /// <summary>Kafka's consumer group states.</summary>
+    private string GroupStateName()
+    {
+        var group = state.State;
+        if (group.Members.Count == 0)
+        {
+            return "empty";
+        }
+
+        if (group.AssignmentEpoch < group.GroupEpoch)
+        {
+            return "assigning";
+        }
+
+        return group.Members.Values.All(m => m.MemberEpoch == group.AssignmentEpoch && m.State == MemberState.Stable) ? "stable" : "reconciling";
+    }
+
+    private static string MemberStateName(MemberState memberState) => memberState switch
+    {
+        MemberState.Stable => "stable",
+        MemberState.UnrevokedPartitions => "unrevoked-partitions",
+        _ => "unreleased-partitions",
+    };
+
+    [LoggerMessage(2500, LogLevel.Information, "Group {GroupId}: member {MemberId} joined; group epoch {Epoch}")]
+    private static partial void LogJoined(ILogger logger, string groupId, string memberId, int epoch);
+
+    [LoggerMessage(2501, LogLevel.Information, "Group {GroupId}: member {MemberId} removed because {Why}; group epoch {Epoch}")]
+    private static partial void LogRemoved(ILogger logger, string groupId, string memberId, string why, int epoch);
+
+    [LoggerMessage(2502, LogLevel.Information, "Group {GroupId}: static member {InstanceId} left for a moment (member {MemberId}); its assignment is kept for the session timeout")]
+    private static partial void LogStaticLeft(ILogger logger, string groupId, string instanceId, string memberId);
+
+    [LoggerMessage(2503, LogLevel.Information, "Group {GroupId}: static member {InstanceId} returned as member {MemberId} and keeps its assignment")]
+    private static partial void LogStaticReturned(ILogger logger, string groupId, string instanceId, string memberId);
+
+    [LoggerMessage(2504, LogLevel.Information, "Group {GroupId}: target assignment at epoch {Epoch} by the {Assignor} assignor: {Members} members, {Partitions} partitions")]
+    private static partial void LogTargetComputed(ILogger logger, string groupId, int epoch, string assignor, int members, int partitions);
+
+    [LoggerMessage(2505, LogLevel.Information, "Group {GroupId} deleted with its offsets")]
+    private static partial void LogDeleted(ILogger logger, string groupId);
+}

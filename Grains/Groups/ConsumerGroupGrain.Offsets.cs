@@ -1,0 +1,252 @@
+using OrleansMeta.Contracts;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime.Persistence;
+
+namespace OrleansMeta.Grains.Groups;
+
+/// <summary>
+/// Committed offsets: fenced by the member epoch, stored one row per partition, answered from memory. A store call that
+/// failed may still have committed, so memory is dropped and read again before the next answer.
+/// </summary>
+internal sealed partial class ConsumerGroupGrain
+{
+    private const int MaxMetadataLength = 4096;
+    private Dictionary<OffsetKey, CommittedOffset>? _offsets;
+
+    public async Task CommitAsync(CommitOffsetsRequest commit)
+    {
+        GroupRules.ValidateGroupId(GroupId);
+        if (commit.Offsets is not { Count: > 0 })
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, "offsets must list at least one partition.");
+        }
+
+        ValidateCommitter(commit);
+        var offsets = await OffsetsAsync();
+        var rows = await ResolveAsync(commit.Offsets);
+        await StoreAsync(rows);
+        var now = TimeProvider.GetUtcNow();
+        foreach (var row in rows)
+        {
+            offsets[row.Key] = new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now);
+        }
+    }
+
+    public async Task<IReadOnlyList<GroupOffset>> FetchAsync(IReadOnlyList<string>? topics)
+    {
+        GroupRules.ValidateGroupId(GroupId);
+        var offsets = await OffsetsAsync();
+        var metadata = image.Current;
+        IEnumerable<CommittedOffset> selected = offsets.Values;
+        if (topics is not null)
+        {
+            foreach (var topic in topics)
+            {
+                TopicRules.ValidateName(topic);
+            }
+
+            var names = topics.ToHashSet(StringComparer.Ordinal);
+            selected = selected.Where(o => names.Contains(NameOf(o, metadata)));
+        }
+
+        return ToGroupOffsets(selected, metadata);
+    }
+
+    public async Task<int> DeleteOffsetsAsync(IReadOnlyList<string>? topics)
+    {
+        GroupRules.ValidateGroupId(GroupId);
+        var metadata = image.Current;
+        if (topics is not null)
+        {
+            foreach (var topic in topics)
+            {
+                TopicRules.ValidateName(topic);
+            }
+
+            // Kafka's rule: a group may not lose the offsets of a topic its members still consume.
+            var subscribed = ResolveSubscriptions(metadata).Topics.Keys.Select(id => metadata.TopicNames.GetValueOrDefault(id)).ToHashSet(StringComparer.Ordinal);
+            if (state.State.Members.Count > 0 && topics.FirstOrDefault(subscribed.Contains) is { } consumed)
+            {
+                throw MetaException.Conflict(ErrorCodes.GroupSubscribedToTopic,
+                    $"Group '{GroupId}' has members subscribed to topic '{consumed}', so its offsets cannot be deleted; stop the consumers first.");
+            }
+        }
+        else if (state.State.Members.Count > 0)
+        {
+            throw MetaException.Conflict(ErrorCodes.NonEmptyGroup,
+                $"Group '{GroupId}' has {state.State.Members.Count} member(s); name the topics whose offsets to delete, or stop its consumers first.");
+        }
+
+        return await DeleteOffsetsCoreAsync(topics);
+    }
+
+    public async Task<IReadOnlyList<GroupOffset>> ResetAsync(ResetOffsetsRequest reset)
+    {
+        GroupRules.ValidateGroupId(GroupId);
+        if (reset.Offsets is not { Count: > 0 })
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, "offsets must list at least one partition to reset.");
+        }
+
+        if (state.State.Members.Count > 0)
+        {
+            throw MetaException.Conflict(ErrorCodes.NonEmptyGroup,
+                $"Group '{GroupId}' has {state.State.Members.Count} member(s); offsets are reset only while a group is empty. Stop its consumers first.");
+        }
+
+        var rows = await ResolveAsync(reset.Offsets);
+        var metadata = image.Current;
+        if (!reset.DryRun)
+        {
+            var offsets = await OffsetsAsync();
+            await StoreAsync(rows);
+            var now = TimeProvider.GetUtcNow();
+            foreach (var row in rows)
+            {
+                offsets[row.Key] = new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now);
+            }
+        }
+
+        return ToGroupOffsets(rows.Select(r => new CommittedOffset(r.TopicId, r.Topic, r.Partition, r.Offset, r.LeaderEpoch, r.Metadata, TimeProvider.GetUtcNow())), metadata);
+    }
+
+    /// <summary>Kafka's rules for who may commit: members with their current epoch; anyone else only while the group is empty.</summary>
+    private void ValidateCommitter(CommitOffsetsRequest commit)
+    {
+        var members = state.State.Members;
+        if (string.IsNullOrEmpty(commit.MemberId) && commit.MemberEpoch < 0)
+        {
+            if (members.Count > 0)
+            {
+                throw MetaException.NotFound(ErrorCodes.UnknownMemberId,
+                    $"Group '{GroupId}' has {members.Count} member(s), so commits must come from a member with its memberId and memberEpoch.");
+            }
+
+            return;
+        }
+
+        if (commit.MemberId is null || !members.TryGetValue(commit.MemberId, out var member) || member.LeftWithEpoch is not null)
+        {
+            throw MetaException.NotFound(ErrorCodes.UnknownMemberId,
+                $"Member '{commit.MemberId}' is not a member of group '{GroupId}'; join the group (or commit with memberEpoch -1 and no memberId while it is empty).");
+        }
+
+        if (commit.MemberEpoch > member.MemberEpoch)
+        {
+            throw MetaException.Conflict(ErrorCodes.FencedMemberEpoch,
+                $"Member {member.MemberId} committed with epoch {commit.MemberEpoch}, newer than its epoch {member.MemberEpoch}; it was fenced. Join again.");
+        }
+
+        if (commit.MemberEpoch < member.MemberEpoch)
+        {
+            throw MetaException.Conflict(ErrorCodes.StaleMemberEpoch,
+                $"Member {member.MemberId} committed with epoch {commit.MemberEpoch}, but its epoch is {member.MemberEpoch}; heartbeat for the new assignment, then commit again.");
+        }
+    }
+
+    /// <summary>Turns names into topic ids on an image that holds every topic the log has (a topic created a moment ago
+    /// is waited for, not refused), checking partitions and values.</summary>
+    private async Task<List<OffsetCommit>> ResolveAsync(IReadOnlyList<PartitionOffset> offsets)
+    {
+        var metadata = image.Current;
+        if (offsets.Any(o => o.Topic is null || !metadata.Topics.ContainsKey(o.Topic)))
+        {
+            metadata = await image.WaitForAsync(await log.GetHeadAsync(CancellationToken.None), _imageWait);
+        }
+
+        var rows = new List<OffsetCommit>(offsets.Count);
+        for (var i = 0; i < offsets.Count; i++)
+        {
+            var o = offsets[i];
+            var where = $"offsets[{i}]";
+            TopicRules.ValidateName(o.Topic);
+            if (!metadata.Topics.TryGetValue(o.Topic, out var topic))
+            {
+                throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"{where}: topic '{o.Topic}' does not exist.");
+            }
+
+            if (o.Partition < 0 || o.Partition >= topic.Partitions.Length)
+            {
+                throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition,
+                    $"{where}: topic '{o.Topic}' has partitions 0 to {topic.Partitions.Length - 1}; there is no partition {o.Partition}.");
+            }
+
+            if (o.Offset < 0)
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.offset must be 0 or greater; got {o.Offset}.");
+            }
+
+            if (o.LeaderEpoch < -1)
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.leaderEpoch must be -1 (unknown) or greater; got {o.LeaderEpoch}.");
+            }
+
+            if (o.Metadata is { Length: > MaxMetadataLength })
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.metadata is {o.Metadata.Length} characters long; at most {MaxMetadataLength} are allowed.");
+            }
+
+            rows.Add(new OffsetCommit(topic.Topic.TopicId, o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata));
+        }
+
+        return rows;
+    }
+
+    private async Task StoreAsync(List<OffsetCommit> rows)
+    {
+        try
+        {
+            await offsetStore.CommitAsync(GroupId, rows, CancellationToken.None);
+        }
+        catch
+        {
+            // Refused or unknown: what storage holds is read again before this grain answers from memory.
+            _offsets = null;
+            throw;
+        }
+    }
+
+    private async Task<int> DeleteOffsetsCoreAsync(IReadOnlyList<string>? topics)
+    {
+        var offsets = await OffsetsAsync();
+        List<OffsetKey>? keys = null;
+        if (topics is not null)
+        {
+            var metadata = image.Current;
+            var names = topics.ToHashSet(StringComparer.Ordinal);
+            keys = [.. offsets.Values.Where(o => names.Contains(NameOf(o, metadata))).Select(o => o.Key)];
+            if (keys.Count == 0)
+            {
+                return 0;
+            }
+        }
+
+        try
+        {
+            var deleted = await offsetStore.DeleteAsync(GroupId, keys, CancellationToken.None);
+            foreach (var key in keys ?? [.. offsets.Keys])
+            {
+                offsets.Remove(key);
+            }
+
+            return deleted;
+        }
+        catch
+        {
+            _offsets = null;
+            throw;
+        }
+    }
+
+    private async Task<Dictionary<OffsetKey, CommittedOffset>> OffsetsAsync()
+        => _offsets ??= (await offsetStore.ReadAsync(GroupId, CancellationToken.None)).ToDictionary(o => o.Key);
+
+    /// <summary>A topic's current name, or the name it had when committed if it was deleted since.</summary>
+    private static string NameOf(CommittedOffset offset, MetadataImage metadata)
+        => metadata.TopicNames.TryGetValue(offset.TopicId, out var name) ? name : offset.Topic;
+
+    private static List<GroupOffset> ToGroupOffsets(IEnumerable<CommittedOffset> offsets, MetadataImage metadata)
+        => [.. offsets.Select(o => new GroupOffset(NameOf(o, metadata), o.TopicId, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, o.CommittedAt))
+            .OrderBy(o => o.Topic, StringComparer.Ordinal).ThenBy(o => o.Partition)];
+}
