@@ -46,7 +46,9 @@ public sealed class GroupConsumer : IAsyncDisposable
     private int _epoch;
     private bool _subscriptionSent;
     private Task? _loop;
+    private bool _abandoned;
 
+    /// <summary>A consumer that joins <see cref="GroupConsumerOptions.GroupId"/> through <paramref name="client"/> once started.</summary>
     public GroupConsumer(IMetaClient client, GroupConsumerOptions options)
     {
         ArgumentNullException.ThrowIfNull(client);
@@ -70,6 +72,7 @@ public sealed class GroupConsumer : IAsyncDisposable
     /// <summary>Raised when the group fenced or forgot this member: everything it owned is lost and it joins again.</summary>
     public event Action<MetaApiException>? Fenced;
 
+    /// <summary>This member's id in the group.</summary>
     public string MemberId => _options.MemberId;
 
     /// <summary>The member epoch of the last answer (0 before joining).</summary>
@@ -98,6 +101,20 @@ public sealed class GroupConsumer : IAsyncDisposable
     public Task<CommitOffsetsResponse> CommitAsync(IReadOnlyList<PartitionOffset> offsets, CancellationToken cancellationToken = default)
         => _client.CommitOffsetsAsync(_options.GroupId, new CommitOffsetsRequest(MemberId, MemberEpoch, offsets), cancellationToken);
 
+    /// <summary>Stops heartbeating without leaving, as a process that died would: the group removes this member once its
+    /// session expires. For tests and tools that need to show that; a consumer that stops should dispose instead.</summary>
+    public async Task AbandonAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        if (_loop is { } loop)
+        {
+            await loop.ConfigureAwait(false);
+        }
+
+        _loop = null;
+        _abandoned = true;
+    }
+
     /// <summary>Stops heartbeating and leaves the group.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -105,6 +122,12 @@ public sealed class GroupConsumer : IAsyncDisposable
         if (_loop is { } loop)
         {
             await loop.ConfigureAwait(false);
+        }
+
+        if (_abandoned)
+        {
+            _stop.Dispose();
+            return;
         }
 
         try

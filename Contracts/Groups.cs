@@ -10,6 +10,12 @@ public sealed record GroupTopicPartitions(Guid TopicId, string Topic, IReadOnlyL
 /// <param name="MemberId">Chosen by the consumer (a new UUID per process start, kept across its heartbeats).</param>
 /// <param name="MemberEpoch">0 to join, the epoch the last answer gave to stay, -1 to leave, -2 for a static member
 /// to leave for a moment (keeping its assignment for the session timeout).</param>
+/// <param name="InstanceId">A static member's id (group.instance.id), or null.</param>
+/// <param name="RackId">The consumer's rack, or null.</param>
+/// <param name="ClientId">The client's name, for descriptions.</param>
+/// <param name="SubscribedTopicNames">Topic names to consume.</param>
+/// <param name="SubscribedTopicRegex">A regular expression whole topic names must match (an empty string removes it).</param>
+/// <param name="ServerAssignor">The assignor the member asks for: <c>uniform</c> or <c>range</c>.</param>
 /// <param name="OwnedPartitions">What the consumer owns now; it acknowledges revocations by no longer listing them.</param>
 public sealed record GroupHeartbeatRequest(
     string MemberId,
@@ -53,6 +59,13 @@ public sealed record GroupMemberDescription(
     IReadOnlyList<GroupTopicPartitions> TargetAssignment);
 
 /// <summary>A group as its coordinator sees it.</summary>
+/// <param name="GroupId">The group id.</param>
+/// <param name="GroupEpoch">Grows with every change of membership, subscriptions or subscribed partitions.</param>
+/// <param name="AssignmentEpoch">The group epoch the target assignment was computed at.</param>
+/// <param name="Assignor">The assignor that computed it.</param>
+/// <param name="Members">Every member with its assignment, pending revocations and target.</param>
+/// <param name="Offsets">Committed offsets.</param>
+/// <param name="MetadataOffset">The metadata image offset topic names were read at.</param>
 /// <param name="State">Kafka's consumer group states: <c>empty</c>, <c>assigning</c>, <c>reconciling</c>, <c>stable</c>, <c>dead</c>.</param>
 public sealed record GroupDescription(
     string GroupId,
