@@ -49,12 +49,14 @@ public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRe
         return this;
     }
 
-    /// <summary>Keeps grain state in process memory: development mode and unit tests only.</summary>
+    /// <summary>Keeps grain state, the metadata log and committed offsets in process memory: development mode and unit tests only.</summary>
     public GrainRuntimeBuilder UseInMemoryStorage()
     {
         Services.TryAddSingleton<InMemoryGrainStorage>();
         Services.Replace(ServiceDescriptor.Singleton<IGrainStorage>(sp => sp.GetRequiredService<InMemoryGrainStorage>()));
         Services.Replace(ServiceDescriptor.Singleton<IMetadataLog>(sp => sp.GetRequiredService<InMemoryGrainStorage>()));
+        Services.TryAddSingleton<InMemoryOffsetStore>();
+        Services.Replace(ServiceDescriptor.Singleton<IOffsetStore>(sp => sp.GetRequiredService<InMemoryOffsetStore>()));
         return this;
     }
 }

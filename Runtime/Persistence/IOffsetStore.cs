@@ -28,7 +28,11 @@ public interface IOffsetStore
     /// <summary>
     /// Stores <paramref name="commits"/> for <paramref name="groupId"/> (a later commit of a partition replaces the
     /// earlier one): all of them or none. Durable when the task completes. Commits of many groups share one database
-    /// transaction. A write of a silo declared dead is refused (<see cref="FencedWriteException"/>) and changes nothing.
+    /// transaction. A write of a silo declared dead is refused (<see cref="SiloFencedException"/>, as grain state writes
+    /// are: <see cref="FencedWriteException"/> names a moved fence row of grain state, which an offset commit has none of)
+    /// and changes nothing. A failure that may or may not have committed throws <see cref="WriteOutcomeUnknownException"/>;
+    /// commits set offsets, never add to them, so retrying is safe. Input that cannot be stored throws
+    /// <see cref="ArgumentException"/> before anything is sent (see <see cref="OffsetValidation"/>).
     /// </summary>
     Task CommitAsync(string groupId, IReadOnlyList<OffsetCommit> commits, CancellationToken cancellationToken);
 

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Options;
 
 namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 
-/// <summary>Settings of <see cref="PostgresGrainStorage"/>.</summary>
+/// <summary>Settings of <see cref="PostgresGrainStorage"/> and <see cref="PostgresOffsetStore"/>.</summary>
 public sealed class PostgresStorageOptions
 {
     /// <summary>
@@ -45,6 +45,22 @@ public sealed class PostgresStorageOptions
     /// Default: 4.
     /// </summary>
     public int MaxConcurrentReadBatches { get; set; } = 4;
+
+    /// <summary>
+    /// The most committed-offset rows (partitions, after a partition committed twice counts once) combined into one
+    /// database transaction by <see cref="PostgresOffsetStore"/>. One call's commits always share a transaction, so a
+    /// call with more partitions than this goes alone.
+    /// Default: 1024.
+    /// </summary>
+    public int MaxOffsetBatchSize { get; set; } = 1024;
+
+    /// <summary>
+    /// The most offset batches in flight at once, each on its own connection (besides the grain state batches'). While
+    /// all are in flight, new commits wait and share the next batch, and so its commit's disk flush; when none is, a
+    /// commit is sent at once. More than one lets a batch be sent while the one before it waits for its flush.
+    /// Default: 2.
+    /// </summary>
+    public int MaxConcurrentOffsetBatches { get; set; } = 2;
 }
 
 /// <summary>Checks <see cref="PostgresStorageOptions"/> at start-up and reports every problem at once.</summary>
@@ -82,6 +98,16 @@ public sealed class PostgresStorageOptionsValidator : IValidateOptions<PostgresS
         if (options.MaxConcurrentReadBatches < 1)
         {
             problems.Add($"{nameof(PostgresStorageOptions.MaxConcurrentReadBatches)} is {options.MaxConcurrentReadBatches}; it must be at least 1 (default 4), and together with {nameof(PostgresStorageOptions.MaxConcurrentBatches)} below the connection pool's maximum size.");
+        }
+
+        if (options.MaxOffsetBatchSize < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxOffsetBatchSize)} is {options.MaxOffsetBatchSize}; it must be at least 1 (default 1024).");
+        }
+
+        if (options.MaxConcurrentOffsetBatches < 1)
+        {
+            problems.Add($"{nameof(PostgresStorageOptions.MaxConcurrentOffsetBatches)} is {options.MaxConcurrentOffsetBatches}; it must be at least 1 (default 2), and together with the other batch limits below the connection pool's maximum size.");
         }
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);

@@ -1,0 +1,109 @@
+namespace OrleansMeta.Runtime.Persistence.PostgreSql;
+
+public sealed partial class PostgresOffsetStore
+{
+    // A commit is durable when its task completes, whatever the session's default: a session with synchronous_commit
+    // off gets it on for this transaction only. Any other value (on, local, remote_write, remote_apply) flushes
+    // locally at least and is kept, so a stronger server setting is never weakened.
+    private const string SynchronousCommitSql =
+        "SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'";
+
+    // One statement per batch, in the implicit transaction of its round trip. The writer's membership row is locked
+    // FOR KEY SHARE first, as in PostgresGrainStorage's WriteSql (which says why: heartbeats never wait for it, a
+    // declaration of death waits for the batch or makes it write nothing). Input rows are distinct (the store
+    // dedupes them: ON CONFLICT refuses to touch one row twice) and upserted in key order, so that two batches that
+    // share rows (two owners of a group for a moment) lock them in one order. A commit changes no indexed column, so
+    // the update is HOT (005_consumer_offsets.sql). The group summary row moves in the same transaction; it is an
+    // unreferenced data-modifying CTE, which PostgreSQL runs to completion after the main query.
+    private const string CommitSql =
+        """
+        WITH writer AS MATERIALIZED (
+            SELECT ($9::text IS NULL OR EXISTS (
+                SELECT 1 FROM membership AS m
+                WHERE m.cluster_id = $1 AND m.endpoint = $9 AND m.generation = $10 AND m.status <> 'Dead'
+                FOR KEY SHARE OF m)) AS alive
+        ),
+        input AS (
+            SELECT t.group_id, t.topic_id, t.partition, t.topic, t.committed_offset, t.leader_epoch, t.metadata
+            FROM unnest($2::text[], $3::uuid[], $4::int[], $5::text[], $6::bigint[], $7::int[], $8::text[])
+                AS t(group_id, topic_id, partition, topic, committed_offset, leader_epoch, metadata)
+        ),
+        upserted AS (
+            INSERT INTO consumer_offsets AS o
+                (cluster_id, group_id, topic_id, partition, topic, committed_offset, leader_epoch, metadata, committed_at)
+            SELECT $1, i.group_id, i.topic_id, i.partition, i.topic, i.committed_offset, i.leader_epoch, i.metadata, now()
+            FROM input AS i
+            WHERE (SELECT alive FROM writer)
+            ORDER BY i.group_id, i.topic_id, i.partition
+            ON CONFLICT (cluster_id, group_id, topic_id, partition) DO UPDATE
+            SET topic = excluded.topic, committed_offset = excluded.committed_offset, leader_epoch = excluded.leader_epoch,
+                metadata = excluded.metadata, committed_at = excluded.committed_at
+            RETURNING 1
+        ),
+        summary AS (
+            INSERT INTO consumer_group_commits AS g (cluster_id, group_id, last_commit_at)
+            SELECT $1, d.group_id, now()
+            FROM (SELECT DISTINCT i.group_id FROM input AS i) AS d
+            WHERE (SELECT alive FROM writer)
+            ORDER BY d.group_id
+            ON CONFLICT (cluster_id, group_id) DO UPDATE SET last_commit_at = greatest(g.last_commit_at, excluded.last_commit_at)
+        )
+        SELECT (SELECT alive FROM writer) AS alive, (SELECT count(*) FROM upserted) AS written
+        """;
+
+    // Topic names in byte order, so that the order does not depend on the database's collation.
+    private const string ReadSql =
+        """
+        SELECT o.topic_id, o.topic, o.partition, o.committed_offset, o.leader_epoch, o.metadata, o.committed_at
+        FROM consumer_offsets AS o
+        WHERE o.cluster_id = $1 AND o.group_id = $2
+        ORDER BY o.topic COLLATE "C", o.topic_id, o.partition
+        """;
+
+    // Fenced like CommitSql. $3/$4 are NULL to delete every offset of the group.
+    private const string DeleteSql =
+        """
+        WITH writer AS MATERIALIZED (
+            SELECT ($5::text IS NULL OR EXISTS (
+                SELECT 1 FROM membership AS m
+                WHERE m.cluster_id = $1 AND m.endpoint = $5 AND m.generation = $6 AND m.status <> 'Dead'
+                FOR KEY SHARE OF m)) AS alive
+        ),
+        deleted AS (
+            DELETE FROM consumer_offsets AS o
+            WHERE (SELECT alive FROM writer) AND o.cluster_id = $1 AND o.group_id = $2
+              AND ($3::uuid[] IS NULL OR (o.topic_id, o.partition) IN (
+                  SELECT k.topic_id, k.partition FROM unnest($3::uuid[], $4::int[]) AS k(topic_id, partition)))
+            RETURNING 1
+        )
+        SELECT (SELECT alive FROM writer) AS alive, (SELECT count(*) FROM deleted) AS deleted
+        """;
+
+    // After a delete, in its transaction: the group's newest commit among the offsets left, or no summary row when
+    // none is left. Exactly one of the two branches can match.
+    private const string RecomputeGroupSql =
+        """
+        WITH newest AS (
+            SELECT max(o.committed_at) AS at FROM consumer_offsets AS o WHERE o.cluster_id = $1 AND o.group_id = $2
+        ),
+        updated AS (
+            UPDATE consumer_group_commits AS g SET last_commit_at = n.at
+            FROM newest AS n
+            WHERE g.cluster_id = $1 AND g.group_id = $2 AND n.at IS NOT NULL
+        )
+        DELETE FROM consumer_group_commits AS g
+        USING newest AS n
+        WHERE g.cluster_id = $1 AND g.group_id = $2 AND n.at IS NULL
+        """;
+
+    // A scan of the summary table (one row per group with offsets; see 005_consumer_offsets.sql for why it has no
+    // index on last_commit_at), oldest first.
+    private const string GroupsCommittedBeforeSql =
+        """
+        SELECT g.group_id
+        FROM consumer_group_commits AS g
+        WHERE g.cluster_id = $1 AND g.last_commit_at < $2
+        ORDER BY g.last_commit_at, g.group_id
+        LIMIT $3
+        """;
+}
