@@ -87,9 +87,9 @@ internal sealed partial class ConsumerGroupGrain
         GroupRules.ValidateGroupId(GroupId);
         var offsets = await OffsetsAsync();
         var group = state.State;
-        if (group.Members.Count == 0 && offsets.Count == 0)
+        if (!state.RecordExists && offsets.Count == 0)
         {
-            throw MetaException.NotFound(ErrorCodes.GroupIdNotFound, $"Group '{GroupId}' does not exist: it has no members and no committed offsets.");
+            throw MetaException.NotFound(ErrorCodes.GroupIdNotFound, $"Group '{GroupId}' does not exist: no member ever joined it and it has no committed offsets.");
         }
 
         var metadata = image.Current;

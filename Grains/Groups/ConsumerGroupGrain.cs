@@ -166,7 +166,6 @@ internal sealed partial class ConsumerGroupGrain(
         var member = new GroupMember { MemberId = heartbeat.MemberId, InstanceId = heartbeat.InstanceId };
         group.Members[member.MemberId] = member;
         group.GroupEpoch++;
-        group.Deleted = false;
         LogJoined(logger, GroupId, member.MemberId, group.GroupEpoch);
         return member;
     }

@@ -20,9 +20,6 @@ public sealed class GroupState
     public Dictionary<Guid, int> SubscribedTopics { get; set; } = [];
 
     public Dictionary<string, GroupMember> Members { get; set; } = new(StringComparer.Ordinal);
-
-    /// <summary>Whether the group was deleted (its offsets are gone; a later heartbeat starts it afresh).</summary>
-    public bool Deleted { get; set; }
 }
 
 /// <summary>One member as persisted.</summary>

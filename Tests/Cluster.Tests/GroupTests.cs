@@ -203,24 +203,30 @@ public sealed class GroupTests
     /// <summary>Feeds the server's view of every member (describe) into <paramref name="history"/> until cancelled.</summary>
     private static async Task PollAsync(MetaClient client, string groupId, AssignmentHistory history, CancellationToken cancellationToken)
     {
-        var known = new HashSet<string>(StringComparer.Ordinal);
+        var known = new Dictionary<string, HashSet<TopicPartition>>(StringComparer.Ordinal);
         while (!cancellationToken.IsCancellationRequested)
         {
             try
             {
+                // One description is one moment: apply what every member gave up before what any member gained.
                 var group = await client.DescribeGroupAsync(groupId, cancellationToken);
-                foreach (var member in group.Members)
-                {
-                    var owned = member.Assignment.Concat(member.PendingRevocation)
-                        .SelectMany(t => t.Partitions.Select(p => new TopicPartition(t.TopicId, p)));
-                    history.Observe(member.MemberId, member.MemberEpoch, owned);
-                    known.Add(member.MemberId);
-                }
-
-                foreach (var gone in known.Where(id => group.Members.All(m => m.MemberId != id)).ToList())
+                foreach (var gone in known.Keys.Where(id => group.Members.All(m => m.MemberId != id)).ToList())
                 {
                     history.Leave(gone);
                     known.Remove(gone);
+                }
+
+                var now = group.Members.ToDictionary(m => m.MemberId, m => m.Assignment.Concat(m.PendingRevocation)
+                    .SelectMany(t => t.Partitions.Select(p => new TopicPartition(t.TopicId, p))).ToHashSet());
+                foreach (var member in group.Members.Where(m => known.ContainsKey(m.MemberId)))
+                {
+                    history.Observe(member.MemberId, member.MemberEpoch, now[member.MemberId].Where(known[member.MemberId].Contains));
+                }
+
+                foreach (var member in group.Members)
+                {
+                    history.Observe(member.MemberId, member.MemberEpoch, now[member.MemberId]);
+                    known[member.MemberId] = now[member.MemberId];
                 }
 
                 await Task.Delay(50, cancellationToken);
