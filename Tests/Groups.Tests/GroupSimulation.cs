@@ -29,6 +29,9 @@ internal sealed class GroupSimulation(int seed, IPartitionAssignor assignor, boo
     public AssignmentHistory ClientHistory { get; } = new();
     public int TargetEpoch { get; private set; }
 
+    /// <summary>How often a member entered each state: proof that the run exercised revocation and withholding.</summary>
+    public Dictionary<MemberState, int> StatesEntered { get; } = [];
+
     /// <summary>Runs <paramref name="rounds"/> random events.</summary>
     public void Run(int rounds)
     {
@@ -151,6 +154,10 @@ internal sealed class GroupSimulation(int seed, IPartitionAssignor assignor, boo
             _ownership.Set(memberId, next);
             _assignments[memberId] = next;
             GroupHistory.Observe(memberId, next.MemberEpoch, next.Assigned.Concat(next.PendingRevocation));
+            if (next.State != current.State)
+            {
+                StatesEntered[next.State] = StatesEntered.GetValueOrDefault(next.State) + 1;
+            }
         }
 
         client.Answer = (next.MemberEpoch, next.Assigned);
