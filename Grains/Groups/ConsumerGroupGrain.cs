@@ -96,6 +96,12 @@ internal sealed partial class ConsumerGroupGrain(
             member.Target.ToHashSet(),
             heartbeat.OwnedPartitions is { } owned ? Flatten(owned, metadata) : null,
             owners.Contains);
+        if (next.Assigned.Overlaps(owners) || next.PendingRevocation.Overlaps(owners))
+        {
+            // The last line of defence: reconciliation never does this; if it ever did, nothing is written.
+            throw new InvalidOperationException($"Group {GroupId}: member {member.MemberId} would own a partition another member owns.");
+        }
+
         if (next.MemberEpoch != current.MemberEpoch || next.State != current.State
             || !next.Assigned.SetEquals(current.Assigned) || !next.PendingRevocation.SetEquals(current.PendingRevocation))
         {
