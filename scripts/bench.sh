@@ -4,6 +4,7 @@
 # rates are measured on the same machine in the same run. Arguments go to the benchmark program, e.g.
 #   scripts/bench.sh grain-calls state-writes --seconds 10
 #   scripts/bench.sh api-writes --seconds 10      (durable API writes next to etcd and pgbench, 1 and 3 silos)
+#   scripts/bench.sh offsets --seconds 10         (durable offset commits of 1000 groups next to pgbench's single-row updates)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

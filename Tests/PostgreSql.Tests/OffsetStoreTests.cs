@@ -272,6 +272,21 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         Assert.IsType<InMemoryOffsetStore>(inMemory.GetRequiredService<IOffsetStore>());
     }
 
+    [Fact]
+    public void Offset_batch_limits_default_to_1024_rows_and_4_batches_and_are_validated()
+    {
+        var defaults = new PostgresStorageOptions { ClusterId = "c" };
+        Assert.Equal((1024, 4), (defaults.MaxOffsetBatchSize, defaults.MaxConcurrentOffsetBatches));
+
+        var result = new PostgresStorageOptionsValidator().Validate(
+            Options.DefaultName, new PostgresStorageOptions { ClusterId = "c", MaxOffsetBatchSize = 0, MaxConcurrentOffsetBatches = 0 });
+        Assert.Equal(2, result.Failures?.Count(failure => failure.Contains("Offset", StringComparison.Ordinal)));
+        using var dataSource = NpgsqlDataSource.Create(fixture.Database.ConnectionString);
+        Assert.Throws<OptionsValidationException>(() => new PostgresOffsetStore(
+            dataSource,
+            Options.Create(new PostgresStorageOptions { ClusterId = "c", MaxConcurrentOffsetBatches = 0 })));
+    }
+
     /// <summary>What every store must do, whatever it stores in.</summary>
     private static async Task AssertRoundTripAsync(IOffsetStore store)
     {
@@ -370,7 +385,7 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     /// <summary>An offset store with its own data source, both disposed together.</summary>
     private sealed class OwnedOffsetStore : IAsyncDisposable
     {
-        public OwnedOffsetStore(TestDatabase database, string clusterId, int maxBatchSize = 1024, int maxConcurrentBatches = 2, IWriterFence? writer = null)
+        public OwnedOffsetStore(TestDatabase database, string clusterId, int maxBatchSize = 1024, int maxConcurrentBatches = 4, IWriterFence? writer = null)
         {
             DataSource = database.CreateDataSource();
             ClusterId = clusterId;

@@ -220,6 +220,10 @@ public sealed partial class PostgresOffsetStore
                 AddWriterParameters(upsert.Parameters);
                 command.BatchCommands.Add(upsert);
 
+                // Prepared once per physical connection (the pool keeps it; later calls find it and cost no round
+                // trip): planning this statement took about as long as running it for a batch of 40 rows.
+                await command.PrepareAsync().ConfigureAwait(false);
+
                 bool alive;
                 long written;
                 await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))

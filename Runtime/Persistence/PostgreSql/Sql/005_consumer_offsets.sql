@@ -23,14 +23,16 @@ CREATE TABLE consumer_offsets
     PRIMARY KEY (cluster_id, group_id, topic_id, partition)
 ) WITH (fillfactor = 70);
 
--- The newest commit of each group that has offsets: the expiry query ("groups whose newest commit is older than X")
--- reads this, one row per group, instead of grouping every offset row (10k groups are 10k rows here, not 1M).
--- The batch that writes a group's offsets moves its row in the same transaction; deleting offsets recomputes it, and
--- deletes it with the group's last offset.
+-- One row per group that has offsets, with a lower bound of its newest commit: the expiry query ("groups whose
+-- newest commit is older than X") scans this, one row per group, instead of grouping every offset row (10k groups
+-- are 10k rows here, not 1M), and re-checks only its candidates against their offset rows. A group's row is inserted
+-- by its first commit's batch, moved forward by a later batch only once it is a minute old (so a group that commits
+-- all the time costs one update of it a minute), recomputed when offsets are deleted, and deleted with the group's
+-- last offset.
 --
--- last_commit_at is deliberately not indexed: an index on it would turn every commit's update of this row into a
--- non-HOT update (a new index entry per commit, in two indexes). The expiry query, run rarely, scans the table
--- instead: a few milliseconds for 10k groups.
+-- last_commit_at is deliberately not indexed: an index on it would make every update of this row write new index
+-- entries instead of a HOT update. The expiry query, run rarely, scans the table instead: a few milliseconds for
+-- 10k groups.
 CREATE TABLE consumer_group_commits
 (
     cluster_id     text        NOT NULL,

@@ -1,0 +1,108 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Persistence;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
+
+namespace OrleansMeta.Benchmarks;
+
+/// <summary>
+/// Durable offset commits through <see cref="PostgresOffsetStore"/> (silo-fenced, as in production) from 1000 groups of
+/// 10 partitions each, next to PostgreSQL's own single-row update rate measured by pgbench on the same server in the
+/// same run. Each committer owns a disjoint set of groups (only a group's owner commits for it, one call at a time)
+/// and commits either one partition per call (a consumer committing after each poll of one partition) or all ten.
+/// </summary>
+public static class OffsetCommitScenario
+{
+    private const int Groups = 1000;
+    private const int PartitionsPerGroup = 10;
+    private const int PgBenchClients = 64;
+
+    public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(string connectionString, TimeSpan warmup, TimeSpan duration)
+    {
+        var results = new List<Measurement>();
+        var notes = new List<string>();
+        if (PgBench.Find() is null)
+        {
+            throw new InvalidOperationException("offsets needs pgbench for its reference (PostgreSQL's server package ships it; scripts/bench.sh installs it).");
+        }
+
+        results.Add(await PgBench.RunUpdatesAsync(connectionString, 1, warmup, duration));
+        var reference = await PgBench.RunUpdatesAsync(connectionString, PgBenchClients, warmup, duration);
+        results.Add(reference);
+
+        var clusterId = $"bench-{Guid.NewGuid():N}";
+        var silo = new SiloAddress("http://127.0.0.1:1", 1);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await new SchemaMigrator(dataSource).MigrateAsync();
+        await using (var insert = dataSource.CreateCommand(
+            "INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at) " +
+            "VALUES ($1, $2, $3, 'bench', 'Active', now(), now(), now())"))
+        {
+            insert.Parameters.AddWithValue(clusterId);
+            insert.Parameters.AddWithValue(silo.Endpoint);
+            insert.Parameters.AddWithValue(silo.Generation);
+            await insert.ExecuteNonQueryAsync();
+        }
+
+        await using var store = new PostgresOffsetStore(dataSource, Options.Create(new PostgresStorageOptions { ClusterId = clusterId }), writer: new FixedWriter(silo));
+        var topic = Guid.NewGuid();
+        var hotBefore = await HotUpdatesAsync(dataSource);
+        foreach (var partitionsPerCall in new[] { 1, PartitionsPerGroup })
+        {
+            foreach (var committers in new[] { 64, 256, Groups })
+            {
+                var batchesBefore = store.Statistics.Batches;
+                var callsBefore = store.Statistics.Calls;
+                var rowsBefore = store.Statistics.Rows;
+                var measurement = await LoadRunner.RunAsync("offset commit", committers, warmup, duration, (worker, n) =>
+                {
+                    // Worker w owns groups w, w + committers, ... and walks through them and their partitions.
+                    var owned = (Groups - worker + committers - 1) / committers;
+                    var group = worker + (int)(n % owned) * committers;
+                    var first = (int)(n / owned % PartitionsPerGroup);
+                    var commits = new OffsetCommit[partitionsPerCall];
+                    for (var i = 0; i < partitionsPerCall; i++)
+                    {
+                        var partition = (first + i) % PartitionsPerGroup;
+                        commits[i] = new OffsetCommit(topic, "bench-topic", partition, n, 7, null);
+                    }
+
+                    return store.CommitAsync($"group-{group}", commits, CancellationToken.None);
+                });
+                var batches = store.Statistics.Batches - batchesBefore;
+                var calls = store.Statistics.Calls - callsBefore;
+                var rows = store.Statistics.Rows - rowsBefore;
+                results.Add(measurement with
+                {
+                    Scenario = $"offset commit, {partitionsPerCall} partition{(partitionsPerCall == 1 ? "" : "s")}/call " +
+                        $"({calls / Math.Max(1.0, batches):0} calls, {rows / Math.Max(1.0, batches):0} rows/txn)",
+                });
+                notes.Add($"offset commit, {partitionsPerCall} partition(s)/call, {committers} committers: {measurement.PerSecond:N0} calls/s = " +
+                    $"{measurement.PerSecond * partitionsPerCall:N0} partitions/s = {measurement.PerSecond / reference.PerSecond:0.0}× pgbench's " +
+                    $"{PgBenchClients}-client single-row UPDATE rate ({reference.PerSecond:N0}/s); p99 {measurement.P99Micros / 1000:0.0} ms");
+            }
+        }
+
+        // Backends publish their table statistics when they exit at the latest: close the store's connections first.
+        await store.DisposeAsync();
+        dataSource.Clear();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var (hot, all) = await HotUpdatesAsync(dataSource);
+        notes.Add($"consumer_offsets updates that were HOT (no index entry written): {hot - hotBefore.Hot:N0} of {all - hotBefore.All:N0}");
+        return (results, notes);
+    }
+
+    private static async Task<(long Hot, long All)> HotUpdatesAsync(NpgsqlDataSource dataSource)
+    {
+        await using var command = dataSource.CreateCommand(
+            "SELECT coalesce(n_tup_hot_upd, 0), coalesce(n_tup_upd, 0) FROM pg_stat_user_tables WHERE relname = 'consumer_offsets'");
+        await using var reader = await command.ExecuteReaderAsync();
+        return await reader.ReadAsync() ? (reader.GetInt64(0), reader.GetInt64(1)) : (0, 0);
+    }
+
+    private sealed class FixedWriter(SiloAddress silo) : IWriterFence
+    {
+        public SiloAddress? Writer => silo;
+    }
+}
