@@ -103,12 +103,13 @@ public sealed class GroupConsumer : IAsyncDisposable
 
     /// <summary>Stops heartbeating without leaving, as a process that died would: the group removes this member once its
     /// session expires. For tests and tools that need to show that; a consumer that stops should dispose instead.</summary>
-    public async Task AbandonAsync()
+    /// <param name="cancellationToken">Stops waiting for the heartbeat loop to end (it ends anyway).</param>
+    public async Task AbandonAsync(CancellationToken cancellationToken = default)
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_loop is { } loop)
         {
-            await loop.ConfigureAwait(false);
+            await loop.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
 
         _loop = null;

@@ -29,6 +29,28 @@ public static class MetaClientExtensions
         return client.ListTopicsAsync(minOffset: null, cancellationToken);
     }
 
+    /// <summary>Fetches every committed offset of a group (<c>GET /v1/groups/{groupId}/offsets</c>).</summary>
+    /// <param name="client">The client.</param>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The committed offsets.</returns>
+    public static Task<GroupOffsetsResponse> FetchOffsetsAsync(this IMetaClient client, string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.FetchOffsetsAsync(groupId, topics: null, cancellationToken);
+    }
+
+    /// <summary>Deletes every committed offset of an empty group (<c>DELETE /v1/groups/{groupId}/offsets</c>).</summary>
+    /// <param name="client">The client.</param>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many partitions' offsets were deleted.</returns>
+    public static Task<DeleteGroupOffsetsResponse> DeleteOffsetsAsync(this IMetaClient client, string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.DeleteOffsetsAsync(groupId, topics: null, cancellationToken);
+    }
+
     /// <summary>Describes a topic's configs (<c>GET /v1/topics/{name}/configs</c>) at whatever offset the answering silo has reached.</summary>
     /// <param name="client">The client.</param>
     /// <param name="topic">The topic name.</param>
