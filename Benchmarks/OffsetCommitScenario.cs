@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Globalization;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using OrleansMeta.Runtime.Cluster;
@@ -27,14 +29,18 @@ public static class OffsetCommitScenario
             throw new InvalidOperationException("offsets needs pgbench for its reference (PostgreSQL's server package ships it; scripts/bench.sh installs it).");
         }
 
-        results.Add(await PgBench.RunUpdatesAsync(connectionString, 1, warmup, duration));
-        var reference = await PgBench.RunUpdatesAsync(connectionString, PgBenchClients, warmup, duration);
-        results.Add(reference);
-
         var clusterId = $"bench-{Guid.NewGuid():N}";
         var silo = new SiloAddress("http://127.0.0.1:1", 1);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         await new SchemaMigrator(dataSource).MigrateAsync();
+        var postmaster = await PostmasterAsync(dataSource);
+
+        results.Add(await PgBench.RunUpdatesAsync(connectionString, 1, warmup, duration));
+        var pgbenchCpuBefore = ServerCpu(postmaster);
+        var reference = await PgBench.RunUpdatesAsync(connectionString, PgBenchClients, warmup, duration);
+        results.Add(reference);
+        notes.Add($"pgbench {PgBenchClients} clients: {(ServerCpu(postmaster) - pgbenchCpuBefore).TotalMicroseconds / (reference.Operations * (1 + warmup / duration)):0} µs " +
+            "of PostgreSQL CPU per update (warm-up included, counted as if at the measured rate)");
         await using (var insert = dataSource.CreateCommand(
             "INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at) " +
             "VALUES ($1, $2, $3, 'bench', 'Active', now(), now(), now())"))
@@ -55,6 +61,8 @@ public static class OffsetCommitScenario
                 var batchesBefore = store.Statistics.Batches;
                 var callsBefore = store.Statistics.Calls;
                 var rowsBefore = store.Statistics.Rows;
+                var benchCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+                var serverCpuBefore = ServerCpu(postmaster);
                 var measurement = await LoadRunner.RunAsync("offset commit", committers, warmup, duration, (worker, n) =>
                 {
                     // Worker w owns groups w, w + committers, ... and walks through them and their partitions.
@@ -73,6 +81,11 @@ public static class OffsetCommitScenario
                 var batches = store.Statistics.Batches - batchesBefore;
                 var calls = store.Statistics.Calls - callsBefore;
                 var rows = store.Statistics.Rows - rowsBefore;
+
+                // Warm-up included on both sides: CPU per call, of this process (store and load generator) and of
+                // the PostgreSQL server (every process under its postmaster).
+                var benchCpu = (Process.GetCurrentProcess().TotalProcessorTime - benchCpuBefore).TotalMicroseconds / Math.Max(1, calls);
+                var serverCpu = (ServerCpu(postmaster) - serverCpuBefore).TotalMicroseconds / Math.Max(1, calls);
                 results.Add(measurement with
                 {
                     Scenario = $"offset commit, {partitionsPerCall} partition{(partitionsPerCall == 1 ? "" : "s")}/call " +
@@ -80,7 +93,8 @@ public static class OffsetCommitScenario
                 });
                 notes.Add($"offset commit, {partitionsPerCall} partition(s)/call, {committers} committers: {measurement.PerSecond:N0} calls/s = " +
                     $"{measurement.PerSecond * partitionsPerCall:N0} partitions/s = {measurement.PerSecond / reference.PerSecond:0.0}× pgbench's " +
-                    $"{PgBenchClients}-client single-row UPDATE rate ({reference.PerSecond:N0}/s); p99 {measurement.P99Micros / 1000:0.0} ms");
+                    $"{PgBenchClients}-client single-row UPDATE rate ({reference.PerSecond:N0}/s); p99 {measurement.P99Micros / 1000:0.0} ms; " +
+                    $"CPU per call: {benchCpu:0} µs in this process, {serverCpu:0} µs in PostgreSQL");
             }
         }
 
@@ -99,6 +113,50 @@ public static class OffsetCommitScenario
             "SELECT coalesce(n_tup_hot_upd, 0), coalesce(n_tup_upd, 0) FROM pg_stat_user_tables WHERE relname = 'consumer_offsets'");
         await using var reader = await command.ExecuteReaderAsync();
         return await reader.ReadAsync() ? (reader.GetInt64(0), reader.GetInt64(1)) : (0, 0);
+    }
+
+    /// <summary>The pid of the server's postmaster: the parent of this session's backend.</summary>
+    private static async Task<int> PostmasterAsync(NpgsqlDataSource dataSource)
+    {
+        await using var command = dataSource.CreateCommand("SELECT pg_backend_pid()");
+        var backend = (int)(await command.ExecuteScalarAsync())!;
+        return ReadStat(backend) is { } stat ? stat.ParentId : 0;
+    }
+
+    /// <summary>User and system CPU of the PostgreSQL server so far: the postmaster, its live children and those it
+    /// has reaped.</summary>
+    private static TimeSpan ServerCpu(int postmaster)
+    {
+        long ticks = 0;
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) &&
+                ReadStat(pid) is { } stat && (stat.ParentId == postmaster || pid == postmaster))
+            {
+                // The postmaster's own figure includes its children that have exited (pgbench's sessions).
+                ticks += stat.CpuTicks + (pid == postmaster ? stat.ExitedChildrenTicks : 0);
+            }
+        }
+
+        return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux.
+    }
+
+    private static (int ParentId, long CpuTicks, long ExitedChildrenTicks)? ReadStat(int pid)
+    {
+        try
+        {
+            // Fields after the command name (which may hold spaces, so split after its closing parenthesis):
+            // state ppid ... utime (14th field overall) stime (15th) cutime (16th) cstime (17th).
+            var text = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+            return (int.Parse(fields[1], CultureInfo.InvariantCulture),
+                long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture),
+                long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture));
+        }
+        catch (Exception exception) when (exception is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
     }
 
     private sealed class FixedWriter(SiloAddress silo) : IWriterFence
