@@ -66,7 +66,7 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     {
         var clusterId = NewCluster();
         var silo = new SiloAddress("http://127.0.0.1:11", 1);
-        await InsertSiloAsync(clusterId, silo, "Active");
+        await MembershipRows.InsertAsync(fixture.Database, clusterId, silo, "Active");
         await using var owned = new OwnedOffsetStore(fixture.Database, clusterId, maxConcurrentBatches: 1, writer: new FixedWriter(silo));
 
         // A peer holds the writer's membership row, so the first batch waits on it and everything after it queues up
@@ -74,9 +74,9 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         await using var peer = new NpgsqlConnection(fixture.Database.ConnectionString);
         await peer.OpenAsync();
         await using var transaction = await peer.BeginTransactionAsync();
-        await ExecuteAsync(peer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", clusterId, silo);
+        await MembershipRows.ExecuteAsync(peer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", clusterId, silo);
         var first = owned.Store.CommitAsync("blocker", [Commit(Orders, 0, 1)], CancellationToken.None);
-        await WaitUntilABackendWaitsOnALockAsync();
+        await MembershipRows.WaitUntilABackendWaitsOnALockAsync(fixture.Database, "the batch waits on the membership row lock");
 
         var earlier = owned.Store.CommitAsync("g", [Commit(Orders, 0, 10, "earlier"), Commit(Orders, 1, 11)], CancellationToken.None);
         var later = owned.Store.CommitAsync("g", [Commit(Orders, 0, 20, "later"), Commit(Orders, 2, 5), Commit(Orders, 2, 22, "later in the call")], CancellationToken.None);
@@ -95,11 +95,11 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     {
         var clusterId = NewCluster();
         var silo = new SiloAddress("http://127.0.0.1:12", 1);
-        await InsertSiloAsync(clusterId, silo, "Active");
+        await MembershipRows.InsertAsync(fixture.Database, clusterId, silo, "Active");
         await using var owned = new OwnedOffsetStore(fixture.Database, clusterId, writer: new FixedWriter(silo));
         await owned.Store.CommitAsync("g0", [Commit(Orders, 0, 5)], CancellationToken.None);
 
-        await SetStatusAsync(clusterId, silo, "Dead");
+        await MembershipRows.SetStatusAsync(fixture.Database, clusterId, silo, "Dead");
 
         var refused = Enumerable.Range(0, 20)
             .Select(group => owned.Store.CommitAsync($"g{group}", [Commit(Orders, 0, 100), Commit(Payments, 1, 100)], CancellationToken.None))
@@ -121,18 +121,18 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     {
         var clusterId = NewCluster();
         var silo = new SiloAddress("http://127.0.0.1:13", 1);
-        await InsertSiloAsync(clusterId, silo, "Active");
+        await MembershipRows.InsertAsync(fixture.Database, clusterId, silo, "Active");
         await using var owned = new OwnedOffsetStore(fixture.Database, clusterId, writer: new FixedWriter(silo));
 
         await using var peer = new NpgsqlConnection(fixture.Database.ConnectionString);
         await peer.OpenAsync();
         await using var transaction = await peer.BeginTransactionAsync();
-        await ExecuteAsync(peer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", clusterId, silo);
+        await MembershipRows.ExecuteAsync(peer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", clusterId, silo);
         var commit = owned.Store.CommitAsync("g", [Commit(Orders, 0, 7)], CancellationToken.None);
-        await WaitUntilABackendWaitsOnALockAsync();
+        await MembershipRows.WaitUntilABackendWaitsOnALockAsync(fixture.Database, "the batch waits on the membership row lock");
         Assert.False(commit.IsCompleted);
 
-        await ExecuteAsync(peer, transaction, "UPDATE membership SET status = 'Dead' WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3", clusterId, silo);
+        await MembershipRows.ExecuteAsync(peer, transaction, "UPDATE membership SET status = 'Dead' WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3", clusterId, silo);
         await transaction.CommitAsync();
 
         await Assert.ThrowsAsync<SiloFencedException>(() => commit);
@@ -338,48 +338,6 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table} WHERE cluster_id = $1", connection);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
         return (long)(await command.ExecuteScalarAsync())!;
-    }
-
-    private async Task WaitUntilABackendWaitsOnALockAsync()
-    {
-        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await Eventually.Until(async () =>
-        {
-            await using var command = new NpgsqlCommand(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
-            return (long)(await command.ExecuteScalarAsync())! > 0;
-        }, "the batch waits on the membership row lock", TimeSpan.FromSeconds(30));
-    }
-
-    private async Task InsertSiloAsync(string clusterId, SiloAddress silo, string status)
-    {
-        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await ExecuteAsync(connection, null,
-            $"INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at) VALUES ($1, $2, $3, 'test', '{status}', now(), now(), now())",
-            clusterId, silo);
-    }
-
-    private async Task SetStatusAsync(string clusterId, SiloAddress silo, string status)
-    {
-        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await ExecuteAsync(connection, null, $"UPDATE membership SET status = '{status}' WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3", clusterId, silo);
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, string clusterId, SiloAddress silo)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = silo.Endpoint });
-        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = silo.Generation });
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private sealed class FixedWriter(SiloAddress? silo) : IWriterFence
-    {
-        public SiloAddress? Writer => silo;
     }
 
     /// <summary>An offset store with its own data source, both disposed together.</summary>

@@ -18,12 +18,12 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
     {
         var clusterId = "cluster-" + Guid.NewGuid().ToString("N");
         var silo = new SiloAddress("http://127.0.0.1:1", 1);
-        await InsertSiloAsync(clusterId, silo, "Active");
+        await MembershipRows.InsertAsync(fixture.Database, clusterId, silo, "Active");
         await using var owned = new OwnedStorage(fixture.Database, clusterId, writer: new FixedWriter(silo));
         var grain = new GrainId("broker", "1");
         Assert.Equal(1, await owned.Storage.WriteAsync(grain, State, Json.Bytes("""{"state":"unfenced"}"""), 0, CancellationToken.None));
 
-        await SetStatusAsync(clusterId, silo, "Dead");
+        await MembershipRows.SetStatusAsync(fixture.Database, clusterId, silo, "Dead");
 
         await Assert.ThrowsAsync<SiloFencedException>(() =>
             owned.Storage.WriteAsync(grain, State, Json.Bytes("""{"state":"fenced"}"""), 1, CancellationToken.None));
@@ -44,7 +44,7 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
     {
         var clusterId = "cluster-" + Guid.NewGuid().ToString("N");
         var silo = new SiloAddress("http://127.0.0.1:2", 1);
-        await InsertSiloAsync(clusterId, silo, "Active");
+        await MembershipRows.InsertAsync(fixture.Database, clusterId, silo, "Active");
         await using var owned = new OwnedStorage(fixture.Database, clusterId, writer: new FixedWriter(silo));
         var grain = new GrainId("partition", "p-0");
 
@@ -52,13 +52,13 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
         await using var peer = new NpgsqlConnection(fixture.Database.ConnectionString);
         await peer.OpenAsync();
         await using var transaction = await peer.BeginTransactionAsync();
-        await ExecuteAsync(peer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", clusterId, silo);
+        await MembershipRows.ExecuteAsync(peer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR UPDATE", clusterId, silo);
 
         var write = owned.Storage.WriteAsync(grain, State, Json.Bytes("""{"leader":1}"""), 0, CancellationToken.None);
-        await WaitUntilABackendWaitsOnALockAsync();
+        await MembershipRows.WaitUntilABackendWaitsOnALockAsync(fixture.Database, "the write waits on the membership row lock");
         Assert.False(write.IsCompleted);
 
-        await ExecuteAsync(peer, transaction, "UPDATE membership SET status = 'Dead' WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3", clusterId, silo);
+        await MembershipRows.ExecuteAsync(peer, transaction, "UPDATE membership SET status = 'Dead' WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3", clusterId, silo);
         await transaction.CommitAsync();
 
         await Assert.ThrowsAsync<SiloFencedException>(() => write);
@@ -70,13 +70,13 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
     {
         var clusterId = "cluster-" + Guid.NewGuid().ToString("N");
         var silo = new SiloAddress("http://127.0.0.1:3", 1);
-        await InsertSiloAsync(clusterId, silo, "Active");
+        await MembershipRows.InsertAsync(fixture.Database, clusterId, silo, "Active");
 
         // A write batch in flight holds its silo's row as the storage statement does.
         await using var writer = new NpgsqlConnection(fixture.Database.ConnectionString);
         await writer.OpenAsync();
         await using var transaction = await writer.BeginTransactionAsync();
-        await ExecuteAsync(writer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR KEY SHARE", clusterId, silo);
+        await MembershipRows.ExecuteAsync(writer, transaction, "SELECT 1 FROM membership WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 FOR KEY SHARE", clusterId, silo);
 
         // The heartbeat's UPDATE (non-key columns) must not queue behind it.
         await using var heartbeat = new NpgsqlConnection(fixture.Database.ConnectionString);
@@ -86,7 +86,7 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
             await timeout.ExecuteNonQueryAsync();
         }
 
-        await ExecuteAsync(heartbeat, null, "UPDATE membership SET heartbeat_at = now() WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 AND status <> 'Dead'", clusterId, silo);
+        await MembershipRows.ExecuteAsync(heartbeat, null, "UPDATE membership SET heartbeat_at = now() WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3 AND status <> 'Dead'", clusterId, silo);
         await transaction.RollbackAsync();
     }
 
@@ -96,47 +96,5 @@ public sealed class SiloFenceTests(MigratedDatabaseFixture fixture) : IClassFixt
         await using var owned = new OwnedStorage(fixture.Database, "cluster-" + Guid.NewGuid().ToString("N"), writer: new FixedWriter(null));
 
         Assert.Equal(1, await owned.Storage.WriteAsync(new GrainId("topic", "t"), State, Json.Bytes("{}"), 0, CancellationToken.None));
-    }
-
-    private async Task WaitUntilABackendWaitsOnALockAsync()
-    {
-        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await Eventually.Until(async () =>
-        {
-            await using var command = new NpgsqlCommand(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", connection);
-            return (long)(await command.ExecuteScalarAsync())! > 0;
-        }, "the write waits on the membership row lock", TimeSpan.FromSeconds(30));
-    }
-
-    private async Task InsertSiloAsync(string clusterId, SiloAddress silo, string status)
-    {
-        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await ExecuteAsync(connection, null,
-            $"INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at) VALUES ($1, $2, $3, 'test', '{status}', now(), now(), now())",
-            clusterId, silo);
-    }
-
-    private async Task SetStatusAsync(string clusterId, SiloAddress silo, string status)
-    {
-        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
-        await connection.OpenAsync();
-        await ExecuteAsync(connection, null, $"UPDATE membership SET status = '{status}' WHERE cluster_id = $1 AND endpoint = $2 AND generation = $3", clusterId, silo);
-    }
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string sql, string clusterId, SiloAddress silo)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = silo.Endpoint });
-        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = silo.Generation });
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private sealed class FixedWriter(SiloAddress? silo) : IWriterFence
-    {
-        public SiloAddress? Writer => silo;
     }
 }
