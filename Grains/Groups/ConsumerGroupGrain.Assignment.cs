@@ -10,11 +10,21 @@ internal sealed partial class ConsumerGroupGrain
 {
     private ImmutableDictionary<Guid, string>? _resolvedNames;
     private readonly Dictionary<string, HashSet<Guid>> _regexMatches = new(StringComparer.Ordinal);
+    private PartitionOwnership? _ownership;
+    private ImmutableDictionary<string, TopicImage>? _resolvedTopics;
+    private int _resolvedAtEpoch;
+    private (Dictionary<Guid, int> Topics, Dictionary<string, HashSet<Guid>> PerMember) _resolved;
 
-    /// <summary>Every subscribed topic with its partition count, and each member's subscribed topic ids. Regular
-    /// expressions are matched again only when the set of topic names changed.</summary>
+    /// <summary>Every subscribed topic with its partition count, and each member's subscribed topic ids. Computed again
+    /// only when the image's topics or the group epoch (which every membership or subscription change moves) changed;
+    /// regular expressions are matched again only when the set of topic names changed.</summary>
     private (Dictionary<Guid, int> Topics, Dictionary<string, HashSet<Guid>> PerMember) ResolveSubscriptions(MetadataImage metadata)
     {
+        if (ReferenceEquals(_resolvedTopics, metadata.Topics) && _resolvedAtEpoch == state.State.GroupEpoch)
+        {
+            return _resolved;
+        }
+
         if (!ReferenceEquals(_resolvedNames, metadata.TopicNames))
         {
             _regexMatches.Clear();
@@ -54,7 +64,10 @@ internal sealed partial class ConsumerGroupGrain
             perMember[member.MemberId] = ids;
         }
 
-        return (topics, perMember);
+        _resolved = (topics, perMember);
+        _resolvedTopics = metadata.Topics;
+        _resolvedAtEpoch = state.State.GroupEpoch;
+        return _resolved;
     }
 
     private System.Text.RegularExpressions.Regex Regex(string pattern)
@@ -103,21 +116,10 @@ internal sealed partial class ConsumerGroupGrain
         .Select(g => g.Key)
         .FirstOrDefault() ?? _options.DefaultAssignor;
 
-    /// <summary>Partitions owned (assigned or pending revocation) by members other than <paramref name="except"/>.</summary>
-    private HashSet<TopicPartition> Owners(string except)
-    {
-        var owned = new HashSet<TopicPartition>();
-        foreach (var member in state.State.Members.Values)
-        {
-            if (member.MemberId != except)
-            {
-                owned.UnionWith(member.Assigned);
-                owned.UnionWith(member.PendingRevocation);
-            }
-        }
-
-        return owned;
-    }
+    /// <summary>Which member owns each partition (assigned or pending revocation), kept as members change rather than
+    /// rebuilt per heartbeat; built from the state on first use. A failed write discards the activation, and it.</summary>
+    private PartitionOwnership Ownership
+        => _ownership ??= PartitionOwnership.From(state.State.Members.Select(m => KeyValuePair.Create(m.Key, m.Value.ToAssignment())));
 
     /// <summary>Starts the rebalance timeout when a member is asked to revoke; clears it once it has.</summary>
     private void TrackRevocation(GroupMember member)
@@ -201,7 +203,7 @@ internal sealed partial class ConsumerGroupGrain
                 $"serverAssignor '{assignor}' is not available; choose one of: {string.Join(", ", PartitionAssignors.Names)}.");
         }
 
-        if (heartbeat.OwnedPartitions is { } owned && owned.Any(t => t.Partitions is null || t.Partitions.Any(p => p < 0)))
+        if (heartbeat.OwnedPartitions is { } owned && owned.Any(t => t?.Partitions is null || t.Partitions.Any(p => p < 0)))
         {
             throw MetaException.Invalid(ErrorCodes.InvalidRequest, "ownedPartitions: every entry needs a list of partitions, each 0 or greater.");
         }

@@ -36,6 +36,7 @@ internal sealed partial class ConsumerGroupGrain
     {
         var group = state.State;
         group.Members.Remove(member.MemberId);
+        _ownership?.Remove(member.MemberId);
         _lastHeartbeat.Remove(member.MemberId);
         _revokeBy.Remove(member.MemberId);
         group.GroupEpoch++;

@@ -149,6 +149,11 @@ internal sealed partial class ConsumerGroupGrain
     /// is waited for, not refused), checking partitions and values.</summary>
     private async Task<List<OffsetCommit>> ResolveAsync(IReadOnlyList<PartitionOffset> offsets)
     {
+        if (offsets.ToList().FindIndex(o => o is null) is var missing and >= 0)
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"offsets[{missing}] is null; give a topic, a partition and an offset.");
+        }
+
         var metadata = image.Current;
         if (offsets.Any(o => o.Topic is null || !metadata.Topics.ContainsKey(o.Topic)))
         {

@@ -88,23 +88,20 @@ internal sealed partial class ConsumerGroupGrain(
             ComputeTarget(metadata, subscribed.PerMember);
         }
 
-        var owners = Owners(except: member.MemberId);
+        var ownership = Ownership;
         var current = member.ToAssignment();
         var next = Reconciliation.Next(
             current,
             group.AssignmentEpoch,
             member.Target.ToHashSet(),
             heartbeat.OwnedPartitions is { } owned ? Flatten(owned, metadata) : null,
-            owners.Contains);
-        if (next.Assigned.Overlaps(owners) || next.PendingRevocation.Overlaps(owners))
-        {
-            // The last line of defence: reconciliation never does this; if it ever did, nothing is written.
-            throw new InvalidOperationException($"Group {GroupId}: member {member.MemberId} would own a partition another member owns.");
-        }
-
+            ownership.OwnedByOtherThan(member.MemberId));
         if (next.MemberEpoch != current.MemberEpoch || next.State != current.State
             || !next.Assigned.SetEquals(current.Assigned) || !next.PendingRevocation.SetEquals(current.PendingRevocation))
         {
+            // The index refuses (and changes nothing) if the step would give a partition a second owner: the last line
+            // of defence, since reconciliation never does that. Nothing is written then.
+            ownership.Set(member.MemberId, next);
             member.Apply(next);
             _dirty = true;
         }
@@ -150,6 +147,8 @@ internal sealed partial class ConsumerGroupGrain(
             group.Members.Remove(holder.MemberId);
             _lastHeartbeat.Remove(holder.MemberId);
             holder.MemberId = heartbeat.MemberId;
+            _ownership = null;
+            _resolvedTopics = null;
             holder.MemberEpoch = epoch;
             holder.LeftWithEpoch = null;
             group.Members[holder.MemberId] = holder;
@@ -179,6 +178,7 @@ internal sealed partial class ConsumerGroupGrain(
     /// <summary>A known member sent epoch 0: it lost its assignment (a restart, or it was fenced); it starts over.</summary>
     private GroupMember Rejoin(GroupMember member)
     {
+        _ownership?.Remove(member.MemberId);
         member.MemberEpoch = 0;
         member.PreviousMemberEpoch = 0;
         member.State = MemberState.Stable;

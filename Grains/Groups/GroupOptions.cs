@@ -26,13 +26,6 @@ public sealed class GroupOptions
 
     /// <summary>The assignor of a group whose members ask for none: <c>uniform</c> or <c>range</c>. Default: uniform.</summary>
     public string DefaultAssignor { get; set; } = "uniform";
-
-    /// <summary>How long the offsets of a group that stays empty are kept after its last commit
-    /// (offsets.retention.minutes). Default: 7 days.</summary>
-    public TimeSpan OffsetsRetention { get; set; } = TimeSpan.FromDays(7);
-
-    /// <summary>How often each silo looks for groups whose offsets expired. Default: 10 minutes.</summary>
-    public TimeSpan OffsetsRetentionCheckInterval { get; set; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>Lists every problem with the group settings at start-up.</summary>
@@ -70,11 +63,6 @@ public sealed class GroupOptionsValidator : IValidateOptions<GroupOptions>
         if (options.DefaultAssignor is not ("uniform" or "range"))
         {
             problems.Add($"{section}:DefaultAssignor must be 'uniform' or 'range'; got '{options.DefaultAssignor}'.");
-        }
-
-        if (options.OffsetsRetention <= TimeSpan.Zero || options.OffsetsRetentionCheckInterval <= TimeSpan.Zero)
-        {
-            problems.Add($"{section}:OffsetsRetention and OffsetsRetentionCheckInterval must be positive.");
         }
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
