@@ -187,4 +187,18 @@ public interface IMetaClient
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The offsets written (or that would be).</returns>
     Task<GroupOffsetsResponse> ResetOffsetsAsync(string groupId, ResetOffsetsRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>Lists every consumer group with its state and lag (<c>GET /v1/groups</c>), gathered from every silo's memory.</summary>
+    /// <param name="states">Only groups in these states (<c>empty</c>, <c>assigning</c>, <c>reconciling</c>, <c>stable</c>), or all when null.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The groups by id, and the silos that did not answer (their groups are missing) if any.</returns>
+    Task<GroupsResponse> ListGroupsAsync(IEnumerable<string>? states = null, CancellationToken cancellationToken = default);
+
+    /// <summary>Reports the log start and end offsets of partitions a broker leads (<c>PUT /v1/brokers/{id}/log-offsets</c>),
+    /// for consumer-group lag and resets to earliest/latest. Resent after a timeout (a report sets values).</summary>
+    /// <param name="brokerId">The reporting broker.</param>
+    /// <param name="report">Its broker epoch and the partitions' offsets, by topic.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many partitions were taken, and how many skipped because the broker does not lead them or they do not exist.</returns>
+    Task<LogOffsetsReportResponse> ReportLogOffsetsAsync(int brokerId, LogOffsetsReport report, CancellationToken cancellationToken = default);
 }

@@ -291,6 +291,19 @@ public sealed class MetaClient : IMetaClient, IDisposable
             MetaTransport.Serialize(request, MetaJsonContext.Default.ResetOffsetsRequest), MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken);
     }
 
+    /// <inheritdoc />
+    public Task<GroupsResponse> ListGroupsAsync(IEnumerable<string>? states = null, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "v1/groups" + (states is null ? "" : "?" + string.Join("&", states.Select(s => "state=" + Uri.EscapeDataString(s)))),
+            null, MetaJsonContext.Default.GroupsResponse, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<LogOffsetsReportResponse> ReportLogOffsetsAsync(int brokerId, LogOffsetsReport report, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        return SendAsync(HttpMethod.Put, $"v1/brokers/{Num(brokerId)}/log-offsets",
+            MetaTransport.Serialize(report, MetaJsonContext.Default.LogOffsetsReport), MetaJsonContext.Default.LogOffsetsReportResponse, cancellationToken);
+    }
+
     /// <summary>Releases the connections the client owns. An injected handler or HttpClient is left to its owner.</summary>
     public void Dispose()
     {

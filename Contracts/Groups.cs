@@ -41,8 +41,28 @@ public sealed record PartitionOffset(string Topic, int Partition, long Offset, i
 /// </summary>
 public sealed record CommitOffsetsRequest(string? MemberId, int MemberEpoch, IReadOnlyList<PartitionOffset> Offsets);
 
-/// <summary>A committed offset as fetched.</summary>
-public sealed record GroupOffset(string Topic, Guid TopicId, int Partition, long Offset, int LeaderEpoch, string? Metadata, DateTimeOffset CommittedAt);
+/// <summary>A committed offset as fetched, with the partition's lag when its leader has reported its log end.</summary>
+/// <param name="Topic">The topic's name (the name it had when committed, if it was deleted since).</param>
+/// <param name="TopicId">The topic's id.</param>
+/// <param name="Partition">The partition.</param>
+/// <param name="Offset">The committed offset: the next record the group will read.</param>
+/// <param name="LeaderEpoch">The leader epoch of the last consumed record, or -1 when unknown.</param>
+/// <param name="Metadata">Free text the consumer attached, or null.</param>
+/// <param name="CommittedAt">When the offset was committed.</param>
+/// <param name="LogEndOffset">The partition's log end offset as its leader last reported it, or null if no leader has
+/// reported it to this service yet.</param>
+/// <param name="Lag">Records between the committed offset and the log end (never below 0), or null when the log end is
+/// unknown.</param>
+public sealed record GroupOffset(
+    string Topic,
+    Guid TopicId,
+    int Partition,
+    long Offset,
+    int LeaderEpoch,
+    string? Metadata,
+    DateTimeOffset CommittedAt,
+    long? LogEndOffset = null,
+    long? Lag = null);
 
 /// <summary>One member as a description shows it.</summary>
 public sealed record GroupMemberDescription(
@@ -67,6 +87,8 @@ public sealed record GroupMemberDescription(
 /// <param name="Offsets">Committed offsets.</param>
 /// <param name="MetadataOffset">The metadata image offset topic names were read at.</param>
 /// <param name="State">Kafka's consumer group states: <c>empty</c>, <c>assigning</c>, <c>reconciling</c>, <c>stable</c>, <c>dead</c>.</param>
+/// <param name="TotalLag">The sum of <see cref="GroupOffset.Lag"/> over the partitions whose log end is known.</param>
+/// <param name="PartitionsWithoutLag">Committed partitions whose log end no leader has reported yet (not in the total).</param>
 public sealed record GroupDescription(
     string GroupId,
     string State,
@@ -75,10 +97,50 @@ public sealed record GroupDescription(
     string Assignor,
     IReadOnlyList<GroupMemberDescription> Members,
     IReadOnlyList<GroupOffset> Offsets,
-    long MetadataOffset);
+    long MetadataOffset,
+    long TotalLag = 0,
+    int PartitionsWithoutLag = 0);
 
-/// <summary>Where to reset a group's offsets: one explicit offset per partition.</summary>
-public sealed record ResetOffsetsRequest(IReadOnlyList<PartitionOffset> Offsets, bool DryRun = false);
+/// <summary>One group as <c>GET /v1/groups</c> lists it: what its coordinator holds in memory, with its lag.</summary>
+/// <param name="GroupId">The group id.</param>
+/// <param name="State">Kafka's consumer group state: <c>empty</c>, <c>assigning</c>, <c>reconciling</c> or <c>stable</c>.</param>
+/// <param name="GroupEpoch">The group epoch.</param>
+/// <param name="Members">How many members the group has.</param>
+/// <param name="Assignor">The group's assignor.</param>
+/// <param name="CommittedPartitions">How many partitions have a committed offset.</param>
+/// <param name="TotalLag">The sum of the committed partitions' lag whose log end is known.</param>
+/// <param name="PartitionsWithoutLag">Committed partitions whose log end no leader has reported yet.</param>
+public sealed record GroupListing(
+    string GroupId,
+    string State,
+    int GroupEpoch,
+    int Members,
+    string Assignor,
+    int CommittedPartitions,
+    long TotalLag,
+    int PartitionsWithoutLag);
+
+/// <summary>The answer to <c>GET /v1/groups</c>: every group of the cluster, gathered from every silo's memory.</summary>
+/// <param name="Groups">The groups, ordered by id.</param>
+/// <param name="UnreachableSilos">Silos that did not answer in time; their groups are missing from
+/// <see cref="Groups"/>. Empty when the list is complete.</param>
+public sealed record GroupsResponse(IReadOnlyList<GroupListing> Groups, IReadOnlyList<string> UnreachableSilos);
+
+/// <summary>
+/// Where to reset a group's offsets (kafka-consumer-groups --reset-offsets): either explicit offsets per partition, or
+/// every partition of <see cref="Topics"/> to its earliest or latest offset as the partitions' leaders last reported
+/// them.
+/// </summary>
+/// <param name="Offsets">One explicit offset per partition; not with <see cref="To"/>.</param>
+/// <param name="DryRun">Answers what would be written and writes nothing.</param>
+/// <param name="To"><c>earliest</c> (each partition's log start offset) or <c>latest</c> (its log end offset); needs
+/// <see cref="Topics"/>.</param>
+/// <param name="Topics">The topics whose every partition <see cref="To"/> resets.</param>
+public sealed record ResetOffsetsRequest(
+    IReadOnlyList<PartitionOffset>? Offsets = null,
+    bool DryRun = false,
+    string? To = null,
+    IReadOnlyList<string>? Topics = null);
 
 /// <summary>The answer to <c>GET /v1/groups/{groupId}/offsets</c>.</summary>
 public sealed record GroupOffsetsResponse(string GroupId, IReadOnlyList<GroupOffset> Offsets);

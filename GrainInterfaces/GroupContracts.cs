@@ -30,6 +30,11 @@ public interface IConsumerGroupGrain : IGrainWithStringKey
     [ReadOnly]
     Task<GroupDescription> DescribeAsync();
 
+    /// <summary>The group's line in a listing of every group, with its lag from this silo's log offsets; null when the
+    /// group does not exist (no member ever joined and no offsets).</summary>
+    [ReadOnly]
+    Task<GroupListing?> ListingAsync();
+
     /// <summary>Deletes an empty group and its offsets (NON_EMPTY_GROUP while it has members).</summary>
     Task DeleteAsync();
 }

@@ -39,6 +39,9 @@ public static class GrainRegistration
         services.AddHostedService(sp => sp.GetRequiredService<MetadataImageService>());
         services.AddSingleton<IJoinGate>(sp => sp.GetRequiredService<MetadataImageService>());
         services.AddHostedService<ControllerKeeper>();
+        services.TryAddSingleton<LogOffsetsTable>();
+        services.TryAddSingleton<GroupDirectory>();
+        services.AddHostedService<GroupLoader>();
         return runtime
             .AddGrain<IBrokerGrain, BrokerGrain>()
             .AddGrain<ITopicGrain, TopicGrain>()

@@ -34,4 +34,7 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(GroupOffsetsResponse))]
 [JsonSerializable(typeof(DeleteGroupOffsetsResponse))]
 [JsonSerializable(typeof(ResetOffsetsRequest))]
+[JsonSerializable(typeof(GroupsResponse))]
+[JsonSerializable(typeof(LogOffsetsReport))]
+[JsonSerializable(typeof(LogOffsetsReportResponse))]
 internal sealed partial class MetaJsonContext : JsonSerializerContext;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Grains.Groups;
 
@@ -94,13 +95,94 @@ internal sealed partial class ConsumerGroupGrain
         }
 
         var metadata = image.Current;
+        var (totalLag, withoutLag) = TotalLag(offsets.Values);
         var members = group.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal).Select(m => new GroupMemberDescription(
             m.MemberId, m.InstanceId, m.RackId, m.ClientId, m.LeftWithEpoch is null ? m.MemberEpoch : -2,
             m.LeftWithEpoch is not null ? "left-temporarily" : MemberStateName(m.State),
             m.SubscribedTopicNames, m.SubscribedTopicRegex,
             Describe(m.Assigned, metadata), Describe(m.PendingRevocation, metadata), Describe(m.Target, metadata))).ToList();
         return new GroupDescription(GroupId, GroupStateName(), group.GroupEpoch, group.AssignmentEpoch, group.Assignor, members,
-            ToGroupOffsets(offsets.Values, metadata), metadata.Offset);
+            ToGroupOffsets(offsets.Values, metadata), metadata.Offset, totalLag, withoutLag);
+    }
+
+    public async Task<GroupListing?> ListingAsync()
+    {
+        var offsets = await OffsetsAsync();
+        if (!state.RecordExists && offsets.Count == 0)
+        {
+            return null;
+        }
+
+        var (totalLag, withoutLag) = TotalLag(offsets.Values);
+        var group = state.State;
+        return new GroupListing(GroupId, GroupStateName(), group.GroupEpoch, group.Members.Count, group.Assignor, offsets.Count, totalLag, withoutLag);
+    }
+
+    /// <summary>The lag summed over partitions whose log end is known, and how many are not.</summary>
+    private (long Total, int Unknown) TotalLag(IEnumerable<CommittedOffset> offsets)
+    {
+        long total = 0;
+        var unknown = 0;
+        foreach (var offset in offsets)
+        {
+            if (logOffsets.TryGet(offset.TopicId, offset.Partition, out var log))
+            {
+                total += Lag(offset.Offset, log);
+            }
+            else
+            {
+                unknown++;
+            }
+        }
+
+        return (total, unknown);
+    }
+
+    /// <summary>
+    /// Kafka's offset expiry for consumer groups: an offset whose topic no member consumes is deleted once its last
+    /// commit is older than the retention, so an empty group loses every offset that long after its last commit; an
+    /// empty group left with no offsets is deleted. Commit times are this group's coordinator's clock for offsets it
+    /// committed, the database's for offsets it loaded.
+    /// </summary>
+    private async Task ExpireOffsetsAsync()
+    {
+        var offsets = await OffsetsAsync();
+        var cutoff = TimeProvider.GetUtcNow() - _options.OffsetsRetention;
+        var group = state.State;
+        HashSet<Guid> consumed = group.Members.Count == 0 ? [] : [.. ResolveSubscriptions(image.Current).Topics.Keys];
+        var expired = offsets.Values.Where(o => o.CommittedAt <= cutoff && !consumed.Contains(o.TopicId)).Select(o => o.Key).ToList();
+        if (expired.Count > 0)
+        {
+            try
+            {
+                await offsetStore.DeleteAsync(GroupId, expired, CancellationToken.None);
+            }
+            catch
+            {
+                _offsets = null;
+                throw;
+            }
+
+            foreach (var key in expired)
+            {
+                offsets.Remove(key);
+            }
+
+            LogOffsetsExpired(logger, GroupId, expired.Count, _options.OffsetsRetention);
+        }
+
+        if (group.Members.Count == 0 && offsets.Count == 0)
+        {
+            if (state.RecordExists)
+            {
+                await state.ClearStateAsync();
+                LogGroupExpired(logger, GroupId);
+            }
+
+            DeactivateOnIdle();
+        }
+
+        KeepAliveWhileHolding();
     }
 
     public async Task DeleteAsync()
@@ -169,4 +251,10 @@ internal sealed partial class ConsumerGroupGrain
 
     [LoggerMessage(2505, LogLevel.Information, "Group {GroupId} deleted with its offsets")]
     private static partial void LogDeleted(ILogger logger, string groupId);
+
+    [LoggerMessage(2506, LogLevel.Information, "Group {GroupId}: {Count} offset(s) expired (no member consumes their topics and their last commit is older than {Retention})")]
+    private static partial void LogOffsetsExpired(ILogger logger, string groupId, int count, TimeSpan retention);
+
+    [LoggerMessage(2507, LogLevel.Information, "Group {GroupId} expired: it has no members and no offsets left")]
+    private static partial void LogGroupExpired(ILogger logger, string groupId);
 }

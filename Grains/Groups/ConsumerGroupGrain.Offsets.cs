@@ -31,6 +31,8 @@ internal sealed partial class ConsumerGroupGrain
         {
             offsets[row.Key] = new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now);
         }
+
+        KeepAliveWhileHolding();
     }
 
     public async Task<IReadOnlyList<GroupOffset>> FetchAsync(IReadOnlyList<string>? topics)
@@ -84,9 +86,18 @@ internal sealed partial class ConsumerGroupGrain
     public async Task<IReadOnlyList<GroupOffset>> ResetAsync(ResetOffsetsRequest reset)
     {
         GroupRules.ValidateGroupId(GroupId);
-        if (reset.Offsets is not { Count: > 0 })
+        var explicitOffsets = reset.Offsets is { Count: > 0 };
+        if (reset.To is null && !explicitOffsets)
         {
-            throw MetaException.Invalid(ErrorCodes.InvalidRequest, "offsets must list at least one partition to reset.");
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest,
+                "Give either offsets (one explicit offset per partition) or to ('earliest' or 'latest') with topics.");
+        }
+
+        if (reset.To is not null && (explicitOffsets || reset.Topics is not { Count: > 0 }))
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, explicitOffsets
+                ? "Give either offsets or to, not both."
+                : $"to '{reset.To}' needs topics: the topics whose every partition to reset.");
         }
 
         if (state.State.Members.Count > 0)
@@ -95,7 +106,7 @@ internal sealed partial class ConsumerGroupGrain
                 $"Group '{GroupId}' has {state.State.Members.Count} member(s); offsets are reset only while a group is empty. Stop its consumers first.");
         }
 
-        var rows = await ResolveAsync(reset.Offsets);
+        var rows = await ResolveAsync(reset.To is { } to ? await ReportedOffsetsAsync(to, reset.Topics!) : reset.Offsets!);
         var metadata = image.Current;
         if (!reset.DryRun)
         {
@@ -106,9 +117,52 @@ internal sealed partial class ConsumerGroupGrain
             {
                 offsets[row.Key] = new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now);
             }
+
+            KeepAliveWhileHolding();
         }
 
         return ToGroupOffsets(rows.Select(r => new CommittedOffset(r.TopicId, r.Topic, r.Partition, r.Offset, r.LeaderEpoch, r.Metadata, TimeProvider.GetUtcNow())), metadata);
+    }
+
+    /// <summary>Every partition of <paramref name="topics"/> at its log start (<c>earliest</c>) or log end
+    /// (<c>latest</c>) as its leader last reported it; refused if any partition has no report yet.</summary>
+    private async Task<List<PartitionOffset>> ReportedOffsetsAsync(string to, IReadOnlyList<string> topics)
+    {
+        if (to is not ("earliest" or "latest"))
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"to must be 'earliest' or 'latest'; got '{to}'. For explicit offsets use offsets instead.");
+        }
+
+        var metadata = image.Current;
+        if (topics.Any(t => t is null || !metadata.Topics.ContainsKey(t)))
+        {
+            metadata = await image.WaitForAsync(await log.GetHeadAsync(CancellationToken.None), _imageWait);
+        }
+
+        var offsets = new List<PartitionOffset>();
+        for (var i = 0; i < topics.Count; i++)
+        {
+            var name = topics[i];
+            TopicRules.ValidateName(name);
+            if (!metadata.Topics.TryGetValue(name, out var topic))
+            {
+                throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"topics[{i}]: topic '{name}' does not exist.");
+            }
+
+            foreach (var partition in topic.Partitions)
+            {
+                if (!logOffsets.TryGet(topic.Topic.TopicId, partition.Partition, out var reported))
+                {
+                    throw MetaException.Conflict(ErrorCodes.OffsetNotAvailable,
+                        $"No leader has reported the log offsets of '{name}' partition {partition.Partition} yet, so '{to}' is not known. Brokers report " +
+                        "them every few seconds (PUT /v1/brokers/{id}/log-offsets); retry shortly, or reset to explicit offsets.");
+                }
+
+                offsets.Add(new PartitionOffset(name, partition.Partition, to == "earliest" ? reported.LogStartOffset : reported.LogEndOffset));
+            }
+        }
+
+        return offsets;
     }
 
     /// <summary>Kafka's rules for who may commit: members with their current epoch; anyone else only while the group is empty.</summary>
@@ -235,6 +289,7 @@ internal sealed partial class ConsumerGroupGrain
                 offsets.Remove(key);
             }
 
+            KeepAliveWhileHolding();
             return deleted;
         }
         catch
@@ -245,13 +300,37 @@ internal sealed partial class ConsumerGroupGrain
     }
 
     private async Task<Dictionary<OffsetKey, CommittedOffset>> OffsetsAsync()
-        => _offsets ??= (await offsetStore.ReadAsync(GroupId, CancellationToken.None)).ToDictionary(o => o.Key);
+    {
+        if (_offsets is null)
+        {
+            var stored = await offsetStore.ReadAsync(GroupId, CancellationToken.None);
+            var offsets = new Dictionary<OffsetKey, CommittedOffset>(stored.Count);
+            foreach (var offset in stored)
+            {
+                // One string per topic, not one per partition: a million offsets would otherwise hold a million copies.
+                offsets[offset.Key] = offset with { Topic = string.Intern(offset.Topic) };
+            }
+
+            _offsets = offsets;
+            KeepAliveWhileHolding();
+        }
+
+        return _offsets;
+    }
+
+    /// <summary>A group holding offsets or members stays active, so that listings and expiry find it in memory.</summary>
+    private void KeepAliveWhileHolding() => KeepAliveWhenIdle = _offsets is { Count: > 0 } || state.State.Members.Count > 0;
 
     /// <summary>A topic's current name, or the name it had when committed if it was deleted since.</summary>
     private static string NameOf(CommittedOffset offset, MetadataImage metadata)
         => metadata.TopicNames.TryGetValue(offset.TopicId, out var name) ? name : offset.Topic;
 
-    private static List<GroupOffset> ToGroupOffsets(IEnumerable<CommittedOffset> offsets, MetadataImage metadata)
-        => [.. offsets.Select(o => new GroupOffset(NameOf(o, metadata), o.TopicId, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, o.CommittedAt))
+    private List<GroupOffset> ToGroupOffsets(IEnumerable<CommittedOffset> offsets, MetadataImage metadata)
+        => [.. offsets.Select(o => logOffsets.TryGet(o.TopicId, o.Partition, out var log)
+                ? new GroupOffset(NameOf(o, metadata), o.TopicId, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, o.CommittedAt, log.LogEndOffset, Lag(o.Offset, log))
+                : new GroupOffset(NameOf(o, metadata), o.TopicId, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, o.CommittedAt))
             .OrderBy(o => o.Topic, StringComparer.Ordinal).ThenBy(o => o.Partition)];
+
+    /// <summary>Records not yet consumed; never below 0 (a log end reported before the commit may be behind it).</summary>
+    private static long Lag(long committed, LogOffsets log) => Math.Max(0, log.LogEndOffset - committed);
 }

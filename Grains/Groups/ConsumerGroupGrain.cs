@@ -25,6 +25,8 @@ namespace OrleansMeta.Grains.Groups;
 internal sealed partial class ConsumerGroupGrain(
     [PersistentState("group")] IPersistentState<GroupState> state,
     IOffsetStore offsetStore,
+    LogOffsetsTable logOffsets,
+    GroupDirectory directory,
     MetadataImageService image,
     IMetadataLog log,
     IOptions<GroupOptions> options,
@@ -37,11 +39,12 @@ internal sealed partial class ConsumerGroupGrain(
     private readonly Dictionary<string, long> _revokeBy = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Regex> _regexes = new(StringComparer.Ordinal);
     private IDisposable? _sessionTimer;
+    private IDisposable? _retentionTimer;
     private bool _dirty;
 
     private string GroupId => Key;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         // Every member gets a full session from this activation on; the old owner's clocks are gone with it.
         var now = TimeProvider.GetTimestamp();
@@ -50,13 +53,19 @@ internal sealed partial class ConsumerGroupGrain(
             _lastHeartbeat[member] = now;
         }
 
+        // Offsets are loaded now, not on first use: a group that has any stays active, so that listings and offset
+        // expiry find every group in some silo's memory.
+        await OffsetsAsync();
+        directory.Add(GroupId);
         _sessionTimer = RegisterGrainTimer(_ => ExpireAsync(), _options.SessionCheckInterval, _options.SessionCheckInterval);
-        return Task.CompletedTask;
+        _retentionTimer = RegisterGrainTimer(_ => ExpireOffsetsAsync(), _options.OffsetsRetentionCheckInterval, _options.OffsetsRetentionCheckInterval);
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _sessionTimer?.Dispose();
+        _retentionTimer?.Dispose();
+        directory.Remove(GroupId);
         return Task.CompletedTask;
     }
 

@@ -26,6 +26,14 @@ public sealed class GroupOptions
 
     /// <summary>The assignor of a group whose members ask for none: <c>uniform</c> or <c>range</c>. Default: uniform.</summary>
     public string DefaultAssignor { get; set; } = "uniform";
+
+    /// <summary>How long a committed offset is kept after its last commit once no member of the group consumes its
+    /// topic (an empty group loses all its offsets this long after their last commits, and then the group itself).
+    /// Default: 7 days (Kafka's offsets.retention.minutes).</summary>
+    public TimeSpan OffsetsRetention { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often each group looks for expired offsets. Default: 10 minutes (offsets.retention.check.interval.ms).</summary>
+    public TimeSpan OffsetsRetentionCheckInterval { get; set; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>Lists every problem with the group settings at start-up.</summary>
@@ -58,6 +66,16 @@ public sealed class GroupOptionsValidator : IValidateOptions<GroupOptions>
         if (options.MaxSize < 1)
         {
             problems.Add($"{section}:MaxSize must be at least 1.");
+        }
+
+        if (options.OffsetsRetention <= TimeSpan.Zero)
+        {
+            problems.Add($"{section}:OffsetsRetention must be positive, e.g. 7.00:00:00 for 7 days.");
+        }
+
+        if (options.OffsetsRetentionCheckInterval <= TimeSpan.Zero)
+        {
+            problems.Add($"{section}:OffsetsRetentionCheckInterval must be positive, e.g. 00:10:00.");
         }
 
         if (options.DefaultAssignor is not ("uniform" or "range"))

@@ -72,6 +72,17 @@ public abstract class Grain
     protected void DeactivateOnIdle() => _activation.RequestDeactivation(DeactivationReason.Requested);
 
     /// <summary>
+    /// Whether idle collection leaves this activation alone: a grain that serves data from memory to silo-wide queries
+    /// (a consumer group listed with its lag) stays loaded while it holds such data. It still deactivates when the silo
+    /// stops, when its owner changes, or on <see cref="DeactivateOnIdle"/>. Default: false.
+    /// </summary>
+    protected bool KeepAliveWhenIdle
+    {
+        get => _activation.KeepAliveWhenIdle;
+        set => _activation.KeepAliveWhenIdle = value;
+    }
+
+    /// <summary>
     /// Registers a timer whose callback runs as a turn of this activation (never concurrently with a call) after
     /// <paramref name="dueTime"/> and then every <paramref name="period"/> (<see cref="Timeout.InfiniteTimeSpan"/> for
     /// once). The timer stops when the activation deactivates or the returned handle is disposed. Timer ticks do not

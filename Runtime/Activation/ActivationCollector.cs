@@ -24,7 +24,7 @@ internal sealed class ActivationCollector(GrainRuntime runtime) : IHostedService
         var collected = 0;
         foreach (var activation in runtime.Catalog.Activations)
         {
-            if (activation.IsIdle && activation.LastActive <= cutoff)
+            if (activation.IsIdle && !activation.KeepAliveWhenIdle && activation.LastActive <= cutoff)
             {
                 activation.RequestDeactivation(DeactivationReason.Idle);
                 collected++;

@@ -46,6 +46,9 @@ internal sealed partial class GrainActivation
 
     public DateTimeOffset LastActive { get; private set; }
 
+    /// <summary>Set by the grain: idle collection skips this activation (see <c>Grain.KeepAliveWhenIdle</c>).</summary>
+    public bool KeepAliveWhenIdle { get; set; }
+
     public ActivationStatus Status
     {
         get

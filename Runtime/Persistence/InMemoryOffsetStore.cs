@@ -94,6 +94,23 @@ public sealed class InMemoryOffsetStore : IOffsetStore
     }
 
     /// <inheritdoc />
+    public Task<IReadOnlyList<string>> ListGroupsAsync(string? after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        lock (_gate)
+        {
+            IReadOnlyList<string> groups =
+            [
+                .. _groups.Where(group => group.Value.Count > 0 && (after is null || string.CompareOrdinal(group.Key, after) > 0))
+                    .Select(group => group.Key)
+                    .Order(StringComparer.Ordinal)
+                    .Take(limit),
+            ];
+            return Task.FromResult(groups);
+        }
+    }
+
+    /// <inheritdoc />
     public Task<IReadOnlyList<string>> GroupsCommittedBeforeAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);

@@ -70,6 +70,7 @@ public static class SiloHostingExtensions
             .AddCheck<MetadataHealthCheck>("metadata", tags: ["ready"]);
         services.AddHostedService<SiloStartupAnnouncer>();
         services.AddSingleton<MetadataResponseCache>();
+        services.AddSingleton<SiloPeers>();
 
         services.AddProblemDetails(options => options.CustomizeProblemDetails = ProblemMapping.AddDefaults);
         services.AddExceptionHandler<ProblemMapping>();
@@ -133,9 +134,13 @@ public static class SiloHostingExtensions
         api.MapBrokerEndpoints();
         api.MapTopicEndpoints();
         api.MapGroupEndpoints();
+        api.MapGroupListingEndpoints();
+        api.MapLogOffsetsEndpoints();
         api.MapPartitionEndpoints();
         api.MapMetadataEndpoints();
         app.MapGrainCallEndpoint();
+        app.MapGroupListingPeerEndpoint();
+        app.MapLogOffsetsPeerEndpoint();
         app.MapMembershipEndpoints();
         return app;
     }

@@ -131,6 +131,17 @@ public sealed partial class PostgresOffsetStore
     // index on last_commit_at). Its times are lower bounds (see CommitSql), so every group whose newest commit is
     // older than $2 is a candidate, and the few candidates that committed since their summary last moved are dropped
     // by a look at their own offset rows (a primary key range). Oldest summary first.
+    // The summary table has one row per group with offsets. "C" collation: ordinal order, as the in-memory store and
+    // .NET's ordinal comparison give, whatever the database's default collation.
+    private const string ListGroupsSql =
+        """
+        SELECT group_id
+        FROM consumer_group_commits
+        WHERE cluster_id = $1 AND ($2::text IS NULL OR group_id COLLATE "C" > $2::text COLLATE "C")
+        ORDER BY group_id COLLATE "C"
+        LIMIT $3
+        """;
+
     private const string GroupsCommittedBeforeSql =
         """
         SELECT g.group_id

@@ -158,6 +158,25 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     }
 
     /// <inheritdoc />
+    /// <remarks>Reads the per-group summary table (one row per group with offsets).</remarks>
+    public async Task<IReadOnlyList<string>> ListGroupsAsync(string? after, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        await using var command = _dataSource.CreateCommand(ListGroupsSql);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)after ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var groups = new List<string>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            groups.Add(reader.GetString(0));
+        }
+
+        return groups;
+    }
+
+    /// <inheritdoc />
     /// <remarks>Oldest first. Reads the per-group summary table (one row per group with offsets), not the offsets.</remarks>
     public async Task<IReadOnlyList<string>> GroupsCommittedBeforeAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken)
     {
