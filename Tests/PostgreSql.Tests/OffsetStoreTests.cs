@@ -206,6 +206,40 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task Groups_with_offsets_are_listed_in_ordinal_pages_by_both_stores()
+    {
+        await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());
+        foreach (var store in new IOffsetStore[] { owned.Store, new InMemoryOffsetStore() })
+        {
+            // Ordinal order: upper case before lower case, whatever the database's collation says.
+            string[] ids = ["b", "B", "a.1", "a-2", "z", "gone"];
+            foreach (var id in ids)
+            {
+                await store.CommitAsync(id, [Commit(Orders, 0, 1)], CancellationToken.None);
+            }
+
+            await store.DeleteAsync("gone", null, CancellationToken.None);
+            string[] expected = [.. ids.Where(id => id != "gone").Order(StringComparer.Ordinal)];
+            Assert.Equal(expected, await store.ListGroupsAsync(null, 100, CancellationToken.None));
+            var pages = new List<string>();
+            for (string? after = null; ;)
+            {
+                var page = await store.ListGroupsAsync(after, 2, CancellationToken.None);
+                pages.AddRange(page);
+                if (page.Count < 2)
+                {
+                    break;
+                }
+
+                after = page[^1];
+            }
+
+            Assert.Equal(expected, pages);
+            await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => store.ListGroupsAsync(null, 0, CancellationToken.None));
+        }
+    }
+
+    [Fact]
     public async Task The_migration_applies_on_an_existing_schema_at_version_4()
     {
         await using var database = await TestDatabase.CreateAsync(migrate: false);
