@@ -2,12 +2,13 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [cold-start] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [cold-start] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
 var partitionCounts = (ReadOption("--partitions") ?? "1000,10000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
 var postgres = ReadOption("--postgres") ?? Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_POSTGRES");
+var groupCount = ReadOption("--groups") is { } g ? int.Parse(g, CultureInfo.InvariantCulture) : 10_000;
 List<string> scenarios = arguments.Count > 0 ? [.. arguments] : ["grain-calls", "state-writes", "remote-calls", "metadata-reads", "failover"];
 var duration = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
@@ -60,6 +61,15 @@ foreach (var scenario in scenarios)
             }
 
             break;
+        case "group-listing":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("group-listing needs PostgreSQL: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            notes.AddRange(await GroupListingScenario.RunAsync(postgres, groupCount));
+            break;
         case "api-writes":
             if (postgres is null)
             {
@@ -111,7 +121,7 @@ foreach (var scenario in scenarios)
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, cold-start (--partitions PER_TOPIC,TOPICS).");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, cold-start (--partitions PER_TOPIC,TOPICS), group-listing (--groups N).");
             return 2;
     }
 }

@@ -40,6 +40,16 @@ public static class MetaClientExtensions
         return client.FetchOffsetsAsync(groupId, topics: null, cancellationToken);
     }
 
+    /// <summary>Lists every consumer group with its state and lag (<c>GET /v1/groups</c>).</summary>
+    /// <param name="client">The client.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The groups by id, and the silos that did not answer, if any.</returns>
+    public static Task<GroupsResponse> ListGroupsAsync(this IMetaClient client, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.ListGroupsAsync(states: null, cancellationToken);
+    }
+
     /// <summary>Deletes every committed offset of an empty group (<c>DELETE /v1/groups/{groupId}/offsets</c>).</summary>
     /// <param name="client">The client.</param>
     /// <param name="groupId">The group id.</param>

@@ -5,6 +5,7 @@
 #   scripts/bench.sh grain-calls state-writes --seconds 10
 #   scripts/bench.sh api-writes --seconds 10      (durable API writes next to etcd and pgbench, 1 and 3 silos)
 #   scripts/bench.sh offsets --seconds 10         (durable offset commits of 1000 groups next to pgbench's single-row updates)
+#   scripts/bench.sh group-listing                (10k groups / 1M offsets: load time, memory per offset, GET /v1/groups next to a PostgreSQL GROUP BY)
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

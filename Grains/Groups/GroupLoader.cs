@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Calls;
 using OrleansMeta.Runtime.Cluster;
@@ -14,13 +15,15 @@ namespace OrleansMeta.Grains.Groups;
 /// Activates every consumer group with committed offsets that this silo owns, when the silo starts and whenever the
 /// membership view changes (as Kafka's group coordinator loads the groups of the offsets partitions it leads). Group
 /// grains holding offsets stay active, so listing every group with its lag is answered from memory and offset expiry
-/// runs for every group, including groups nobody calls.
+/// runs for every group, including groups nobody calls. It also drops deleted topics' log offsets.
 /// </summary>
 internal sealed partial class GroupLoader(
     IClusterMembership membership,
     IOffsetStore store,
     IGrainFactory grains,
     GroupDirectory directory,
+    LogOffsetsTable logOffsets,
+    MetadataImageService image,
     ILogger<GroupLoader> logger) : BackgroundService
 {
     private const int PageSize = 1000;
@@ -43,6 +46,11 @@ internal sealed partial class GroupLoader(
                     try
                     {
                         await LoadOwnedAsync(self, stoppingToken).ConfigureAwait(false);
+
+                        // Deleted topics' log offsets go too (a topic id never comes back). A topic this silo's image
+                        // does not show yet loses its values until the next report.
+                        var topics = image.Current.TopicNames;
+                        logOffsets.Retain(topics.ContainsKey);
                     }
                     catch (Exception exception) when (!stoppingToken.IsCancellationRequested)
                     {
