@@ -55,9 +55,7 @@ public static class GroupListingScenario
                 SELECT $1, 'bench-' || lpad(g::text, 6, '0'), t.id, p, t.name, g * 10 + p, -1, now()
                 FROM generate_series(0, $4 - 1) AS g
                 JOIN unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS t(id, name, ord) ON (g % cardinality($2::uuid[])) + 1 = t.ord
-                CROSS JOIN generate_series(0, $5 - 1) AS p;
-                INSERT INTO consumer_group_commits (cluster_id, group_id, last_commit_at)
-                SELECT $1, 'bench-' || lpad(g::text, 6, '0'), now() FROM generate_series(0, $4 - 1) AS g;
+                CROSS JOIN generate_series(0, $5 - 1) AS p
                 """);
             command.CommandTimeout = 600;
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
@@ -66,6 +64,14 @@ public static class GroupListingScenario
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = groups });
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = PartitionsPerTopic });
             await command.ExecuteNonQueryAsync();
+            await using var summary = dataSource.CreateCommand(
+                """
+                INSERT INTO consumer_group_commits (cluster_id, group_id, last_commit_at)
+                SELECT $1, 'bench-' || lpad(g::text, 6, '0'), now() FROM generate_series(0, $2 - 1) AS g
+                """);
+            summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
+            summary.Parameters.Add(new NpgsqlParameter<int> { TypedValue = groups });
+            await summary.ExecuteNonQueryAsync();
         }
 
         var offsets = (long)groups * PartitionsPerTopic;
