@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
-using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Grains.Groups;
 
@@ -82,6 +81,7 @@ internal sealed partial class ConsumerGroupGrain
     {
         await state.WriteStateAsync();
         _dirty = false;
+        Publish();
     }
 
     public async Task<GroupDescription> DescribeAsync()
@@ -95,7 +95,7 @@ internal sealed partial class ConsumerGroupGrain
         }
 
         var metadata = image.Current;
-        var (totalLag, withoutLag) = TotalLag(offsets.Values);
+        var (totalLag, withoutLag) = TotalLag(offsets);
         var members = group.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal).Select(m => new GroupMemberDescription(
             m.MemberId, m.InstanceId, m.RackId, m.ClientId, m.LeftWithEpoch is null ? m.MemberEpoch : -2,
             m.LeftWithEpoch is not null ? "left-temporarily" : MemberStateName(m.State),
@@ -113,29 +113,41 @@ internal sealed partial class ConsumerGroupGrain
             return null;
         }
 
-        var (totalLag, withoutLag) = TotalLag(offsets.Values);
+        var (totalLag, withoutLag) = TotalLag(offsets);
         var group = state.State;
         return new GroupListing(GroupId, GroupStateName(), group.GroupEpoch, group.Members.Count, group.Assignor, offsets.Count, totalLag, withoutLag);
     }
 
     /// <summary>The lag summed over partitions whose log end is known, and how many are not.</summary>
-    private (long Total, int Unknown) TotalLag(IEnumerable<CommittedOffset> offsets)
+    private (long Total, int Unknown) TotalLag(GroupOffsets offsets)
     {
-        long total = 0;
-        var unknown = 0;
-        foreach (var offset in offsets)
-        {
-            if (logOffsets.TryGet(offset.TopicId, offset.Partition, out var log))
-            {
-                total += Lag(offset.Offset, log);
-            }
-            else
-            {
-                unknown++;
-            }
-        }
-
+        var (total, unknown, _) = offsets.SumLag(logOffsets);
         return (total, unknown);
+    }
+
+    /// <summary>
+    /// Publishes the group's state line and offsets for listings, and keeps the activation while it holds offsets or
+    /// members, so that listings and expiry find it in memory. Called after every change that is committed.
+    /// </summary>
+    private void Publish()
+    {
+        var group = state.State;
+        KeepAliveWhenIdle = _offsets is { Count: > 0 } || group.Members.Count > 0;
+        if (_entry is { } entry)
+        {
+            entry.Offsets = _offsets;
+            entry.Header = new GroupHeader(GroupStateName(), group.GroupEpoch, group.Members.Count, group.Assignor, state.RecordExists);
+        }
+    }
+
+    /// <summary>After a store call that failed: offsets are read again before anything is answered from them.</summary>
+    private void ForgetOffsets()
+    {
+        _offsets = null;
+        if (_entry is { } entry)
+        {
+            entry.Offsets = null;
+        }
     }
 
     /// <summary>
@@ -159,7 +171,7 @@ internal sealed partial class ConsumerGroupGrain
             }
             catch
             {
-                _offsets = null;
+                ForgetOffsets();
                 throw;
             }
 
@@ -179,10 +191,11 @@ internal sealed partial class ConsumerGroupGrain
                 LogGroupExpired(logger, GroupId);
             }
 
+            Publish();
             DeactivateOnIdle();
         }
 
-        KeepAliveWhileHolding();
+        Publish();
     }
 
     public async Task DeleteAsync()
@@ -206,6 +219,8 @@ internal sealed partial class ConsumerGroupGrain
         {
             await state.ClearStateAsync();
         }
+
+        Publish();
 
         LogDeleted(logger, GroupId);
     }

@@ -12,7 +12,7 @@ namespace OrleansMeta.Grains.Groups;
 internal sealed partial class ConsumerGroupGrain
 {
     private const int MaxMetadataLength = 4096;
-    private Dictionary<OffsetKey, CommittedOffset>? _offsets;
+    private GroupOffsets? _offsets;
 
     public async Task CommitAsync(CommitOffsetsRequest commit)
     {
@@ -29,10 +29,10 @@ internal sealed partial class ConsumerGroupGrain
         var now = TimeProvider.GetUtcNow();
         foreach (var row in rows)
         {
-            offsets[row.Key] = new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now);
+            offsets.Set(new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now));
         }
 
-        KeepAliveWhileHolding();
+        Publish();
     }
 
     public async Task<IReadOnlyList<GroupOffset>> FetchAsync(IReadOnlyList<string>? topics)
@@ -115,10 +115,10 @@ internal sealed partial class ConsumerGroupGrain
             var now = TimeProvider.GetUtcNow();
             foreach (var row in rows)
             {
-                offsets[row.Key] = new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now);
+                offsets.Set(new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now));
             }
 
-            KeepAliveWhileHolding();
+            Publish();
         }
 
         return ToGroupOffsets(rows.Select(r => new CommittedOffset(r.TopicId, r.Topic, r.Partition, r.Offset, r.LeaderEpoch, r.Metadata, TimeProvider.GetUtcNow())), metadata);
@@ -261,7 +261,7 @@ internal sealed partial class ConsumerGroupGrain
         catch
         {
             // Refused or unknown: what storage holds is read again before this grain answers from memory.
-            _offsets = null;
+            ForgetOffsets();
             throw;
         }
     }
@@ -289,37 +289,26 @@ internal sealed partial class ConsumerGroupGrain
                 offsets.Remove(key);
             }
 
-            KeepAliveWhileHolding();
+            Publish();
             return deleted;
         }
         catch
         {
-            _offsets = null;
+            ForgetOffsets();
             throw;
         }
     }
 
-    private async Task<Dictionary<OffsetKey, CommittedOffset>> OffsetsAsync()
+    private async Task<GroupOffsets> OffsetsAsync()
     {
         if (_offsets is null)
         {
-            var stored = await offsetStore.ReadAsync(GroupId, CancellationToken.None);
-            var offsets = new Dictionary<OffsetKey, CommittedOffset>(stored.Count);
-            foreach (var offset in stored)
-            {
-                // One string per topic, not one per partition: a million offsets would otherwise hold a million copies.
-                offsets[offset.Key] = offset with { Topic = string.Intern(offset.Topic) };
-            }
-
-            _offsets = offsets;
-            KeepAliveWhileHolding();
+            _offsets = GroupOffsets.From(await offsetStore.ReadAsync(GroupId, CancellationToken.None));
+            Publish();
         }
 
         return _offsets;
     }
-
-    /// <summary>A group holding offsets or members stays active, so that listings and expiry find it in memory.</summary>
-    private void KeepAliveWhileHolding() => KeepAliveWhenIdle = _offsets is { Count: > 0 } || state.State.Members.Count > 0;
 
     /// <summary>A topic's current name, or the name it had when committed if it was deleted since.</summary>
     private static string NameOf(CommittedOffset offset, MetadataImage metadata)

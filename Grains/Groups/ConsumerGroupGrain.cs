@@ -40,6 +40,7 @@ internal sealed partial class ConsumerGroupGrain(
     private readonly Dictionary<string, Regex> _regexes = new(StringComparer.Ordinal);
     private IDisposable? _sessionTimer;
     private IDisposable? _retentionTimer;
+    private GroupEntry? _entry;
     private bool _dirty;
 
     private string GroupId => Key;
@@ -56,7 +57,8 @@ internal sealed partial class ConsumerGroupGrain(
         // Offsets are loaded now, not on first use: a group that has any stays active, so that listings and offset
         // expiry find every group in some silo's memory.
         await OffsetsAsync();
-        directory.Add(GroupId);
+        _entry = directory.Add(GroupId);
+        Publish();
         _sessionTimer = RegisterGrainTimer(_ => ExpireAsync(), _options.SessionCheckInterval, _options.SessionCheckInterval);
         _retentionTimer = RegisterGrainTimer(_ => ExpireOffsetsAsync(), _options.OffsetsRetentionCheckInterval, _options.OffsetsRetentionCheckInterval);
     }
@@ -65,7 +67,11 @@ internal sealed partial class ConsumerGroupGrain(
     {
         _sessionTimer?.Dispose();
         _retentionTimer?.Dispose();
-        directory.Remove(GroupId);
+        if (_entry is { } entry)
+        {
+            directory.Remove(entry);
+        }
+
         return Task.CompletedTask;
     }
 

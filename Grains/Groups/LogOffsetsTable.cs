@@ -15,8 +15,9 @@ public readonly record struct LogOffsetsEntry(Guid TopicId, int Partition, LogOf
 /// leader epoch than one already held is ignored, so a deposed leader's late report cannot move a partition back.
 /// </summary>
 /// <remarks>
-/// Kept per topic as arrays indexed by partition (about 24 bytes a partition), because a million partitions are
-/// reported every few seconds and a dictionary entry per partition would cost four times the memory.
+/// Kept per topic as arrays indexed by partition (about 20 bytes a partition), because a million partitions are
+/// reported every few seconds and a dictionary entry per partition would cost four times the memory. Writers take a
+/// lock per topic; lag, summed over many partitions, reads log ends without one.
 /// </remarks>
 public sealed class LogOffsetsTable
 {
@@ -63,6 +64,18 @@ public sealed class LogOffsetsTable
         return false;
     }
 
+    /// <summary>The partition's log end, if its leader reported it; without a lock, for lag over many partitions.</summary>
+    public bool TryGetLogEnd(Guid topicId, int partition, out long logEnd)
+    {
+        if (_topics.TryGetValue(topicId, out var topic))
+        {
+            return topic.TryGetLogEnd(partition, out logEnd);
+        }
+
+        logEnd = 0;
+        return false;
+    }
+
     /// <summary>Forgets topics that no longer exist (their ids never come back).</summary>
     public void Retain(Func<Guid, bool> exists)
     {
@@ -77,12 +90,15 @@ public sealed class LogOffsetsTable
 
     private sealed class TopicOffsets(Guid topicId)
     {
+        private const long Unknown = -1;
         private readonly Lock _lock = new();
         private long[] _start = [];
-        private long[] _end = [];
 
         // Leader epoch + 1, so that 0 means "never reported".
         private int[] _epoch = [];
+
+        // Read without the lock: replaced as a whole (after it is filled) when it grows, and each value is one atomic word.
+        private volatile long[] _end = [];
 
         public Guid TopicId { get; } = topicId;
 
@@ -92,12 +108,16 @@ public sealed class LogOffsetsTable
         {
             lock (_lock)
             {
-                if (partition >= _end.Length)
+                var end = _end;
+                if (partition >= end.Length)
                 {
-                    var size = Math.Max(partition + 1, _end.Length * 2);
+                    var size = Math.Max(partition + 1, end.Length * 2);
                     Array.Resize(ref _start, size);
-                    Array.Resize(ref _end, size);
                     Array.Resize(ref _epoch, size);
+                    var grown = new long[size];
+                    Array.Fill(grown, Unknown);
+                    end.CopyTo(grown, 0);
+                    end = grown;
                 }
 
                 var held = _epoch[partition];
@@ -112,8 +132,9 @@ public sealed class LogOffsetsTable
                 }
 
                 _start[partition] = offsets.LogStartOffset;
-                _end[partition] = offsets.LogEndOffset;
                 _epoch[partition] = offsets.LeaderEpoch + 1;
+                Volatile.Write(ref end[partition], offsets.LogEndOffset);
+                _end = end;
                 return true;
             }
         }
@@ -131,6 +152,13 @@ public sealed class LogOffsetsTable
 
             offsets = default;
             return false;
+        }
+
+        public bool TryGetLogEnd(int partition, out long logEnd)
+        {
+            var end = _end;
+            logEnd = partition < end.Length ? Volatile.Read(ref end[partition]) : Unknown;
+            return logEnd != Unknown;
         }
     }
 }

@@ -9,8 +9,8 @@ namespace OrleansMeta.Silo.Api;
 
 /// <summary>
 /// Every consumer group of the cluster with its state and lag (Kafka's ListGroups with the lag kafka-consumer-groups
-/// computes). Each silo answers for the groups active on it, from memory; the silo asked gathers every silo's part with
-/// one call each, so the cost grows with the number of silos, not of groups.
+/// computes). Each silo answers for the groups active on it from what their grains published (no grain calls, no
+/// database); the silo asked gathers every silo's part with one call each.
 /// </summary>
 public static class GroupListingEndpoints
 {
@@ -45,7 +45,7 @@ public static class GroupListingEndpoints
         }
 
         var remote = peers.SendToOthersAsync<GroupListing[]>(() => new HttpRequestMessage(HttpMethod.Get, SiloEndpoints.Prefix + PeerPath), PeerTimeout, cancellationToken);
-        var local = await LocalAsync(directory, grains);
+        var local = await directory.ListAsync(grains);
         var groups = new Dictionary<string, GroupListing>(StringComparer.Ordinal);
         foreach (var group in local)
         {
@@ -73,13 +73,6 @@ public static class GroupListingEndpoints
         return TypedResults.Ok(new GroupsResponse(listed, unreachable));
     }
 
-    private static async Task<Ok<GroupListing[]>> ListLocalAsync(GroupDirectory directory, IGrainFactory grains)
-        => TypedResults.Ok(await LocalAsync(directory, grains));
-
-    /// <summary>The groups active on this silo, each asked for its line (local calls, no database).</summary>
-    private static async Task<GroupListing[]> LocalAsync(GroupDirectory directory, IGrainFactory grains)
-    {
-        var lines = await Task.WhenAll(directory.Groups.Select(id => grains.GetGrain<IConsumerGroupGrain>(id).ListingAsync()));
-        return [.. lines.OfType<GroupListing>()];
-    }
+    private static async Task<Ok<IReadOnlyList<GroupListing>>> ListLocalAsync(GroupDirectory directory, IGrainFactory grains)
+        => TypedResults.Ok(await directory.ListAsync(grains));
 }
