@@ -13,17 +13,30 @@ public sealed class ChaosRunner
 {
     private const string ClusterId = "chaos";
 
+    // Declared before Settings, which reads them (static fields initialise in order).
+    /// <summary>Short enough that members are removed within a run (a fault outlasts it), long enough that a member
+    /// heartbeating every 300 ms through a moving coordinator usually keeps its place.</summary>
+    private static readonly TimeSpan GroupSessionTimeout = TimeSpan.FromSeconds(4);
+
+    private static readonly TimeSpan GroupRebalanceTimeout = TimeSpan.FromSeconds(30);
+
     // Fast failure detection (as the cluster tests use) so that faults are noticed and healed within a short run.
     private static readonly Dictionary<string, string> Settings = new(OrleansMeta.TestGrains.FastClusterSettings.Membership)
     {
         ["Meta:ClusterId"] = ClusterId,
         ["Meta:Cluster:ClusterSecret"] = "chaos-secret-0123456789abcdef0123456789abcdef",
         ["Logging:LogLevel:Default"] = "Warning",
+        ["Meta:Groups:HeartbeatInterval"] = "00:00:00.300",
+        ["Meta:Groups:SessionTimeout"] = Format(GroupSessionTimeout),
+        ["Meta:Groups:RebalanceTimeout"] = Format(GroupRebalanceTimeout),
+        ["Meta:Groups:SessionCheckInterval"] = "00:00:00.200",
     };
 
     private readonly ChaosOptions _options;
 
     public ChaosRunner(ChaosOptions options) => _options = options;
+
+    private static string Format(TimeSpan time) => time.ToString("c", System.Globalization.CultureInfo.InvariantCulture);
 
     public async Task<ChaosReport> RunAsync(CancellationToken cancellationToken = default)
     {
@@ -62,9 +75,16 @@ public sealed class ChaosRunner
                 RequestTimeout = TimeSpan.FromSeconds(8),
                 MaxAttempts = 3,
             });
+            // Group calls make one attempt each, so that a refusal is definite and a lost answer is an unknown outcome.
+            using var groupClient = new MetaClient(new MetaClientOptions
+            {
+                BootstrapUrls = [.. silos.Select(s => s.PublicUrl)],
+                RequestTimeout = TimeSpan.FromSeconds(4),
+                MaxAttempts = 1,
+            });
             using var workloadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             workloadStop.CancelAfter(_options.Duration);
-            var workload = new Workload(client, history, _options, workloadStop);
+            var workload = new Workload(client, groupClient, history, _options, workloadStop);
             var faults = new FaultSchedule(cluster, _options);
             await Task.WhenAll(workload.RunAsync(workloadStop.Token), faults.RunAsync(workloadStop.Token));
             log($"workload done: {history.Operations.Count} operations; healing and settling");
@@ -72,7 +92,8 @@ public sealed class ChaosRunner
             await cluster.HealAllAsync(cancellationToken);
             await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
             var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
-            var invariants = HistoryChecker.Check(history.Operations, metadataLog, images);
+            var offsets = await workload.Groups.ReadOffsetsAsync(client, TimeSpan.FromSeconds(60), cancellationToken);
+            var invariants = HistoryChecker.Check(history.Operations, metadataLog, images, GroupCheckInput.From(offsets, GroupSessionTimeout, GroupRebalanceTimeout));
             var report = new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants) { SiloLogs = logDirectory };
             if (report.Violations.Count == 0 && report.ServerErrors.Count == 0 && !_options.KeepLogs)
             {

@@ -29,7 +29,45 @@ public enum OperationKind
     AddPartitions,
     AlterConfigs,
     ReadMetadata,
+
+    /// <summary>A consumer group heartbeat with member epoch 0 (join, or a static member returning).</summary>
+    GroupJoin,
+
+    /// <summary>A consumer group heartbeat that stays in the group (the member's current or previous epoch).</summary>
+    GroupHeartbeat,
+
+    /// <summary>A consumer group heartbeat with member epoch -1 (leave) or -2 (a static member leaving for a moment).</summary>
+    GroupLeave,
+
+    /// <summary>An offset commit (PUT /v1/groups/{id}/offsets), by a member or standalone (epoch -1, no member id).</summary>
+    CommitOffsets,
 }
+
+/// <summary>One partition of a consumer group's subscription, by topic id (a topic created again is another topic).</summary>
+public readonly record struct GroupPartition(Guid TopicId, string Topic, int Partition)
+{
+    public override string ToString() => $"{Topic}/{Partition}";
+}
+
+/// <summary>A group heartbeat as sent and, when answered, the answer: the member epoch and every partition the member
+/// may own from then on.</summary>
+public sealed record HeartbeatCall(string GroupId, string MemberId, int RequestEpoch, string? InstanceId)
+{
+    /// <summary>The partitions the request listed as owned (null when it did not say).</summary>
+    public IReadOnlyList<GroupPartition>? Owned { get; init; }
+
+    /// <summary>The answer's member epoch (null when not answered).</summary>
+    public int? AnsweredEpoch { get; init; }
+
+    /// <summary>The answer's assignment (null when not answered).</summary>
+    public IReadOnlyList<GroupPartition>? Assigned { get; init; }
+}
+
+/// <summary>One partition's offset in a commit.</summary>
+public readonly record struct CommittedOffset(string Topic, int Partition, long Offset);
+
+/// <summary>An offset commit as sent: by a member with its epoch, or standalone (no member id, epoch -1).</summary>
+public sealed record CommitCall(string GroupId, string? MemberId, int MemberEpoch, IReadOnlyList<CommittedOffset> Offsets);
 
 /// <summary>
 /// What an acknowledged write claims to have committed, in terms the checker can find in the metadata log: each effect
@@ -104,6 +142,12 @@ public sealed record Operation
     /// <summary>A read's answer.</summary>
     public MetadataResponse? Answer { get; init; }
 
+    /// <summary>A group heartbeat (join, stay, leave) with its answer.</summary>
+    public HeartbeatCall? Heartbeat { get; init; }
+
+    /// <summary>An offset commit.</summary>
+    public CommitCall? Commit { get; init; }
+
     public override string ToString()
         => $"#{Id} {Client} {Kind}({Input}) -> {Outcome}{(Error is null ? "" : " " + Error)}{(MetadataOffset is { } o ? " @" + o : "")}";
 }
@@ -120,14 +164,30 @@ public sealed class History
     /// <summary>Adds an operation built by hand (the checker's tests).</summary>
     public void Add(Operation operation) => _operations.Enqueue(operation);
 
+    /// <summary>How many operations have been recorded so far (cheap, unlike <see cref="Operations"/>).</summary>
+    public int Count => _operations.Count;
+
     /// <summary>Runs <paramref name="call"/> and records it with its times and outcome; never throws what the call throws.</summary>
     /// <param name="describe">Turns the answer into the effects it acknowledges (and, for reads, the answer to keep).</param>
+    /// <param name="request">Adds what was asked to the record whatever the outcome (a group call's details).</param>
     public async Task<T?> RecordAsync<T>(
         string client,
         OperationKind kind,
         string input,
         Func<Task<T>> call,
-        Func<T, Operation, Operation>? describe = null)
+        Func<T, Operation, Operation>? describe = null,
+        Func<Operation, Operation>? request = null)
+        where T : class
+        => (await RecordOutcomeAsync(client, kind, input, call, describe, request).ConfigureAwait(false)).Answer;
+
+    /// <summary>As <see cref="RecordAsync"/>, and also returns the record (its outcome and error code).</summary>
+    public async Task<(T? Answer, Operation Record)> RecordOutcomeAsync<T>(
+        string client,
+        OperationKind kind,
+        string input,
+        Func<Task<T>> call,
+        Func<T, Operation, Operation>? describe = null,
+        Func<Operation, Operation>? request = null)
         where T : class
     {
         var operation = new Operation
@@ -138,18 +198,25 @@ public sealed class History
             Input = input,
             InvokedAt = _clock.ElapsedTicks,
         };
+        if (request is not null)
+        {
+            operation = request(operation) with { InvokedAt = _clock.ElapsedTicks };
+        }
+
         try
         {
             var answer = await call().ConfigureAwait(false);
             var done = operation with { CompletedAt = _clock.ElapsedTicks, Outcome = Outcome.Ok };
-            _operations.Enqueue(describe is null ? done : describe(answer, done));
-            return answer;
+            done = describe is null ? done : describe(answer, done);
+            _operations.Enqueue(done);
+            return (answer, done);
         }
         catch (Exception e)
         {
             var (outcome, error) = Classify(e);
-            _operations.Enqueue(operation with { CompletedAt = _clock.ElapsedTicks, Outcome = outcome, Error = error });
-            return null;
+            var failed = operation with { CompletedAt = _clock.ElapsedTicks, Outcome = outcome, Error = error };
+            _operations.Enqueue(failed);
+            return (null, failed);
         }
     }
 

@@ -22,8 +22,10 @@ public sealed record InvariantResult(string Name, string Description, int Checke
 /// </remarks>
 public static class HistoryChecker
 {
+    /// <param name="groups">The final offsets and group timeouts for the consumer group rules (<see cref="GroupChecker"/>);
+    /// without them those rules are left out.</param>
     public static IReadOnlyList<InvariantResult> Check(
-        IReadOnlyList<Operation> history, MetadataLog log, IReadOnlyDictionary<string, MetadataResponse> siloImages)
+        IReadOnlyList<Operation> history, MetadataLog log, IReadOnlyDictionary<string, MetadataResponse> siloImages, GroupCheckInput? groups = null)
         =>
         [
             LogIsContiguous(log),
@@ -34,6 +36,7 @@ public static class HistoryChecker
             AlterPartitionIsCompareAndSet(history, log),
             SiloImagesEqualReplay(log, siloImages),
             ReadsSawTheirWrites(history, log),
+            .. groups is null ? [] : GroupChecker.Check(history, groups),
         ];
 
     internal static InvariantResult LogIsContiguous(MetadataLog log)

@@ -7,19 +7,25 @@ namespace OrleansMeta.Chaos;
 /// <summary>
 /// The clients: one task per broker (registration, heartbeats, controlled shutdown and restart), a topic admin
 /// (create, delete, add partitions, alter configs), a partition leader driver (AlterPartition shrink/expand, preferred
-/// elections); every acknowledged write is followed by a read with minOffset at its offset.
+/// elections), and consumer group members and committers (<see cref="GroupWorkload"/>, through
+/// <paramref name="groupClient"/>); every acknowledged write is followed by a read with minOffset at its offset.
 /// </summary>
-internal sealed class Workload(IMetaClient client, History history, ChaosOptions options, CancellationTokenSource stopAll)
+internal sealed class Workload(IMetaClient client, IMetaClient groupClient, History history, ChaosOptions options, CancellationTokenSource stopAll)
 {
     /// <summary>Brokers' current epochs, so that the partition driver can speak as a partition's leader.</summary>
     private readonly ConcurrentDictionary<int, long> _epochs = new();
     private long _seenOffset;
+
+    public GroupWorkload Groups => _groups ??= new GroupWorkload(groupClient, history, options, Enough);
+
+    private GroupWorkload? _groups;
 
     public Task RunAsync(CancellationToken stop)
         => Task.WhenAll([
             .. Enumerable.Range(1, options.Brokers).Select(id => Guard(() => BrokerAsync(id, new Random(options.Seed * 31 + id), stop))),
             Guard(() => AdminAsync(new Random(options.Seed * 17), stop)),
             Guard(() => PartitionsAsync(new Random(options.Seed * 13), stop)),
+            Guard(() => Groups.RunAsync(stop)),
         ]);
 
     private static async Task Guard(Func<Task> run)
@@ -36,7 +42,7 @@ internal sealed class Workload(IMetaClient client, History history, ChaosOptions
 
     private bool Enough(CancellationToken stop)
     {
-        if (history.Operations.Count >= options.MaxOperations)
+        if (history.Count >= options.MaxOperations)
         {
             stopAll.Cancel();
         }
