@@ -34,4 +34,5 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(GroupOffsetsResponse))]
 [JsonSerializable(typeof(DeleteGroupOffsetsResponse))]
 [JsonSerializable(typeof(ResetOffsetsRequest))]
+[JsonSerializable(typeof(GroupCoordinatorResponse))]
 internal sealed partial class MetaJsonContext : JsonSerializerContext;
