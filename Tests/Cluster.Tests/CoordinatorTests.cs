@@ -63,6 +63,12 @@ public sealed class CoordinatorTests
 
         Assert.True(owners.Values.Distinct().Count() > 1, "nine groups spread over more than one silo");
 
+        // A silo that forwards a group's call names the coordinator in its answer; the coordinator itself does not.
+        var sample = owners[groups[0]];
+        var forwarded = await setup.Silos.First(s => s != sample).Http.GetAsync($"/v1/groups/{groups[0]}/offsets");
+        Assert.Equal($"http://127.0.0.1:{sample.PublicPort}/", Assert.Single(forwarded.Headers.GetValues(GroupHeaders.Coordinator)));
+        Assert.False((await sample.Http.GetAsync($"/v1/groups/{groups[0]}/offsets")).Headers.Contains(GroupHeaders.Coordinator));
+
         // A fresh client with routing on (the default) and no lookup: the first call of each group may be forwarded
         // (the forwarding silo names the coordinator in its answer); every later heartbeat, commit and fetch is not.
         using var client = setup.Cluster.CreateClient();
