@@ -220,6 +220,12 @@ public sealed class CoordinatorTests
 
         var self = await setup.Client.FindCoordinatorAsync("g");
         Assert.Equal($"http://127.0.0.1:{setup.Silos[0].PublicPort}/", self.Url);
+
+        var document = System.Text.Json.JsonDocument.Parse(await setup.Silos[0].Http.GetStringAsync("/openapi/v1.json")).RootElement;
+        var lookup = document.GetProperty("paths").GetProperty("/v1/groups/{groupId}/coordinator").GetProperty("get");
+        Assert.Equal("FindCoordinator", lookup.GetProperty("operationId").GetString());
+        Assert.Contains(ErrorCodes.InvalidGroupId, lookup.GetProperty("description").GetString(), StringComparison.Ordinal);
+        Assert.True(lookup.GetProperty("responses").TryGetProperty("503", out _));
     }
 
     private static long ForwardedGroupCalls(InProcessSilo silo) => silo.IsRunning ? silo.Services.GetRequiredService<ClusterCallDispatcher>().ForwardedCalls("group") : 0;
