@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [cold-start] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -111,6 +111,26 @@ foreach (var scenario in scenarios)
             }
 
             break;
+        case "group-commits":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("group-commits needs PostgreSQL: pass --postgres or use scripts/bench.sh (which also finds pgbench).");
+                return 2;
+            }
+
+            try
+            {
+                var commits = await GroupCommitScenario.RunAsync(postgres, warmup, duration);
+                results.AddRange(commits.Results);
+                notes.AddRange(commits.Notes);
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+
+            break;
         case "remote-calls":
             if (postgres is null)
             {
@@ -121,7 +141,7 @@ foreach (var scenario in scenarios)
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, cold-start (--partitions PER_TOPIC,TOPICS), group-listing (--groups N).");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, cold-start (--partitions PER_TOPIC,TOPICS), group-listing (--groups N).");
             return 2;
     }
 }

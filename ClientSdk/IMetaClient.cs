@@ -201,4 +201,14 @@ public interface IMetaClient
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>How many partitions were taken, and how many skipped because the broker does not lead them or they do not exist.</returns>
     Task<LogOffsetsReportResponse> ReportLogOffsetsAsync(int brokerId, LogOffsetsReport report, CancellationToken cancellationToken = default);
+
+    /// <summary>Finds the silo that coordinates a consumer group (<c>GET /v1/groups/{groupId}/coordinator</c>, Kafka's
+    /// FindCoordinator). With <see cref="MetaClientOptions.RouteGroupCallsToCoordinator"/> on, the group's heartbeats,
+    /// commits and fetches go there from now on; the client also learns the coordinator without this call, from the
+    /// first group call a silo forwards.</summary>
+    /// <param name="groupId">The group id.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The coordinator's public URL (null while it runs a version that does not advertise one), incarnation and
+    /// name, and the membership view version the answer was computed on.</returns>
+    Task<GroupCoordinatorResponse> FindCoordinatorAsync(string groupId, CancellationToken cancellationToken = default);
 }

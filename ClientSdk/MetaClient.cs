@@ -11,7 +11,9 @@ namespace OrleansMeta.Client;
 /// <remarks>
 /// <para>Any silo serves every request. The client keeps sending to one silo of
 /// <see cref="MetaClientOptions.BootstrapUrls"/> and moves on to the next when that one cannot be reached or answers
-/// with a retryable error.</para>
+/// with a retryable error. A consumer group's heartbeats, commits and fetches go to the group's coordinator instead once
+/// the client knows it (see <see cref="MetaClientOptions.RouteGroupCallsToCoordinator"/>), and back to the bootstrap
+/// silos when a call there fails.</para>
 /// <para>Retries (up to <see cref="MetaClientOptions.MaxAttempts"/> attempts, exponential backoff with jitter) happen
 /// only for failures the same request may survive: the silo could not be reached (connection refused, DNS, TLS), HTTP
 /// 429, 502, 503 and 504, and problem answers with <c>retryable: true</c>. Other errors (400, 404, 409, 413, ...) are
@@ -242,7 +244,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Post, GroupPath(groupId) + "/heartbeat",
-            MetaTransport.Serialize(request, MetaJsonContext.Default.GroupHeartbeatRequest), MetaJsonContext.Default.GroupHeartbeatResponse, cancellationToken);
+            MetaTransport.Serialize(request, MetaJsonContext.Default.GroupHeartbeatRequest), MetaJsonContext.Default.GroupHeartbeatResponse, cancellationToken, groupId);
     }
 
     /// <inheritdoc />
@@ -265,14 +267,14 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Put, GroupPath(groupId) + "/offsets",
-            MetaTransport.Serialize(request, MetaJsonContext.Default.CommitOffsetsRequest), MetaJsonContext.Default.CommitOffsetsResponse, cancellationToken);
+            MetaTransport.Serialize(request, MetaJsonContext.Default.CommitOffsetsRequest), MetaJsonContext.Default.CommitOffsetsResponse, cancellationToken, groupId);
     }
 
     /// <inheritdoc />
     public Task<GroupOffsetsResponse> FetchOffsetsAsync(string groupId, IEnumerable<string>? topics = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        return SendAsync(HttpMethod.Get, GroupPath(groupId) + "/offsets" + TopicsQuery(topics), null, MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken);
+        return SendAsync(HttpMethod.Get, GroupPath(groupId) + "/offsets" + TopicsQuery(topics), null, MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken, groupId);
     }
 
     /// <inheritdoc />
@@ -304,6 +306,16 @@ public sealed class MetaClient : IMetaClient, IDisposable
             MetaTransport.Serialize(report, MetaJsonContext.Default.LogOffsetsReport), MetaJsonContext.Default.LogOffsetsReportResponse, cancellationToken);
     }
 
+    /// <inheritdoc />
+    public async Task<GroupCoordinatorResponse> FindCoordinatorAsync(string groupId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(groupId);
+        var response = await SendAsync(HttpMethod.Get, GroupPath(groupId) + "/coordinator", null,
+            MetaJsonContext.Default.GroupCoordinatorResponse, cancellationToken).ConfigureAwait(false);
+        _transport.Coordinators?.Learn(groupId, response.Url);
+        return response;
+    }
+
     /// <summary>Releases the connections the client owns. An injected handler or HttpClient is left to its owner.</summary>
     public void Dispose()
     {
@@ -314,11 +326,17 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     private Task<T> SendAsync<T>(HttpMethod method, string path, byte[]? body,
-        System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> responseType, CancellationToken cancellationToken)
+        System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> responseType, CancellationToken cancellationToken, string? group = null)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return _transport.SendAsync(method, path, body, responseType, cancellationToken);
+        return _transport.SendAsync(method, path, body, responseType, cancellationToken, group);
     }
+
+    /// <summary>Test hook: takes <paramref name="coordinator"/> as <paramref name="groupId"/>'s coordinator.</summary>
+    internal void LearnCoordinator(string groupId, Uri coordinator) => _transport.Coordinators?.Learn(groupId, coordinator.AbsoluteUri);
+
+    /// <summary>The coordinator this client sends <paramref name="groupId"/>'s calls to now, or null (bootstrap silos).</summary>
+    internal Uri? CoordinatorOf(string groupId) => _transport.Coordinators is { } cache && cache.TryGet(groupId, out var coordinator) ? coordinator : null;
 
     private static string TopicPath(string topic) => "v1/topics/" + Uri.EscapeDataString(topic);
 

@@ -35,6 +35,15 @@ public sealed class MetaClientOptions
     /// <see cref="HttpMessageHandler"/>. Default: null.</summary>
     public HttpClient? HttpClient { get; set; }
 
+    /// <summary>Whether a consumer group's heartbeats, offset commits and offset fetches go straight to the silo that
+    /// coordinates the group (Kafka's FindCoordinator), saving the hop a silo that does not own the group makes to forward
+    /// them. The client learns the coordinator from <see cref="IMetaClient.FindCoordinatorAsync"/> or from the first
+    /// such call (a silo that forwarded a group's call names the coordinator in its answer), never with an extra request
+    /// of its own; when a call sent there fails (the silo went away, or is not serving), the group's calls go to
+    /// <see cref="BootstrapUrls"/> again until a silo names the new coordinator. Turn it off when the silos' advertised
+    /// URLs are not reachable from this client (all traffic must pass a gateway). Default: true.</summary>
+    public bool RouteGroupCallsToCoordinator { get; set; } = true;
+
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromDays(1);
 
     /// <summary>Every problem with these options, each a sentence that says how to fix it; empty when valid.</summary>

@@ -153,3 +153,29 @@ public sealed record CommitOffsetsResponse(string GroupId, int Committed);
 
 /// <summary>The answer to <c>DELETE /v1/groups/{groupId}</c>.</summary>
 public sealed record DeleteGroupResponse(string GroupId);
+
+/// <summary>
+/// The answer to <c>GET /v1/groups/{groupId}/coordinator</c> (Kafka's FindCoordinator): the silo that owns the group's
+/// grain, where its heartbeats, commits and fetches are served without a forwarding hop. Any silo serves every group
+/// call; this only says where it costs least. The owner can change whenever the membership view does.
+/// </summary>
+/// <param name="GroupId">The group asked about.</param>
+/// <param name="Url">The public URL of the coordinating silo's API, as it advertises it (<c>Meta:AdvertisedUrl</c>); null
+/// while that silo runs a version that does not advertise one (during a rolling upgrade), in which case send the group's
+/// calls to any silo.</param>
+/// <param name="Silo">The coordinating silo's incarnation, <c>endpoint@generation</c> as <c>GET /v1/cluster</c> shows it.</param>
+/// <param name="SiloName">The coordinating silo's name (<c>Meta:Cluster:SiloName</c>), for people.</param>
+/// <param name="ViewVersion">The version of the membership view the answer was computed on: silos holding the same
+/// version name the same coordinator.</param>
+public sealed record GroupCoordinatorResponse(string GroupId, string? Url, string Silo, string SiloName, long ViewVersion);
+
+/// <summary>HTTP headers of the consumer-group API.</summary>
+public static class GroupHeaders
+{
+    /// <summary>
+    /// On the answer to a group's heartbeat, offset commit or offset fetch that the answering silo did not serve itself
+    /// (it forwarded the call to the group's coordinator): the coordinator's public URL, so a client can send the
+    /// group's next calls there directly. Absent when the answering silo is the coordinator.
+    /// </summary>
+    public const string Coordinator = "Meta-Coordinator";
+}

@@ -37,4 +37,5 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(GroupsResponse))]
 [JsonSerializable(typeof(LogOffsetsReport))]
 [JsonSerializable(typeof(LogOffsetsReportResponse))]
+[JsonSerializable(typeof(GroupCoordinatorResponse))]
 internal sealed partial class MetaJsonContext : JsonSerializerContext;

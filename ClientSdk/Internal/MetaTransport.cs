@@ -21,11 +21,15 @@ internal sealed class MetaTransport : IDisposable
     private readonly ResiliencePipeline _pipeline;
     private int _current;
 
+    /// <summary>Where groups' coordinators are, when <see cref="MetaClientOptions.RouteGroupCallsToCoordinator"/> is on.</summary>
+    internal CoordinatorCache? Coordinators { get; }
+
     internal MetaTransport(MetaClientOptions options)
     {
         // A base URL without a trailing slash would lose its last segment when combined with a relative path.
         _silos = [.. options.BootstrapUrls.Select(u => u.AbsoluteUri.EndsWith('/') ? u : new Uri(u.AbsoluteUri + "/"))];
         _requestTimeout = options.RequestTimeout;
+        Coordinators = options.RouteGroupCallsToCoordinator ? new CoordinatorCache(TimeProvider.System) : null;
         if (options.HttpClient is { } client)
         {
             _http = client;
@@ -66,15 +70,18 @@ internal sealed class MetaTransport : IDisposable
             }).Build();
     }
 
-    /// <summary>Sends a call and reads its answer as <typeparamref name="T"/>.</summary>
+    /// <summary>Sends a call and reads its answer as <typeparamref name="T"/>. With <paramref name="group"/> (a consumer
+    /// group's heartbeats, commits and fetches), the call goes to the group's coordinator when it is known rather than
+    /// to the bootstrap silos.</summary>
     internal async Task<T> SendAsync<T>(
         HttpMethod method,
         string path,
         byte[]? body,
         JsonTypeInfo<T> responseType,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        string? group = null)
     {
-        var call = new Call<T>(this, method, path, body, responseType);
+        var call = new Call<T>(this, method, path, body, responseType, Coordinators is null ? null : group);
         return await _pipeline.ExecuteAsync(
             static (call, token) => call.Transport.AttemptAsync(call, token),
             call,
@@ -93,8 +100,20 @@ internal sealed class MetaTransport : IDisposable
 
     private async ValueTask<T> AttemptAsync<T>(Call<T> call, CancellationToken cancellationToken)
     {
-        var index = Volatile.Read(ref _current);
-        var silo = _silos[index % _silos.Length];
+        // A group's call goes to its coordinator when one is known; otherwise (and after a call there failed) to the
+        // bootstrap silo in use, which forwards it and names the coordinator in its answer. -1: no bootstrap silo to move on from.
+        int index;
+        Uri silo;
+        if (call.Group is not null && Coordinators!.TryGet(call.Group, out var coordinator))
+        {
+            (index, silo) = (-1, coordinator);
+        }
+        else
+        {
+            index = Volatile.Read(ref _current);
+            silo = _silos[index % _silos.Length];
+        }
+
         using var request = new HttpRequestMessage(call.Method, new Uri(silo, call.Path));
         request.Headers.Accept.ParseAdd("application/json");
         request.Headers.Accept.ParseAdd("application/problem+json");
@@ -118,19 +137,19 @@ internal sealed class MetaTransport : IDisposable
         catch (OperationCanceledException e) when (_ownsHandler && !attempt.IsCancellationRequested && e.InnerException is TimeoutException)
         {
             // Our handler's ConnectTimeout (its only other timeout): no connection, so nothing was sent.
-            MoveOn(index);
+            MoveOn(call, silo, index);
             throw new MetaApiException(ErrorCodes.Unavailable, $"Could not connect to the silo: {e.InnerException.Message}",
                 statusCode: null, isRetryable: true, silo, outcomeUnknown: false, e)
             { ShouldResend = true };
         }
         catch (OperationCanceledException e)
         {
-            MoveOn(index);
+            MoveOn(call, silo, index);
             throw TimedOut(call, silo, e);
         }
         catch (HttpRequestException e)
         {
-            MoveOn(index);
+            MoveOn(call, silo, index);
             throw TransportFailed(call, silo, e);
         }
 
@@ -140,6 +159,11 @@ internal sealed class MetaTransport : IDisposable
             {
                 if (ProblemReader.IsSuccess(response.StatusCode))
                 {
+                    if (call.Group is not null && response.Headers.TryGetValues(GroupHeaders.Coordinator, out var named))
+                    {
+                        Coordinators!.Learn(call.Group, named.FirstOrDefault());
+                    }
+
                     var stream = await response.Content.ReadAsStreamAsync(attempt.Token).ConfigureAwait(false);
                     await using (stream.ConfigureAwait(false))
                     {
@@ -152,7 +176,7 @@ internal sealed class MetaTransport : IDisposable
                 var problem = ProblemReader.Create(response, body, silo, call.Idempotent);
                 if (problem.IsRetryable)
                 {
-                    MoveOn(index); // Another silo may be able to answer (joined, caught up, not overloaded).
+                    MoveOn(call, silo, index); // Another silo may be able to answer (joined, caught up, not overloaded).
                 }
 
                 throw problem;
@@ -163,13 +187,13 @@ internal sealed class MetaTransport : IDisposable
             }
             catch (OperationCanceledException e)
             {
-                MoveOn(index);
+                MoveOn(call, silo, index);
                 throw TimedOut(call, silo, e);
             }
             catch (Exception e) when (e is HttpRequestException or IOException)
             {
                 // The answer began and then broke off: the request was processed, or not.
-                MoveOn(index);
+                MoveOn(call, silo, index);
                 throw new MetaApiException(ErrorCodes.Unavailable, $"The connection broke while reading the answer: {e.Message}",
                     (int)response.StatusCode, isRetryable: true, silo, outcomeUnknown: !call.Idempotent, e)
                 { ShouldResend = call.Idempotent };
@@ -186,8 +210,19 @@ internal sealed class MetaTransport : IDisposable
     internal static TimeSpan ConnectTimeoutFor(TimeSpan requestTimeout) =>
         requestTimeout / 2 < TimeSpan.FromSeconds(10) ? requestTimeout / 2 : TimeSpan.FromSeconds(10);
 
-    /// <summary>Moves on from the silo at <paramref name="failed"/> unless another call already did.</summary>
-    private void MoveOn(int failed) => Interlocked.CompareExchange(ref _current, (failed + 1) % _silos.Length, failed);
+    /// <summary>After a failure that another silo may not meet: a group's coordinator is dropped (the group's calls go
+    /// to the bootstrap silos again); a bootstrap silo is moved on from, unless another call already did.</summary>
+    private void MoveOn<T>(Call<T> call, Uri silo, int index)
+    {
+        if (index < 0)
+        {
+            Coordinators!.Failed(call.Group!, silo);
+        }
+        else
+        {
+            Interlocked.CompareExchange(ref _current, (index + 1) % _silos.Length, index);
+        }
+    }
 
     private MetaApiException TimedOut<T>(Call<T> call, Uri silo, Exception inner) =>
         new(ErrorCodes.Timeout,
@@ -214,7 +249,7 @@ internal sealed class MetaTransport : IDisposable
         { ShouldResend = resend };
     }
 
-    private sealed record Call<T>(MetaTransport Transport, HttpMethod Method, string Path, byte[]? Body, JsonTypeInfo<T> ResponseType)
+    private sealed record Call<T>(MetaTransport Transport, HttpMethod Method, string Path, byte[]? Body, JsonTypeInfo<T> ResponseType, string? Group)
     {
         /// <summary>GET, PUT, DELETE and HEAD may be sent again after an attempt whose outcome is unknown; POST and PATCH may not.</summary>
         public bool Idempotent { get; } = Method == HttpMethod.Get || Method == HttpMethod.Put || Method == HttpMethod.Delete || Method == HttpMethod.Head;

@@ -27,6 +27,12 @@ public sealed class ClusterOptions
     /// refused. Required when the cluster has PostgreSQL membership. Default: none.</summary>
     public string? ClusterSecret { get; set; }
 
+    /// <summary>The URL clients reach this silo's public API at, recorded in its membership row so that any silo can tell
+    /// a client which silo owns a grain it calls often (a consumer group's coordinator). The silo host sets it from
+    /// <c>Meta:AdvertisedUrl</c> (or its first public URL) and validates it. Default: none (nothing is recorded, and
+    /// clients reach this silo's grains through any silo).</summary>
+    public string? ClientUrl { get; set; }
+
     /// <summary>A name for logs and the dashboard. Default: the machine name.</summary>
     public string SiloName { get; set; } = Environment.MachineName;
 

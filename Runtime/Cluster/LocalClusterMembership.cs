@@ -16,7 +16,7 @@ public sealed class LocalClusterMembership : IClusterMembership
         // With one silo there is no other clock to disagree with, so the silo's clock stands in for the database's.
         var now = timeProvider.GetUtcNow();
         Self = new SiloAddress(new Uri(options.Value.SiloEndpoint).GetLeftPart(UriPartial.Authority), 1);
-        CurrentView = new MembershipView(1, [new SiloEntry(Self, options.Value.SiloName, SiloStatus.Active, now, now, [])]) { ReadAt = now };
+        CurrentView = new MembershipView(1, [new SiloEntry(Self, options.Value.SiloName, SiloStatus.Active, now, now, []) { ClientUrl = options.Value.ClientUrl }]) { ReadAt = now };
     }
 
     public SiloAddress Self { get; }

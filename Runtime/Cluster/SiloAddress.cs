@@ -42,7 +42,12 @@ public sealed record SiloEntry(
     SiloStatus Status,
     DateTimeOffset StartedAt,
     DateTimeOffset HeartbeatAt,
-    IReadOnlyList<SuspicionVote> Suspicions);
+    IReadOnlyList<SuspicionVote> Suspicions)
+{
+    /// <summary>The URL clients reach this silo's public API at (<see cref="ClusterOptions.ClientUrl"/>), or null when
+    /// the silo does not say (a silo of a version before it was recorded).</summary>
+    public string? ClientUrl { get; init; }
+}
 
 /// <summary>
 /// A consistent snapshot of the membership table. <see cref="Version"/> grows with every change to any row, so two

@@ -45,6 +45,7 @@ public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRe
         Services.TryAddSingleton<GrainCallCodec>();
         Services.TryAddSingleton<ClusterCallDispatcher>();
         Services.Replace(ServiceDescriptor.Singleton<IGrainCallDispatcher>(sp => sp.GetRequiredService<ClusterCallDispatcher>()));
+        Services.TryAddSingleton<GrainLocator>();
         Services.AddHostedService<PlacementRebalancer>();
         return this;
     }

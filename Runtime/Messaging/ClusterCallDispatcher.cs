@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using OrleansMeta.Runtime.Activation;
 using OrleansMeta.Runtime.Calls;
@@ -23,6 +25,7 @@ internal sealed partial class ClusterCallDispatcher : IGrainCallDispatcher
     private readonly GrainCallCodec _codec;
     private readonly ILogger<ClusterCallDispatcher> _logger;
     private readonly ResiliencePipeline _undeliveredRetry;
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _forwarded = new(StringComparer.Ordinal);
     private long _lastRefresh;
 
     public ClusterCallDispatcher(
@@ -72,8 +75,14 @@ internal sealed partial class ClusterCallDispatcher : IGrainCallDispatcher
             return;
         }
 
+        // Counted only on this path, which costs an HTTP round trip anyway.
+        Interlocked.Increment(ref _forwarded.GetOrAdd(request.Target.Type, static _ => new StrongBox<long>()).Value);
         _ = SendAsync(request);
     }
+
+    /// <summary>How many calls to grains of <paramref name="grainType"/> this silo has sent to another silo because it
+    /// did not own the grain (forwarded API calls and grain-to-grain calls alike), since it started.</summary>
+    public long ForwardedCalls(string grainType) => _forwarded.TryGetValue(grainType, out var count) ? Interlocked.Read(ref count.Value) : 0;
 
     /// <summary>Whether this silo owns <paramref name="grainId"/> in its current view.</summary>
     public bool IsLocalOwner(GrainId grainId)

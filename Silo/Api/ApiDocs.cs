@@ -28,6 +28,9 @@ internal static class ApiDocs
     /// <summary>Reads answered from the image (with <c>minOffset</c>).</summary>
     public static Problem[] Read { get; } = [.. Common, new(400, [ErrorCodes.OffsetOutOfRange]), new(504, [ErrorCodes.OffsetNotAvailable])];
 
+    /// <summary>Reads with neither a body nor <c>minOffset</c>.</summary>
+    public static Problem[] Plain { get; } = Common;
+
     /// <summary>Requests with a JSON body that a grain acts on.</summary>
     public static Problem[] Write { get; } =
     [

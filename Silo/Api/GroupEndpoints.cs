@@ -3,6 +3,7 @@ using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Groups;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Placement;
 
 namespace OrleansMeta.Silo.Api;
 
@@ -18,7 +19,8 @@ public static class GroupEndpoints
             .Problems(ApiDocs.Write,
                 (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidRegularExpression, ErrorCodes.UnsupportedAssignor, ErrorCodes.InvalidTopic]),
                 (404, [ErrorCodes.UnknownMemberId]),
-                (409, [ErrorCodes.FencedMemberEpoch, ErrorCodes.UnreleasedInstanceId, ErrorCodes.GroupMaxSizeReached]));
+                (409, [ErrorCodes.FencedMemberEpoch, ErrorCodes.UnreleasedInstanceId, ErrorCodes.GroupMaxSizeReached]))
+            .AddEndpointFilter(NameCoordinatorIfForwarded);
         group.MapGet("/{groupId}", DescribeAsync).WithName("DescribeGroup")
             .WithSummary("The group's state, epochs, assignor, members with their assignments, and committed offsets.")
             .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidGroupId]), (404, [ErrorCodes.GroupIdNotFound]));
@@ -31,10 +33,12 @@ public static class GroupEndpoints
             .Problems(ApiDocs.Write,
                 (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]),
                 (404, [ErrorCodes.UnknownMemberId, ErrorCodes.UnknownTopicOrPartition]),
-                (409, [ErrorCodes.StaleMemberEpoch, ErrorCodes.FencedMemberEpoch]));
+                (409, [ErrorCodes.StaleMemberEpoch, ErrorCodes.FencedMemberEpoch]))
+            .AddEndpointFilter(NameCoordinatorIfForwarded);
         group.MapGet("/{groupId}/offsets", FetchAsync).WithName("FetchOffsets")
             .WithSummary("The group's committed offsets, all of them or those of the topics named by 'topic' (repeatable).")
-            .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]));
+            .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]))
+            .AddEndpointFilter(NameCoordinatorIfForwarded);
         group.MapDelete("/{groupId}/offsets", DeleteOffsetsAsync).WithName("DeleteOffsets")
             .WithSummary("Deletes the offsets of the topics named by 'topic' (repeatable), or all of an empty group's.")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]), (409, [ErrorCodes.GroupSubscribedToTopic, ErrorCodes.NonEmptyGroup]));
@@ -42,6 +46,11 @@ public static class GroupEndpoints
             .WithSummary("Sets offsets of an empty group (kafka-consumer-groups --reset-offsets). With dryRun, answers what would be written.")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]),
                 (404, [ErrorCodes.UnknownTopicOrPartition]), (409, [ErrorCodes.NonEmptyGroup]));
+        group.MapGet("/{groupId}/coordinator", FindCoordinator).WithName("FindCoordinator")
+            .WithSummary("Which silo coordinates the group (Kafka's FindCoordinator): its public URL, incarnation and name, and the membership view version " +
+                "the answer was computed on. Any silo serves every group call; sent to the coordinator, heartbeats and commits skip a forwarding hop. " +
+                $"A group call that another silo forwarded answers with the coordinator's URL in the {GroupHeaders.Coordinator} header.")
+            .Problems(ApiDocs.Plain, (400, [ErrorCodes.InvalidGroupId]));
         return endpoints;
     }
 
@@ -71,6 +80,38 @@ public static class GroupEndpoints
 
     private static async Task<Ok<GroupOffsetsResponse>> ResetAsync(string groupId, ResetOffsetsRequest request, IGrainFactory grains)
         => TypedResults.Ok(new GroupOffsetsResponse(groupId, await Group(grains, groupId).ResetAsync(request)));
+
+    private static Ok<GroupCoordinatorResponse> FindCoordinator(string groupId, GrainLocator locator, Runtime.Cluster.IClusterMembership membership)
+    {
+        GroupRules.ValidateGroupId(groupId);
+
+        // A silo that is not serving may hold a stale view (cut off from the membership table), and one with no active
+        // silo in its view knows no owner: either way another silo, or this one a moment later, answers.
+        var location = locator.Locate<IConsumerGroupGrain>(groupId);
+        if (location.Owner is not { } owner || !membership.IsActive)
+        {
+            throw new Runtime.Activation.SiloUnavailableException(
+                $"This silo cannot name the coordinator of group '{groupId}' now: it is not serving or no silo is active in its view (version {location.ViewVersion}); retry, another silo may answer.");
+        }
+
+        return TypedResults.Ok(new GroupCoordinatorResponse(groupId, owner.ClientUrl, owner.Address.ToString(), owner.Name, location.ViewVersion));
+    }
+
+    /// <summary>
+    /// After a group call succeeded on a silo that does not own the group in its view (so the call was forwarded), names
+    /// the owner's URL in a header: a client learns where to send the group's next calls without asking.
+    /// </summary>
+    private static async ValueTask<object?> NameCoordinatorIfForwarded(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var result = await next(context);
+        if (context.HttpContext.Request.RouteValues["groupId"] is string groupId
+            && context.HttpContext.RequestServices.GetRequiredService<GrainLocator>().Locate<IConsumerGroupGrain>(groupId) is { IsLocal: false, Owner.ClientUrl: { } url })
+        {
+            context.HttpContext.Response.Headers[GroupHeaders.Coordinator] = url;
+        }
+
+        return result;
+    }
 
     /// <summary>The group's grain, once its id is known to be valid (a bad id activates nothing).</summary>
     private static IConsumerGroupGrain Group(IGrainFactory grains, string groupId)

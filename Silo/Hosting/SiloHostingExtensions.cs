@@ -49,6 +49,10 @@ public static class SiloHostingExtensions
             services.AddLocalClusterMembership(configuration);
         }
 
+        // The URL clients reach this silo at goes into its membership row (an unusable one is reported by SiloOptionsValidator).
+        services.AddOptions<ClusterOptions>().PostConfigure(cluster => cluster.ClientUrl =
+            SiloListeners.AdvertisedUrl(configuration.GetSection(SiloOptions.SectionName)[nameof(SiloOptions.AdvertisedUrl)], configuration).Url?.AbsoluteUri);
+
         var runtime = services.AddGrainRuntime(configuration);
         if (storage.IsDevelopment)
         {

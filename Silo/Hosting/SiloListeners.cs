@@ -48,6 +48,42 @@ internal static class SiloListeners
         }
     }
 
+    /// <summary>
+    /// The URL clients reach this silo at: <paramref name="configured"/> (<c>Meta:AdvertisedUrl</c>) when set, otherwise
+    /// the first public URL. Null with a sentence saying what to set when it cannot serve (not an absolute http(s) URL,
+    /// or a wildcard host that says nothing about where the silo is); null without one when the public URL it would
+    /// come from is itself unusable (<see cref="Problems"/> reports that).
+    /// </summary>
+    public static (Uri? Url, string? Problem) AdvertisedUrl(string? configured, IConfiguration configuration)
+    {
+        const string Example = "for example --Meta:AdvertisedUrl=http://10.0.0.5:5080 (in Kubernetes, the pod's IP or a per-pod DNS name)";
+        if (string.IsNullOrWhiteSpace(configured))
+        {
+            var first = PublicUrls(configuration).Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault();
+            if (first is null || Parse(first) is not { } uri)
+            {
+                return (null, null);
+            }
+
+            return IsWildcard(first, uri)
+                ? (null, $"The first --urls value '{first}' listens on every address, so it cannot tell clients where this silo is: " +
+                         $"set Meta:AdvertisedUrl to the URL clients reach this silo's API at, {Example}.")
+                : (uri, null);
+        }
+
+        if (!Uri.TryCreate(configured, UriKind.Absolute, out var advertised) || advertised.Scheme is not ("http" or "https")
+            || advertised.Query.Length > 0 || advertised.Fragment.Length > 0 || IsWildcard(configured, advertised))
+        {
+            return (null, $"Meta:AdvertisedUrl '{configured}' is not a URL clients can reach: give the absolute http or https URL of this silo's API, " +
+                          $"with a host that is not a wildcard (0.0.0.0, [::], +, *) and no query, {Example}.");
+        }
+
+        return (advertised, null);
+    }
+
+    private static bool IsWildcard(string raw, Uri uri)
+        => raw.Contains("://+", StringComparison.Ordinal) || raw.Contains("://*", StringComparison.Ordinal) || uri.Host is "0.0.0.0" or "[::]";
+
     private static string NotHttp(string setting, string url)
         => $"{setting} value '{url}' is not an http URL such as http://127.0.0.1:5080 (TLS is terminated in front of the silo).";
 

@@ -12,6 +12,14 @@ public sealed partial class SiloOptions
     /// database. Default: <c>dev</c>.</summary>
     public string ClusterId { get; set; } = "dev";
 
+    /// <summary>The URL clients reach this silo's public API at, e.g. <c>http://10.0.0.5:5080</c> (an absolute http or
+    /// https URL; a path prefix is kept, for a silo behind a proxy). It is recorded in the cluster's membership so that
+    /// any silo can tell a client which silo coordinates a consumer group (<c>GET /v1/groups/{groupId}/coordinator</c>)
+    /// and the client can send that group's calls there. It must name this silo, not a load balancer in front of
+    /// several. Default: the first of the public URLs (<c>--urls</c>), which must then not be a wildcard such as
+    /// <c>http://0.0.0.0:5080</c>.</summary>
+    public string? AdvertisedUrl { get; set; }
+
     [GeneratedRegex("^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$")]
     internal static partial Regex ClusterIdPattern();
 }
@@ -30,6 +38,11 @@ public sealed class SiloOptionsValidator(IConfiguration configuration) : IValida
         }
 
         problems.AddRange(SiloListeners.Problems(configuration));
+        if (SiloListeners.AdvertisedUrl(options.AdvertisedUrl, configuration).Problem is { } advertised)
+        {
+            problems.Add(advertised);
+        }
+
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

@@ -46,6 +46,7 @@ public sealed class OptionsTests
         Assert.Equal(5, options.MaxAttempts);
         Assert.Equal(TimeSpan.FromMilliseconds(100), options.RetryBaseDelay);
         Assert.Equal(TimeSpan.FromSeconds(2), options.RetryMaxDelay);
+        Assert.True(options.RouteGroupCallsToCoordinator);
     }
 
     [Fact]

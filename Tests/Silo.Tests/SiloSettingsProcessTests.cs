@@ -34,6 +34,18 @@ public sealed class SiloSettingsProcessTests
     }
 
     [Fact]
+    public async Task A_wildcard_public_url_without_an_advertised_url_is_refused_saying_what_to_set()
+    {
+        var (exitCode, output) = await RunSiloAsync("--urls=http://0.0.0.0:5080");
+
+        Assert.Equal(64, exitCode);
+        Assert.Contains("a setting needs fixing", output, StringComparison.Ordinal);
+        Assert.Contains("The first --urls value 'http://0.0.0.0:5080' listens on every address", output, StringComparison.Ordinal);
+        Assert.Contains("set Meta:AdvertisedUrl", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_port_in_use_stops_the_silo_saying_which_port_and_what_to_do()
     {
         using var occupant = new TcpListener(IPAddress.Loopback, 0);

@@ -16,8 +16,9 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
     public string ClusterId { get; } = clusterId;
 
     /// <summary>Inserts a new incarnation of <paramref name="endpoint"/> as Joining, with a generation above every
-    /// earlier one of that endpoint in this cluster; returns it with the table version that includes it.</summary>
-    public async Task<(SiloAddress Self, long Version)> InsertJoiningAsync(string endpoint, string name, CancellationToken cancellationToken)
+    /// earlier one of that endpoint in this cluster and the URL clients reach it at (<paramref name="clientUrl"/>, may be
+    /// null); returns it with the table version that includes it.</summary>
+    public async Task<(SiloAddress Self, long Version)> InsertJoiningAsync(string endpoint, string name, string? clientUrl, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (var ensure = new NpgsqlCommand(
@@ -42,8 +43,8 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
         long generation;
         await using (var insert = new NpgsqlCommand(
             """
-            INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at)
-            SELECT $1, $2, coalesce(max(generation), 0) + 1, $3, 'Joining', now(), now(), now()
+            INSERT INTO membership (cluster_id, endpoint, generation, name, status, started_at, heartbeat_at, status_changed_at, client_url)
+            SELECT $1, $2, coalesce(max(generation), 0) + 1, $3, 'Joining', now(), now(), now(), $4
             FROM membership WHERE cluster_id = $1 AND endpoint = $2
             RETURNING generation
             """,
@@ -53,6 +54,7 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
             insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ClusterId });
             insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = endpoint });
             insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+            insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)clientUrl ?? DBNull.Value });
             generation = (long)(await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         }
 
@@ -65,7 +67,7 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
     {
         await using var command = dataSource.CreateCommand(
             """
-            SELECT v.version, now(), m.endpoint, m.generation, m.name, m.status, m.started_at, m.heartbeat_at, m.suspicions::text
+            SELECT v.version, now(), m.endpoint, m.generation, m.name, m.status, m.started_at, m.heartbeat_at, m.suspicions::text, m.client_url
             FROM membership_version v LEFT JOIN membership m ON m.cluster_id = v.cluster_id
             WHERE v.cluster_id = $1
             """);
@@ -89,7 +91,10 @@ internal sealed class MembershipTable(NpgsqlDataSource dataSource, string cluste
                 Enum.Parse<SiloStatus>(reader.GetString(5)),
                 reader.GetFieldValue<DateTimeOffset>(6),
                 reader.GetFieldValue<DateTimeOffset>(7),
-                ParseSuspicions(reader.GetString(8))));
+                ParseSuspicions(reader.GetString(8)))
+            {
+                ClientUrl = reader.IsDBNull(9) ? null : reader.GetString(9),
+            });
         }
 
         if (version == 0 && silos.Count == 0)

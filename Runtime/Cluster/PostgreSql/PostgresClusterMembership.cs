@@ -125,7 +125,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var sent = _time.GetTimestamp();
-        var (self, version) = await _table.InsertJoiningAsync(NormalizedEndpoint(), _cluster.SiloName, cancellationToken).ConfigureAwait(false);
+        var (self, version) = await _table.InsertJoiningAsync(NormalizedEndpoint(), _cluster.SiloName, _cluster.ClientUrl, cancellationToken).ConfigureAwait(false);
         Interlocked.Exchange(ref _leaseStart, sent);
         Interlocked.Exchange(ref _registeredAtVersion, version);
         _self = self;

@@ -1,0 +1,162 @@
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Client;
+using OrleansMeta.Contracts;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Messaging;
+using OrleansMeta.Runtime.Persistence;
+
+namespace OrleansMeta.Benchmarks;
+
+/// <summary>
+/// Durable offset commits through the public API and the SDK (issue 10) on a three-silo cluster: 1000 groups of 10
+/// partitions, committed by 64 concurrent committers that each own a disjoint set of groups, once with the SDK sending
+/// each group's commits to the group's coordinator and once through any silo (each committer's client bound to one
+/// silo, so two of every three commits are forwarded); next to PostgreSQL's single-row UPDATE rate (pgbench, 64
+/// clients) measured on the same server in the same run. The silos and the committers share this process, and the
+/// machine's cores with PostgreSQL and pgbench.
+/// </summary>
+public static class GroupCommitScenario
+{
+    private const int Silos = 3;
+    private const int Groups = 1000;
+    private const int PartitionsPerGroup = 10;
+    private const int Committers = 64;
+    private const string Topic = "commits";
+
+    public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(string connectionString, TimeSpan warmup, TimeSpan duration)
+    {
+        if (PgBench.Find() is null)
+        {
+            throw new InvalidOperationException("group-commits needs pgbench for its reference (PostgreSQL's server package ships it; scripts/bench.sh installs it).");
+        }
+
+        var results = new List<Measurement>();
+        var notes = new List<string>();
+        var reference = await PgBench.RunUpdatesAsync(connectionString, Committers, warmup, duration);
+        results.Add(reference);
+
+        var clusterId = $"bench-{Guid.NewGuid():N}"[..20];
+        var secret = $"{Guid.NewGuid():N}{Guid.NewGuid():N}";
+        var silos = new List<MetadataScenario.BenchSilo>();
+        using var heartbeats = new CancellationTokenSource();
+        List<Task> loops = [];
+        try
+        {
+            for (var i = 0; i < Silos; i++)
+            {
+                silos.Add(await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromSeconds(9), clusterId, secret));
+            }
+
+            var services = silos[0].App.Services;
+            var grains = services.GetRequiredService<IGrainFactory>();
+            var image = services.GetRequiredService<MetadataImageService>();
+            loops = await MetadataScenario.RegisterBrokersAsync(grains, image, 3, heartbeats.Token);
+            await UntilAsync(() => Enumerable.Range(1, 3).All(id => image.Current.Brokers.TryGetValue(id, out var b) && b.IsActive), "brokers 1 to 3 are unfenced");
+            await grains.GetGrain<ITopicGrain>(TopicKeys.For(Topic)).CreateAsync(new CreateTopic(Topic, PartitionsPerGroup, 3, null, null));
+            var head = await services.GetRequiredService<IMetadataLog>().GetHeadAsync(CancellationToken.None);
+            foreach (var silo in silos)
+            {
+                await silo.App.Services.GetRequiredService<MetadataImageService>().WaitForAsync(head, TimeSpan.FromMinutes(1));
+            }
+
+            // Routed and not in the order A B B A, so that the machine's drift (it is shared) weighs on both alike.
+            var run = 0;
+            foreach (var partitionsPerCall in new[] { 1, PartitionsPerGroup })
+            {
+                var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+                foreach (var routed in new[] { true, false, false, true })
+                {
+                    var (measurement, forwardedShare) = await RunCommittersAsync(silos, routed, partitionsPerCall, ++run, warmup, duration);
+                    results.Add(measurement);
+                    rates[routed].Add(measurement.PerSecond);
+                    notes.Add($"{measurement.Scenario}: {measurement.PerSecond:N0} commits/s = {measurement.PerSecond * partitionsPerCall:N0} partitions/s = " +
+                        $"{measurement.PerSecond / reference.PerSecond:0.00}× pgbench's {Committers}-client single-row UPDATE rate ({reference.PerSecond:N0}/s); " +
+                        $"p50 {measurement.P50Micros / 1000:0.0} ms, p99 {measurement.P99Micros / 1000:0.0} ms; {forwardedShare:P0} of the group calls were forwarded");
+                }
+
+                notes.Add($"{partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
+                    $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
+            }
+
+            return (results, notes);
+        }
+        finally
+        {
+            await heartbeats.CancelAsync();
+            await Task.WhenAll(loops);
+            foreach (var silo in Enumerable.Reverse(silos))
+            {
+                await silo.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task<(Measurement Measurement, double ForwardedShare)> RunCommittersAsync(
+        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int run, TimeSpan warmup, TimeSpan duration)
+    {
+        // One client per silo, committer w using client w % 3: through any silo, the load is spread evenly and a group's
+        // commits reach its owner directly only when the committer's silo happens to own it.
+        var clients = silos.Select(s => new MetaClient(new MetaClientOptions
+        {
+            BootstrapUrls = [s.Address],
+            RouteGroupCallsToCoordinator = routed,
+        })).ToList();
+        try
+        {
+            var dispatchers = silos.Select(s => s.App.Services.GetRequiredService<ClusterCallDispatcher>()).ToList();
+            long ForwardedNow() => dispatchers.Sum(d => d.ForwardedCalls("group"));
+            string Group(int group) => $"run{run}-{group}";
+
+            // One commit per group first (activations, and, routed, the answer that names each group's coordinator),
+            // so that the forwarded share below is the steady state's.
+            await Parallel.ForEachAsync(Enumerable.Range(0, Groups), new ParallelOptions { MaxDegreeOfParallelism = Committers }, async (group, _) =>
+                await clients[group % Committers % clients.Count].CommitOffsetsAsync(Group(group), new CommitOffsetsRequest(null, -1, [new PartitionOffset(Topic, 0, 0)])));
+            var forwardedBefore = ForwardedNow();
+            var calls = 0L;
+            var scenario = $"API commit via SDK, {partitionsPerCall} partition{(partitionsPerCall == 1 ? "" : "s")}/call, " +
+                (routed ? "to the coordinator" : "through any silo") + $" (run {run})";
+            var measurement = await LoadRunner.RunAsync(scenario, Committers, warmup, duration, async (worker, n) =>
+            {
+                // Worker w owns groups w, w + 64, ... and walks through them and their partitions.
+                var owned = (Groups - worker + Committers - 1) / Committers;
+                var group = worker + (int)(n % owned) * Committers;
+                var first = (int)(n / owned % PartitionsPerGroup);
+                var offsets = new PartitionOffset[partitionsPerCall];
+                for (var i = 0; i < partitionsPerCall; i++)
+                {
+                    offsets[i] = new PartitionOffset(Topic, (first + i) % PartitionsPerGroup, n);
+                }
+
+                await clients[worker % clients.Count].CommitOffsetsAsync(Group(group), new CommitOffsetsRequest(null, -1, offsets));
+                Interlocked.Increment(ref calls);
+            });
+
+            // Over the warm-up and the measured phase.
+            var forwarded = ForwardedNow() - forwardedBefore;
+            return (measurement, (double)forwarded / Math.Max(1, Interlocked.Read(ref calls)));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
+    private static async Task UntilAsync(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Gave up waiting until {what}.");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+}
