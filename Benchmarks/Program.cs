@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [metadata-deltas [--partitions N,...]] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -60,6 +60,15 @@ foreach (var scenario in scenarios)
                 results.AddRange(await MetadataScenario.RunReadsAsync(postgres, warmup, duration));
             }
 
+            break;
+        case "metadata-deltas":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("metadata-deltas needs PostgreSQL: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            notes.AddRange(await MetadataDeltaScenario.RunAsync(postgres, partitionCounts));
             break;
         case "group-listing":
             if (postgres is null)

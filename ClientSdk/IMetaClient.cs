@@ -111,6 +111,28 @@ public interface IMetaClient
     Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics, long? minOffset, bool includeFenced, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// What changed in the Metadata answer after <paramref name="sinceOffset"/> (<c>GET /v1/metadata/delta</c>): brokers
+    /// changed or removed, topics created or with changed partitions (only those partitions), topics deleted. Apply it to
+    /// the Metadata answer at <paramref name="sinceOffset"/> with <see cref="MetadataView.Apply"/>; when the answering
+    /// silo cannot answer that far back the answer's <see cref="MetadataDeltaResponse.Full"/> holds the whole Metadata
+    /// answer instead. Feeds <see cref="Leaders"/>.
+    /// </summary>
+    /// <param name="sinceOffset">The offset the caller's view is at (a Metadata answer's or a previous delta's <c>metadataOffset</c>).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The changes up to the offset the answering silo has reached (never below <paramref name="sinceOffset"/>).</returns>
+    Task<MetadataDeltaResponse> GetMetadataDeltaAsync(long sinceOffset, CancellationToken cancellationToken = default);
+
+    /// <summary>As <see cref="GetMetadataDeltaAsync(long, CancellationToken)"/>, for some topics, reading your own writes,
+    /// choosing the shape of a full answer.</summary>
+    /// <param name="sinceOffset">The offset the caller's view is at.</param>
+    /// <param name="topics">The topics to report on; null for every topic. Unknown names are left out.</param>
+    /// <param name="minOffset">Wait until the answering silo's image holds this offset (read your own writes).</param>
+    /// <param name="includeFenced">List fenced brokers in a full answer (a delta always reports fenced brokers' changes).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    Task<MetadataDeltaResponse> GetMetadataDeltaAsync(long sinceOffset, IEnumerable<string>? topics, long? minOffset = null, bool includeFenced = false,
+        CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// <c>GET /v1/topics/{name}/configs</c> (Kafka's DescribeConfigs): every config the topic has, with its value, whether
     /// it is the default, and its source.
     /// </summary>

@@ -70,6 +70,28 @@ public sealed class LeaderCache
         }
     }
 
+    /// <summary>Learns the leaders a metadata delta reports (or its full answer) and forgets the topics it reports deleted.</summary>
+    /// <param name="delta">A metadata delta.</param>
+    public void Update(MetadataDeltaResponse delta)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        if (delta.Full is { } full)
+        {
+            Update(full);
+            return;
+        }
+
+        foreach (var deleted in delta.DeletedTopics)
+        {
+            Forget(deleted.Name, deleted.TopicId, deleted.DeletedAt);
+        }
+
+        foreach (var topic in delta.Topics)
+        {
+            Apply(topic.Name, topic.TopicId, delta.MetadataOffset, topic.Partitions);
+        }
+    }
+
     /// <summary>Learns the leaders of the topic in a topic answer.</summary>
     /// <param name="topic">A topic answer.</param>
     public void Update(TopicResponse topic)

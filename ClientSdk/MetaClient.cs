@@ -197,6 +197,36 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     /// <inheritdoc />
+    public Task<MetadataDeltaResponse> GetMetadataDeltaAsync(long sinceOffset, CancellationToken cancellationToken = default)
+        => GetMetadataDeltaAsync(sinceOffset, topics: null, minOffset: null, includeFenced: false, cancellationToken);
+
+    /// <inheritdoc />
+    public async Task<MetadataDeltaResponse> GetMetadataDeltaAsync(long sinceOffset, IEnumerable<string>? topics, long? minOffset = null, bool includeFenced = false,
+        CancellationToken cancellationToken = default)
+    {
+        var query = new StringBuilder("v1/metadata/delta?sinceOffset=").Append(Num(sinceOffset));
+        if (topics is not null)
+        {
+            query.Append("&topics=").AppendJoin(',', topics.Select(t => Uri.EscapeDataString(t ?? throw new ArgumentException("A topic name is null.", nameof(topics)))));
+        }
+
+        if (minOffset is { } offset)
+        {
+            query.Append("&minOffset=").Append(Num(offset));
+        }
+
+        if (includeFenced)
+        {
+            query.Append("&includeFenced=true");
+        }
+
+        var response = await SendAsync(HttpMethod.Get, query.ToString(), null,
+            MetaJsonContext.Default.MetadataDeltaResponse, cancellationToken).ConfigureAwait(false);
+        Leaders.Update(response);
+        return response;
+    }
+
+    /// <inheritdoc />
     public Task<TopicConfigsResponse> DescribeTopicConfigsAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);

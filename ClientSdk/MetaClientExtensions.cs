@@ -105,6 +105,20 @@ public static class MetaClientExtensions
         return client.GetMetadataAsync(topics, minOffset: null, cancellationToken);
     }
 
+    /// <summary>What changed in the Metadata answer of some topics after <paramref name="sinceOffset"/>
+    /// (<c>GET /v1/metadata/delta?topics=...</c>); see <see cref="IMetaClient.GetMetadataDeltaAsync(long, CancellationToken)"/>.</summary>
+    /// <param name="client">The client.</param>
+    /// <param name="sinceOffset">The offset the caller's view is at.</param>
+    /// <param name="topics">The topics to report on; null for every topic.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The changes up to the offset the answering silo has reached.</returns>
+    public static Task<MetadataDeltaResponse> GetMetadataDeltaAsync(this IMetaClient client, long sinceOffset, IEnumerable<string>? topics,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.GetMetadataDeltaAsync(sinceOffset, topics, minOffset: null, includeFenced: false, cancellationToken);
+    }
+
     /// <summary>Starts a <see cref="BrokerSession"/> with default session options: registers the broker with a new
     /// incarnation id, then heartbeats in the background. See <see cref="BrokerSession.StartAsync"/>.</summary>
     /// <param name="client">The client the session sends through; it must outlive the session.</param>

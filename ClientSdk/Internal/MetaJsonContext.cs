@@ -23,6 +23,7 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(ElectionRequest))]
 [JsonSerializable(typeof(ElectionResponse))]
 [JsonSerializable(typeof(MetadataResponse))]
+[JsonSerializable(typeof(MetadataDeltaResponse))]
 [JsonSerializable(typeof(TopicConfigsResponse))]
 [JsonSerializable(typeof(ClusterInfo))]
 [JsonSerializable(typeof(GroupHeartbeatRequest))]

@@ -37,9 +37,11 @@ public sealed class MetadataImage
         ImmutableDictionary<int, BrokerImage> brokers,
         ImmutableDictionary<string, TopicImage> topics,
         ImmutableDictionary<Guid, string> topicNames,
-        ControllerRecord? controller)
+        ControllerRecord? controller,
+        MetadataChanges? changes = null)
     {
         Offset = offset;
+        Changes = changes ?? MetadataChanges.Since(offset);
         Brokers = brokers;
         Topics = topics;
         TopicNames = topicNames;
@@ -59,6 +61,11 @@ public sealed class MetadataImage
 
     public ControllerRecord? Controller { get; }
 
+    /// <summary>When each broker, topic and partition last changed, for metadata deltas. Derived while records are
+    /// applied and never stored: an image built from anything but the whole log answers deltas only from its own
+    /// starting offset on (see <see cref="MetadataChanges"/>).</summary>
+    public MetadataChanges Changes { get; }
+
     /// <summary>Brokers that may lead and be in an ISR (unfenced, including those in controlled shutdown).</summary>
     public IEnumerable<BrokerImage> LiveBrokers => Brokers.Values.Where(b => !b.IsFenced);
 
@@ -76,6 +83,7 @@ public sealed class MetadataImage
         var topics = Topics.ToBuilder();
         var names = TopicNames.ToBuilder();
         var controller = Controller;
+        var changes = Changes.ToBuilder();
 
         // Partition arrays changed in this batch are copied once and edited in place, so a batch of N changes to one
         // topic costs O(partitions + N), not O(partitions × N).
@@ -96,6 +104,7 @@ public sealed class MetadataImage
                     if (broker.Change == BrokerChanges.Unregistered)
                     {
                         brokers.Remove(broker.BrokerId);
+                        changes.BrokerRemoved(broker.BrokerId, record.Offset);
                         break;
                     }
 
@@ -109,11 +118,12 @@ public sealed class MetadataImage
                         ? record.Offset
                         : known.RegistrationOffset;
                     brokers[broker.BrokerId] = new BrokerImage(broker, registeredAt);
+                    changes.BrokerChanged(broker.BrokerId, record.Offset);
                     break;
 
                 case RecordTypes.Topic:
                     var topic = JsonSerializer.Deserialize<TopicRecord>(record.Payload, Json)!;
-                    ApplyTopic(topic, topics, names, edited);
+                    ApplyTopic(topic, topics, names, edited, changes, record.Offset);
                     break;
 
                 case RecordTypes.Partition:
@@ -128,6 +138,7 @@ public sealed class MetadataImage
                         if (partition.State.Partition < array.Length)
                         {
                             array[partition.State.Partition] = partition.State;
+                            changes.PartitionChanged(topicName, partition.TopicId, array.Length, partition.State.Partition, record.Offset);
                         }
                     }
 
@@ -147,14 +158,16 @@ public sealed class MetadataImage
             }
         }
 
-        return new MetadataImage(offset, brokers.ToImmutable(), topics.ToImmutable(), names.ToImmutable(), controller);
+        return new MetadataImage(offset, brokers.ToImmutable(), topics.ToImmutable(), names.ToImmutable(), controller, changes.ToImmutable());
     }
 
     private static void ApplyTopic(
         TopicRecord topic,
         ImmutableDictionary<string, TopicImage>.Builder topics,
         ImmutableDictionary<Guid, string>.Builder names,
-        Dictionary<string, PartitionState[]> edited)
+        Dictionary<string, PartitionState[]> edited,
+        MetadataChanges.Builder changes,
+        long offset)
     {
         if (topic.Deleted)
         {
@@ -163,6 +176,7 @@ public sealed class MetadataImage
                 topics.Remove(topic.Name);
                 names.Remove(topic.TopicId);
                 edited.Remove(topic.Name);
+                changes.TopicDeleted(topic.Name, topic.TopicId, offset);
             }
 
             return;
@@ -176,6 +190,7 @@ public sealed class MetadataImage
                 ? [.. partitions, .. topic.InitialPartitions.Skip(partitions.Length)]
                 : partitions;
             topics[topic.Name] = new TopicImage(topic, ImmutableArray.Create(grown));
+            changes.TopicGrown(topic.Name, topic.TopicId, partitions.Length, grown.Length, offset);
             return;
         }
 
@@ -188,5 +203,6 @@ public sealed class MetadataImage
 
         topics[topic.Name] = new TopicImage(topic, [.. topic.InitialPartitions]);
         names[topic.TopicId] = topic.Name;
+        changes.TopicCreated(topic.Name, topic.TopicId, topic.InitialPartitions.Count, offset, current?.Topic.TopicId);
     }
 }

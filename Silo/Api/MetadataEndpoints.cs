@@ -18,6 +18,13 @@ public static class MetadataEndpoints
                 "replicas, ISR and offline replicas. topics=a,b limits the topics; minOffset reads your own writes.")
             .Produces<MetadataResponse>()
             .Problems(ApiDocs.Read);
+        endpoints.MapGet("/v1/metadata/delta", MetadataDeltaEndpoint.GetAsync).WithTags("Metadata").WithName("GetMetadataDelta")
+            .WithSummary("What changed in the Metadata answer after sinceOffset: brokers changed or removed, topics created or with changed " +
+                "partitions (only those partitions), topics deleted, and the offset the delta brings you to. When this silo cannot answer " +
+                "since that offset, `full` holds the whole Metadata answer instead. topics=a,b limits the topics; minOffset reads your own writes; " +
+                "includeFenced shapes the full answer.")
+            .Produces<MetadataDeltaResponse>()
+            .Problems(ApiDocs.Read);
         return endpoints;
     }
 
@@ -40,7 +47,7 @@ public static class MetadataEndpoints
         return Results.Bytes(body, "application/json");
     }
 
-    private static MetadataResponse Build(MetadataImage metadata, string? topics, bool includeFenced, string clusterId)
+    internal static MetadataResponse Build(MetadataImage metadata, string? topics, bool includeFenced, string clusterId)
     {
         // Kafka lists the brokers clients may use: unfenced ones (controlled shutdown included, it still serves).
         var brokers = metadata.Brokers.Values.Where(b => includeFenced || !b.IsFenced).OrderBy(b => b.Record.BrokerId).Select(Mapping.Broker).ToList();

@@ -60,6 +60,12 @@ public sealed class StrictInputTests(StrictInputFixture fixture) : IClassFixture
         // Offsets beyond the log head fail at once instead of waiting.
         { "GET", "/v1/metadata?minOffset=9000000000", null, null, 400, ErrorCodes.OffsetOutOfRange, "head" },
         { "GET", "/v1/topics?minOffset=9000000000", null, null, 400, ErrorCodes.OffsetOutOfRange, "head" },
+        { "GET", "/v1/metadata/delta", null, null, 400, ErrorCodes.InvalidRequest, "'sinceOffset' is required" },
+        { "GET", "/v1/metadata/delta?sinceOffset=abc", null, null, 400, ErrorCodes.InvalidRequest, "query parameter 'sinceOffset'" },
+        { "GET", "/v1/metadata/delta?sinceOffset=-1", null, null, 400, ErrorCodes.InvalidRequest, "sinceOffset" },
+        { "GET", "/v1/metadata/delta?sinceOffset=9000000000", null, null, 400, ErrorCodes.OffsetOutOfRange, "sinceOffset 9000000000 is beyond the metadata log head" },
+        { "GET", "/v1/metadata/delta?sinceOffset=0&minOffset=9000000000", null, null, 400, ErrorCodes.OffsetOutOfRange, "minOffset" },
+        { "GET", "/v1/metadata/delta?sinceOffset=0&includeFenced=maybe", null, null, 400, ErrorCodes.InvalidRequest, "query parameter 'includeFenced'" },
         { "POST", "/v1/brokers/1/heartbeat", Json, """{"brokerEpoch":1,"currentMetadataOffset":-5}""", 400, ErrorCodes.InvalidRequest, "currentMetadataOffset" },
         { "POST", "/v1/brokers/1/heartbeat", Json, """{"brokerEpoch":1,"currentMetadataOffset":9000000000}""", 400, ErrorCodes.OffsetOutOfRange, "currentMetadataOffset" },
 
