@@ -56,7 +56,7 @@ public sealed class PostgresMetadataSnapshots : IMetadataSnapshotStore
     /// appending transaction's start, which is not strictly ordered by offset: the batch stops at the first young
     /// record rather than skipping it, so what stays is always a suffix of the log. The range scans use the primary key.
     /// </summary>
-    private const string DeletePrefixSql =
+    internal const string DeletePrefixSql =
         """
         WITH bounds AS (
             SELECT coalesce((SELECT min(log_offset) FROM metadata_log WHERE cluster_id = $1), 1) - 1 AS retained_after,
