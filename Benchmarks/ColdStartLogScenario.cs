@@ -49,9 +49,9 @@ internal static class ColdStartLogScenario
 
         // A snapshot at the head, written by a silo that holds the image (loaded from nothing or from the log).
         {
+            var loaded = Stopwatch.StartNew();
             await using var writerSilo = await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromHours(1), clusterId, secret, noWriter);
             var image = writerSilo.App.Services.GetRequiredService<MetadataImageService>();
-            var loaded = Stopwatch.StartNew();
             await image.WaitForAsync(head, TimeSpan.FromHours(1));
             var write = Stopwatch.StartNew();
             var offset = await writerSilo.App.Services.GetRequiredService<MetadataSnapshotWriter>().WriteSnapshotAsync();
