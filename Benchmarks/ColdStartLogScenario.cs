@@ -35,39 +35,37 @@ internal static class ColdStartLogScenario
                   $"in {generate.Elapsed.TotalSeconds:0} s; metadata_log is {size}");
         Console.WriteLine(lines[^1]);
 
-        // No silo here writes snapshots on its own (loading them is always on).
+        // No silo here writes snapshots on its own (loading them is always on). The first silo replays the whole log
+        // (no snapshot exists yet), is measured, and then writes the snapshot the second silo starts from.
         string[] noWriter = ["--Meta:Snapshots:Enabled=false"];
-        if (!skipFullReplay)
         {
-            // Without a snapshot: the whole log is replayed.
-            var (caughtUp, served, full) = await StartAndMeasureAsync(connectionString, clusterId, secret, head, noWriter);
+            var start = Stopwatch.StartNew();
+            await using var first = await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromHours(1), clusterId, secret, noWriter);
+            var (caughtUp, served, full) = await MeasureAsync(first, head, start);
             lines.Add($"  without a snapshot (replaying {head:N0} records): image caught up {caughtUp.TotalSeconds:0.0} s after start, " +
                       $"one topic's metadata served at {served.TotalSeconds:0.0} s, the full {full.Mib:0} MiB metadata answer at {full.At.TotalSeconds:0.0} s " +
                       $"({head / caughtUp.TotalSeconds:N0} records/s)");
             Console.WriteLine(lines[^1]);
-        }
 
-        // A snapshot at the head, written by a silo that holds the image (loaded from nothing or from the log).
-        {
-            var loaded = Stopwatch.StartNew();
-            await using var writerSilo = await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromHours(1), clusterId, secret, noWriter);
-            var image = writerSilo.App.Services.GetRequiredService<MetadataImageService>();
-            await image.WaitForAsync(head, TimeSpan.FromHours(1));
             var write = Stopwatch.StartNew();
-            var offset = await writerSilo.App.Services.GetRequiredService<MetadataSnapshotWriter>().WriteSnapshotAsync();
+            var offset = await first.App.Services.GetRequiredService<MetadataSnapshotWriter>().WriteSnapshotAsync();
             var written = write.Elapsed;
             var length = await ScalarAsync<long>(dataSource, $"SELECT length FROM metadata_snapshot WHERE cluster_id = '{clusterId}' AND snapshot_offset = {offset}");
-            lines.Add($"  snapshot at offset {offset:N0}: {length / 1024.0 / 1024.0:0.0} MiB (format {MetadataImageSnapshot.FormatVersion}), serialized and stored in {written.TotalSeconds:0.0} s " +
-                      $"(the writing silo's image took {(loaded.Elapsed - written).TotalSeconds:0.0} s to catch up)");
+            lines.Add($"  snapshot at offset {offset:N0}: {length / 1024.0 / 1024.0:0.0} MiB (format {MetadataImageSnapshot.FormatVersion}), serialized and stored in {written.TotalSeconds:0.0} s");
             Console.WriteLine(lines[^1]);
         }
 
+        // The silo appended its controller record: the tail goes after the real head.
+        head = await ScalarAsync<long>(dataSource, $"SELECT last_offset FROM metadata_log_head WHERE cluster_id = '{clusterId}'");
         var tailStart = Stopwatch.StartNew();
         var newHead = tail > 0 ? await AppendChangesAsync(dataSource, clusterId, topics, head, tail, firstChange: changes) : head;
         Console.WriteLine($"  appended a tail of {tail:N0} changes in {tailStart.Elapsed.TotalSeconds:0} s");
 
-        var (withCaughtUp, withServed, withFull) = await StartAndMeasureAsync(connectionString, clusterId, secret, newHead, noWriter);
-        lines.Add($"  with the snapshot and a tail of {tail:N0} records: image caught up {withCaughtUp.TotalSeconds:0.0} s after start, " +
+        var withStart = Stopwatch.StartNew();
+        await using var second = await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromHours(1), clusterId, secret, noWriter);
+        var (withCaughtUp, withServed, withFull) = await MeasureAsync(second, newHead, withStart);
+        var loadedFrom = second.App.Services.GetRequiredService<MetadataImageService>().SnapshotOffset;
+        lines.Add($"  with the snapshot (loaded: {loadedFrom:N0}) and a tail of {tail:N0} records: image caught up {withCaughtUp.TotalSeconds:0.0} s after start, " +
                   $"one topic's metadata served at {withServed.TotalSeconds:0.0} s, the full {withFull.Mib:0} MiB metadata answer at {withFull.At.TotalSeconds:0.0} s");
         Console.WriteLine(lines[^1]);
 
@@ -76,11 +74,9 @@ internal static class ColdStartLogScenario
         return lines;
     }
 
-    private static async Task<(TimeSpan CaughtUp, TimeSpan Served, (double Mib, TimeSpan At) Full)> StartAndMeasureAsync(
-        string connectionString, string clusterId, string secret, long head, string[] arguments)
+    private static async Task<(TimeSpan CaughtUp, TimeSpan Served, (double Mib, TimeSpan At) Full)> MeasureAsync(
+        MetadataScenario.BenchSilo silo, long head, Stopwatch start)
     {
-        var start = Stopwatch.StartNew();
-        await using var silo = await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromHours(1), clusterId, secret, arguments);
         var image = silo.App.Services.GetRequiredService<MetadataImageService>();
         await image.WaitForAsync(head, TimeSpan.FromHours(1));
         var caughtUp = start.Elapsed;

@@ -31,7 +31,7 @@ public sealed partial class MetadataImageService(
     private long _headAtStart = -1;
     private LoggedRecord? _lastApplied;
     private (MetadataImage Image, LoggedRecord? Last) _published = (MetadataImage.Empty, null);
-    private bool _startedFromSnapshot;
+    private bool _snapshotLoadTried;
 
     /// <summary>The newest image this silo holds.</summary>
     public MetadataImage Current => _current;
@@ -122,43 +122,59 @@ public sealed partial class MetadataImageService(
                     _headAtStart = await log.GetHeadAsync(stoppingToken).ConfigureAwait(false);
                 }
 
-                if (!_startedFromSnapshot)
+                if (!_snapshotLoadTried)
                 {
                     // Loaded after the head is read: the snapshot may be newer than that head, never a reason to
                     // replay less than the head.
-                    _startedFromSnapshot = true;
                     await LoadSnapshotAsync(neededOffset: 0, stoppingToken).ConfigureAwait(false);
+                    _snapshotLoadTried = true; // Only once it ran: a failed read of the snapshots is retried.
                 }
 
                 // Each read starts one record early, at the last record applied, to check that the log still holds
                 // it: a log that lost committed records (an asynchronous replica promoted after its primary died)
                 // hands out their offsets again to new records, which a tailer would otherwise skip without a trace.
                 var records = await log.ReadAsync(_lastApplied?.Offset - 1 ?? _current.Offset, PageSize + 1, stoppingToken).ConfigureAwait(false);
-                if (_lastApplied is { } last)
+                var lastSeen = false;
+                if (_lastApplied is { } last && records.Count > 0 && records[0].Offset <= last.Offset)
                 {
-                    if (records.Count > 0 && records[0].Offset <= last.Offset)
+                    if (!SameRecord(records[0], last))
                     {
-                        if (!SameRecord(records[0], last))
-                        {
-                            Diverged(last.Offset);
-                            return;
-                        }
-
-                        records = records.Count == 1 ? [] : records.Skip(1).ToList();
-                    }
-                    else if (records.Count == 0 && await log.GetHeadAsync(stoppingToken).ConfigureAwait(false) < last.Offset)
-                    {
-                        // The log ends below a record this silo applied: it lost records. (Retention deletes only
-                        // records below a snapshot, and never moves the head back.)
                         Diverged(last.Offset);
                         return;
                     }
 
-                    // Otherwise retention deleted the last record applied; what follows it, if anything, is checked below.
+                    lastSeen = true;
+                    records = records.Count == 1 ? [] : records.Skip(1).ToList();
                 }
 
                 if (records.Count == 0)
                 {
+                    // Nothing after this image, and the log no longer holds (or never held) the last record applied:
+                    // either the log lost records, or retention deleted them, perhaps up to the head.
+                    if (!lastSeen && await NothingToReadAsync(stoppingToken).ConfigureAwait(false) is { } head)
+                    {
+                        if (_lastApplied is { } applied && head < applied.Offset)
+                        {
+                            // The log ends below a record this silo applied: it lost records. (Retention deletes only
+                            // records below a snapshot, and never moves the head back.)
+                            Diverged(applied.Offset);
+                            return;
+                        }
+
+                        if (head > _current.Offset)
+                        {
+                            LogBehindRetainedStart(logger, _current.Offset, head + 1);
+                            if (!await LoadSnapshotAsync(neededOffset: head, stoppingToken).ConfigureAwait(false))
+                            {
+                                throw new InvalidOperationException(
+                                    $"The metadata log holds no record after this silo's image ({_current.Offset}) up to its head ({head}), " +
+                                    "and no readable snapshot reaches that far.");
+                            }
+
+                            continue;
+                        }
+                    }
+
                     await log.WaitForAppendAsync(_current.Offset, TimeSpan.FromSeconds(1), stoppingToken).ConfigureAwait(false);
                     continue;
                 }
@@ -206,6 +222,14 @@ public sealed partial class MetadataImageService(
         }
 
         advanced.TrySetResult();
+    }
+
+    /// <summary>The log head, when a read after this image made after reading it finds nothing (so every record up to
+    /// it is gone or was never there); <c>null</c> when there is something to read after all.</summary>
+    private async Task<long?> NothingToReadAsync(CancellationToken cancellationToken)
+    {
+        var head = await log.GetHeadAsync(cancellationToken).ConfigureAwait(false);
+        return (await log.ReadAsync(_current.Offset, 1, cancellationToken).ConfigureAwait(false)).Count == 0 ? head : null;
     }
 
     private void Diverged(long offset)
