@@ -199,7 +199,8 @@ public static class MetadataScenario
         return loops;
     }
 
-    internal static async Task<BenchSilo> StartSiloAsync(string connectionString, TimeSpan sessionTimeout, string? clusterIdOrNull = null, string? secretOrNull = null)
+    internal static async Task<BenchSilo> StartSiloAsync(
+        string connectionString, TimeSpan sessionTimeout, string? clusterIdOrNull = null, string? secretOrNull = null, IReadOnlyList<string>? extraArguments = null)
     {
         var clusterId = clusterIdOrNull ?? $"bench-{Guid.NewGuid():N}"[..20];
         var publicPort = FreePort();
@@ -211,6 +212,7 @@ public static class MetadataScenario
             $"--Meta:Cluster:SiloEndpoint=http://127.0.0.1:{FreePort()}",
             $"--Meta:Brokers:SessionTimeout={sessionTimeout}",
             "--Meta:Controller:AutoLeaderRebalance=false",
+            .. extraArguments ?? [],
             .. Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_ARGS")?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [],
         ]);
         builder.Logging.SetMinimumLevel(LogLevel.Error);

@@ -2,13 +2,17 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [metadata-deltas [--partitions N,...]] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
 var partitionCounts = (ReadOption("--partitions") ?? "1000,10000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
 var postgres = ReadOption("--postgres") ?? Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_POSTGRES");
 var groupCount = ReadOption("--groups") is { } g ? int.Parse(g, CultureInfo.InvariantCulture) : 10_000;
+var logPartitions = ReadOption("--log-partitions") is { } lp ? int.Parse(lp, CultureInfo.InvariantCulture) : 1_000_000;
+var logChanges = ReadOption("--log-changes") is { } lc ? long.Parse(lc, CultureInfo.InvariantCulture) : 10_000_000;
+var logTail = ReadOption("--log-tail") is { } lt ? long.Parse(lt, CultureInfo.InvariantCulture) : 100_000;
+var skipFullReplay = arguments.Remove("--skip-full-replay");
 List<string> scenarios = arguments.Count > 0 ? [.. arguments] : ["grain-calls", "state-writes", "remote-calls", "metadata-reads", "failover"];
 var duration = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
@@ -43,6 +47,17 @@ foreach (var scenario in scenarios)
             }
 
             notes.AddRange(await MetadataScenario.RunColdStartAsync(postgres, topics: partitionCounts.Count > 1 ? partitionCounts[1] : 10, partitionsPerTopic: partitionCounts[0]));
+            break;
+        case "cold-start-log":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("cold-start-log needs PostgreSQL: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            notes.AddRange(await ColdStartLogScenario.RunAsync(
+                postgres,
+                partitions: logPartitions, changes: logChanges, tail: logTail, skipFullReplay: skipFullReplay));
             break;
         case "metadata-reads" or "failover":
             if (postgres is null)
@@ -150,7 +165,7 @@ foreach (var scenario in scenarios)
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, cold-start (--partitions PER_TOPIC,TOPICS), group-listing (--groups N).");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, cold-start (--partitions PER_TOPIC,TOPICS), cold-start-log, metadata-deltas, group-listing (--groups N).");
             return 2;
     }
 }

@@ -161,6 +161,27 @@ public sealed class MetadataImage
         return new MetadataImage(offset, brokers.ToImmutable(), topics.ToImmutable(), names.ToImmutable(), controller, changes.ToImmutable());
     }
 
+    /// <summary>An image rebuilt from its parts (a snapshot): the same image that applying the log up to
+    /// <paramref name="offset"/> built.</summary>
+    internal static MetadataImage Restore(long offset, IEnumerable<BrokerImage> brokers, IEnumerable<TopicImage> topics, ControllerRecord? controller)
+    {
+        var brokerMap = ImmutableDictionary.CreateBuilder<int, BrokerImage>();
+        foreach (var broker in brokers)
+        {
+            brokerMap[broker.Record.BrokerId] = broker;
+        }
+
+        var topicMap = ImmutableDictionary.CreateBuilder<string, TopicImage>(StringComparer.Ordinal);
+        var names = ImmutableDictionary.CreateBuilder<Guid, string>();
+        foreach (var topic in topics)
+        {
+            topicMap[topic.Topic.Name] = topic;
+            names[topic.Topic.TopicId] = topic.Topic.Name;
+        }
+
+        return new MetadataImage(offset, brokerMap.ToImmutable(), topicMap.ToImmutable(), names.ToImmutable(), controller);
+    }
+
     private static void ApplyTopic(
         TopicRecord topic,
         ImmutableDictionary<string, TopicImage>.Builder topics,

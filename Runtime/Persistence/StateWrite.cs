@@ -49,6 +49,11 @@ public sealed record LoggedRecord(long Offset, string Type, string Key, byte[] P
 /// Read side of the cluster's metadata log: ordered, gap-free offsets starting at 1. Every record at or below the
 /// returned head is committed and visible; a reader that remembers the last offset it saw never skips a record.
 /// </summary>
+/// <remarks>
+/// Retention (<see cref="IMetadataSnapshotStore"/>) may delete a prefix of the log that snapshots cover. Offsets stay
+/// gap-free from the lowest retained one and <see cref="ReadAsync"/> then starts there: a reader that asks after
+/// <c>N-1</c> and gets a first record above <c>N</c> knows records from <c>N</c> on were deleted.
+/// </remarks>
 public interface IMetadataLog
 {
     /// <summary>Up to <paramref name="maxCount"/> records with offsets greater than <paramref name="afterOffset"/>, in order.</summary>

@@ -27,7 +27,8 @@ public static class PostgresStorageServiceCollectionExtensions
     /// <summary>
     /// Registers <see cref="PostgresGrainStorage"/> as the singleton <see cref="IGrainStorage"/> on the
     /// <see cref="NpgsqlDataSource"/> already registered, <see cref="PostgresMetadataLog"/> (same data source and
-    /// cluster id) as the singleton <see cref="IMetadataLog"/>, <see cref="PostgresOffsetStore"/> (same data source,
+    /// cluster id) as the singleton <see cref="IMetadataLog"/>, <see cref="PostgresMetadataSnapshots"/> as the singleton
+    /// <see cref="IMetadataSnapshotStore"/>, <see cref="PostgresOffsetStore"/> (same data source,
     /// cluster id and writer fence) as the singleton <see cref="IOffsetStore"/>, the <see cref="SchemaMigrator"/>, validation of
     /// <see cref="PostgresStorageOptions"/> at start-up, and a hosted service that migrates the schema when the host
     /// starts. Register this before the services that need the schema: hosted services start in registration order.
@@ -44,6 +45,8 @@ public static class PostgresStorageServiceCollectionExtensions
         services.TryAddSingleton<IGrainStorage>(provider => provider.GetRequiredService<PostgresGrainStorage>());
         services.TryAddSingleton<PostgresMetadataLog>();
         services.TryAddSingleton<IMetadataLog>(provider => provider.GetRequiredService<PostgresMetadataLog>());
+        services.TryAddSingleton<PostgresMetadataSnapshots>();
+        services.TryAddSingleton<IMetadataSnapshotStore>(provider => provider.GetRequiredService<PostgresMetadataSnapshots>());
         services.TryAddSingleton<PostgresOffsetStore>();
         services.TryAddSingleton<IOffsetStore>(provider => provider.GetRequiredService<PostgresOffsetStore>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, PostgresSchemaHostedService>());
