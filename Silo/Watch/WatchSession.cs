@@ -10,7 +10,7 @@ namespace OrleansMeta.Silo.Watch;
 /// Nothing is queued per watcher: each event is written straight to the connection, whose buffer is bounded, so a
 /// slow reader holds back only its own loop; one that falls too far behind the live tail is cut off.
 /// </summary>
-internal sealed partial class WatchSession(
+public sealed partial class WatchSession(
     HttpResponse response,
     WatchHub hub,
     IMetadataLog log,
