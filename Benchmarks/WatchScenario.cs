@@ -36,22 +36,29 @@ public static partial class WatchScenario
             await image.WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(30));
         }
 
-        // Warm-up: fill the ring, so neither phase pays for that.
-        await WriteAsync(grains, TimeSpan.FromSeconds(5));
+        // Warm-up: fill the ring (it holds a fixed number of records), so that neither phase measures it filling.
+        var capacity = silo.App.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<WatchOptions>>().Value.RingCapacity;
+        while (hub.Size.Records < capacity)
+        {
+            await WriteAsync(grains, TimeSpan.FromSeconds(2));
+        }
 
         var quiet = await PhaseAsync(grains, duration, watchers: null);
         notes.Add(quiet.Describe("no watcher"));
 
         using var stopWatchers = new CancellationTokenSource();
         var watchers = Enumerable.Range(0, SlowWatchers).Select(_ => new SlowWatcher(silo.Address)).ToList();
-        var reading = watchers.Select(w => w.RunAsync(fromOffset: 1, stopWatchers.Token)).ToList();
+        // Half start from the beginning of the log (catching up through log pages), half from the live tail (served
+        // from the ring until they fall MaxLagRecords behind and are cut off).
+        var tail = image.Current.Offset + 1;
+        var reading = watchers.Select((w, i) => w.RunAsync(fromOffset: i % 2 == 0 ? 1 : tail, stopWatchers.Token)).ToList();
         var slow = await PhaseAsync(grains, duration, watchers);
         await stopWatchers.CancelAsync();
         await Task.WhenAll(reading);
-        notes.Add(slow.Describe($"{SlowWatchers} watchers reading {ReadBytesPerSecond} B/s from offset 1"));
+        notes.Add(slow.Describe($"{SlowWatchers} watchers reading {ReadBytesPerSecond} B/s (5 from offset 1, 5 from the tail)"));
         var (records, bytes) = hub.Size;
-        notes.Add($"watch: slow watchers reached offsets {string.Join(", ", watchers.Select(w => w.LastId))} of {image.Current.Offset}; " +
-            $"{watchers.Sum(w => w.CutOffs)} cut-offs, {watchers.Sum(w => w.Connections)} connections; ring {records} records, {bytes / 1024.0 / 1024:0.0} MiB");
+        notes.Add($"watch: slow watchers (from 1, from the tail alternately) reached offsets {string.Join(", ", watchers.Select(w => w.LastId))} of {image.Current.Offset}; " +
+            $"{watchers.Sum(w => w.CutOffs)} cut-offs, {watchers.Sum(w => w.Connections)} connections, {watchers.Sum(w => w.BytesRead) / 1024} KiB read; ring {records} records, {bytes / 1024.0 / 1024:0.0} MiB");
 
         await alive.CancelAsync();
         await Task.WhenAll(loops);
@@ -127,6 +134,8 @@ public static partial class WatchScenario
 
         public int Connections { get; private set; }
 
+        public long BytesRead { get; private set; }
+
         public async Task RunAsync(long fromOffset, CancellationToken cancellationToken)
         {
             using var http = new HttpClient { BaseAddress = silo, Timeout = Timeout.InfiniteTimeSpan };
@@ -148,7 +157,9 @@ public static partial class WatchScenario
                             break;
                         }
 
+                        BytesRead += read;
                         text.Append(Encoding.UTF8.GetString(buffer, 0, read));
+
                         var complete = text.ToString();
                         var end = complete.LastIndexOf("\n\n", StringComparison.Ordinal);
                         if (end >= 0)
