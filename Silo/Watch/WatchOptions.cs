@@ -18,9 +18,14 @@ public sealed class WatchOptions
     /// <summary>The most bytes the ring holds (records and their encoded events); older records leave first. Default: 64 MiB.</summary>
     public long RingMaxBytes { get; set; } = 64L * 1024 * 1024;
 
-    /// <summary>How many records a watcher following the live tail may fall behind the silo's newest before it is cut off
-    /// (with a <c>cut-off</c> event naming the offset to resume from). At most <see cref="RingCapacity"/>. Default: 8192.</summary>
+    /// <summary>How many records a watcher may be behind the silo's newest without being looked at as slow. A watcher
+    /// more than this behind that has not gained ground for <see cref="MaxLagTime"/> is cut off (with a <c>cut-off</c>
+    /// event naming the offset to resume from). Default: 8192.</summary>
     public int MaxLagRecords { get; set; } = 8192;
+
+    /// <summary>How long a watcher more than <see cref="MaxLagRecords"/> behind may go without gaining ground before it
+    /// is cut off. Default: 10 seconds.</summary>
+    public TimeSpan MaxLagTime { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>How long one write to a watcher may wait for the watcher to read before the connection is dropped (its
     /// last event id says where to resume). Default: 30 seconds.</summary>
@@ -51,9 +56,14 @@ public sealed class WatchOptionsValidator : IValidateOptions<WatchOptions>
             problems.Add($"Meta:Watch:RingMaxBytes is {options.RingMaxBytes}: use at least 1048576 (default 67108864).");
         }
 
-        if (options.MaxLagRecords < 1 || options.MaxLagRecords > options.RingCapacity)
+        if (options.MaxLagRecords < 1)
         {
-            problems.Add($"Meta:Watch:MaxLagRecords is {options.MaxLagRecords}: use 1 to Meta:Watch:RingCapacity ({options.RingCapacity}) (default 8192).");
+            problems.Add($"Meta:Watch:MaxLagRecords is {options.MaxLagRecords}: use 1 or more (default 8192).");
+        }
+
+        if (options.MaxLagTime < TimeSpan.Zero || options.MaxLagTime > TimeSpan.FromHours(1))
+        {
+            problems.Add($"Meta:Watch:MaxLagTime is {options.MaxLagTime}: use zero to an hour (default 00:00:10).");
         }
 
         if (options.WriteTimeout <= TimeSpan.Zero || options.WriteTimeout > TimeSpan.FromHours(1))

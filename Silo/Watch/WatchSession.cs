@@ -8,7 +8,7 @@ namespace OrleansMeta.Silo.Watch;
 /// One watcher's stream. Records come from the silo's ring while the watcher keeps up, from the log in bounded pages
 /// while it catches up from an older offset, and as a snapshot when the log no longer holds the offset it asks for.
 /// Nothing is queued per watcher: each event is written straight to the connection, whose buffer is bounded, so a
-/// slow reader holds back only its own loop; one that falls too far behind the live tail is cut off.
+/// slow reader holds back only its own loop; one that stays too far behind without gaining ground is cut off.
 /// </summary>
 public sealed partial class WatchSession(
     HttpResponse response,
@@ -26,6 +26,7 @@ public sealed partial class WatchSession(
     private readonly ArrayBufferWriter<byte> _pending = new(WriteChunk * 2);
     private long _lastId = -1;
     private DateTime _lastWrite = DateTime.UtcNow;
+    private (DateTime Since, long Behind)? _window;
 
     /// <summary>Streams until the client goes away, the silo stops, or the watcher is cut off.</summary>
     /// <param name="from">The first offset to send; null to start with a snapshot.</param>
@@ -43,50 +44,75 @@ public sealed partial class WatchSession(
         }
 
         var batch = new List<WatchRecord>(RingBatch);
-        var live = false;
         while (!cancellationToken.IsCancellationRequested)
         {
             batch.Clear();
             if (!hub.TryRead(next, RingBatch, batch))
             {
-                // Older than the ring. A watcher that was following the tail fell behind it: cut off. One that asked
-                // for an older offset catches up from the log.
-                if (live)
-                {
-                    await CutOffAsync(next, "the watcher fell behind the records this silo keeps in memory", cancellationToken);
-                    return;
-                }
-
+                // Older than the ring (asked for history, or a burst larger than the ring went by): catch up from the log.
                 next = await CatchUpAsync(next, cancellationToken);
-                continue;
             }
-
-            if (batch.Count == 0)
+            else if (batch.Count == 0)
             {
                 await FlushAsync(cancellationToken);
                 await IdleAsync(next - 1, cancellationToken);
                 continue;
             }
-
-            live = true;
-            foreach (var record in batch)
+            else
             {
-                if (selection.Matches(record))
+                foreach (var record in batch)
                 {
-                    await AddAsync(record.Frame, record.Record.Offset, cancellationToken);
+                    if (selection.Matches(record))
+                    {
+                        await AddAsync(record.Frame, record.Record.Offset, cancellationToken);
+                    }
                 }
+
+                next = batch[^1].Record.Offset + 1;
+                await FlushAsync(cancellationToken);
             }
 
-            next = batch[^1].Record.Offset + 1;
-            await FlushAsync(cancellationToken);
-
-            var behind = hub.State.Image.Offset - (next - 1);
-            if (behind > options.MaxLagRecords)
+            if (TooSlow(next) is { } behind)
             {
-                await CutOffAsync(next, $"the watcher fell {behind} records behind this silo (at most {options.MaxLagRecords} are allowed)", cancellationToken);
+                await CutOffAsync(next, $"the watcher stayed more than {options.MaxLagRecords} records behind this silo for {options.MaxLagTime.TotalSeconds:0.#} s " +
+                    $"without gaining ground (now {behind} behind)", cancellationToken);
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// Whether the watcher is slower than the log: more than MaxLagRecords behind, and no less behind than it was
+    /// MaxLagTime ago. A reader that is behind after a burst, or after asking for history, but gaining ground goes on.
+    /// </summary>
+    /// <returns>How far behind it is, when it is too slow.</returns>
+    private long? TooSlow(long next)
+    {
+        var behind = hub.State.Image.Offset - (next - 1);
+        if (behind <= options.MaxLagRecords)
+        {
+            _window = null;
+            return null;
+        }
+
+        var now = DateTime.UtcNow;
+        if (_window is not { } window)
+        {
+            _window = window = (now, behind);
+        }
+
+        if (now - window.Since < options.MaxLagTime)
+        {
+            return null;
+        }
+
+        if (behind >= window.Behind)
+        {
+            return behind;
+        }
+
+        _window = (now, behind);
+        return null;
     }
 
     /// <summary>Sends records from <paramref name="next"/> on read from the log, one page; answers with a snapshot when

@@ -73,7 +73,7 @@ public sealed class WatchStreamTests
     [Fact]
     public async Task A_reader_that_falls_behind_the_live_tail_is_cut_off_with_the_offset_to_resume_from_and_nothing_is_skipped()
     {
-        await using var silo = await Harness.StartAsync(new WatchOptions { RingCapacity = 1000, MaxLagRecords = 10 });
+        await using var silo = await Harness.StartAsync(new WatchOptions { RingCapacity = 1000, MaxLagRecords = 10, MaxLagTime = TimeSpan.Zero });
         silo.Log.Append(RecordTypes.Controller, "cluster", new ControllerRecord(1, "silo"));
         await silo.WaitForImageAsync();
         var session = silo.Watch(WatchSelection.All, from: 1);
