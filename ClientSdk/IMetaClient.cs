@@ -233,4 +233,20 @@ public interface IMetaClient
     /// <returns>The coordinator's public URL (null while it runs a version that does not advertise one), incarnation and
     /// name, and the membership view version the answer was computed on.</returns>
     Task<GroupCoordinatorResponse> FindCoordinatorAsync(string groupId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Watches the metadata log (<c>GET /v1/watch</c>, Server-Sent Events): every committed change that passes
+    /// <paramref name="filter"/>, in offset order. After a disconnect, or when the silo it reads from dies, it reconnects
+    /// (to the next bootstrap silo, with backoff) and resumes after the last event it yielded: no record is missed and
+    /// none comes twice. It ends only when <paramref name="cancellationToken"/> is cancelled or a silo refuses the
+    /// request itself (bad parameters: <see cref="MetaApiException"/>).
+    /// </summary>
+    /// <param name="filter">Which records to deliver; null for all.</param>
+    /// <param name="fromOffset">The first log offset wanted. Null starts with a snapshot of the current state for the
+    /// filter (<see cref="WatchEventKinds.SnapshotStart"/>, <see cref="WatchEventKinds.Snapshot"/> items,
+    /// <see cref="WatchEventKinds.SnapshotEnd"/> naming its offset) and goes on with the records after it. An offset the
+    /// log no longer holds is answered the same way, marked by the snapshot events, so a reader always knows.</param>
+    /// <param name="cancellationToken">Ends the watch.</param>
+    /// <returns>Records, snapshot events and progress markers (<see cref="WatchEvent.Kind"/>).</returns>
+    IAsyncEnumerable<WatchEvent> WatchAsync(WatchFilter? filter = null, long? fromOffset = null, CancellationToken cancellationToken = default);
 }

@@ -269,6 +269,17 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     /// <inheritdoc />
+    public IAsyncEnumerable<WatchEvent> WatchAsync(WatchFilter? filter = null, long? fromOffset = null, CancellationToken cancellationToken = default)
+    {
+        if (fromOffset is { } from)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(from, 1L, nameof(fromOffset));
+        }
+
+        return WatchStream.RunAsync(_transport, filter, fromOffset, cancellationToken);
+    }
+
+    /// <inheritdoc />
     public Task<GroupHeartbeatResponse> SendGroupHeartbeatAsync(string groupId, GroupHeartbeatRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);

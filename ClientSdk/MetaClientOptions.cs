@@ -44,6 +44,10 @@ public sealed class MetaClientOptions
     /// URLs are not reachable from this client (all traffic must pass a gateway). Default: true.</summary>
     public bool RouteGroupCallsToCoordinator { get; set; } = true;
 
+    /// <summary>How long a watch (<see cref="IMetaClient.WatchAsync"/>) waits without receiving a byte (silos send a
+    /// keep-alive every 15 seconds by default) before it takes the connection for dead and reconnects. Default: 45 seconds.</summary>
+    public TimeSpan WatchIdleTimeout { get; set; } = TimeSpan.FromSeconds(45);
+
     private static readonly TimeSpan MaxRetryDelay = TimeSpan.FromDays(1);
 
     /// <summary>Every problem with these options, each a sentence that says how to fix it; empty when valid.</summary>
@@ -97,6 +101,11 @@ public sealed class MetaClientOptions
         if (RetryMaxDelay < RetryBaseDelay)
         {
             problems.Add($"RetryMaxDelay ({RetryMaxDelay}) is less than RetryBaseDelay ({RetryBaseDelay}): raise it or lower RetryBaseDelay.");
+        }
+
+        if (WatchIdleTimeout <= TimeSpan.Zero || WatchIdleTimeout.TotalMilliseconds > int.MaxValue)
+        {
+            problems.Add($"WatchIdleTimeout is {WatchIdleTimeout}: it must be positive and at most {TimeSpan.FromMilliseconds(int.MaxValue)} (longer than the silos' keep-alive interval).");
         }
 
         if (HttpMessageHandler is not null && HttpClient is not null)

@@ -39,4 +39,6 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(LogOffsetsReport))]
 [JsonSerializable(typeof(LogOffsetsReportResponse))]
 [JsonSerializable(typeof(GroupCoordinatorResponse))]
+[JsonSerializable(typeof(WatchEvent))]
+[JsonSerializable(typeof(WatchCutOff))]
 internal sealed partial class MetaJsonContext : JsonSerializerContext;

@@ -29,6 +29,8 @@ internal sealed class MetaTransport : IDisposable
         // A base URL without a trailing slash would lose its last segment when combined with a relative path.
         _silos = [.. options.BootstrapUrls.Select(u => u.AbsoluteUri.EndsWith('/') ? u : new Uri(u.AbsoluteUri + "/"))];
         _requestTimeout = options.RequestTimeout;
+        WatchIdleTimeout = options.WatchIdleTimeout;
+        RetryDelays = (options.RetryBaseDelay, options.RetryMaxDelay);
         Coordinators = options.RouteGroupCallsToCoordinator ? new CoordinatorCache(TimeProvider.System) : null;
         if (options.HttpClient is { } client)
         {
@@ -87,6 +89,25 @@ internal sealed class MetaTransport : IDisposable
             call,
             cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>The HTTP client calls go through (watches use it directly: a stream is not one call).</summary>
+    internal HttpClient Http => _http;
+
+    /// <summary>The idle limit of a watch connection (<see cref="MetaClientOptions.WatchIdleTimeout"/>).</summary>
+    internal TimeSpan WatchIdleTimeout { get; private init; }
+
+    /// <summary>The retry delays, which a watch's reconnections follow too.</summary>
+    internal (TimeSpan Base, TimeSpan Max) RetryDelays { get; private init; }
+
+    /// <summary>The bootstrap silo in use, and its index for <see cref="MoveOnFrom"/>.</summary>
+    internal (Uri Silo, int Index) CurrentSilo()
+    {
+        var index = Volatile.Read(ref _current);
+        return (_silos[index % _silos.Length], index);
+    }
+
+    /// <summary>Moves on to the next bootstrap silo after <paramref name="index"/> failed, unless another call already did.</summary>
+    internal void MoveOnFrom(int index) => Interlocked.CompareExchange(ref _current, (index + 1) % _silos.Length, index);
 
     internal static byte[] Serialize<T>(T value, JsonTypeInfo<T> type) => JsonSerializer.SerializeToUtf8Bytes(value, type);
 

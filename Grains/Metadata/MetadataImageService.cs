@@ -33,6 +33,15 @@ public sealed partial class MetadataImageService(
     private (MetadataImage Image, LoggedRecord? Last) _published = (MetadataImage.Empty, null);
     private bool _snapshotLoadTried;
 
+    /// <summary>
+    /// Raised on the tailing loop after each batch of records is applied, with the batch (in offset order) and the image
+    /// that holds it, after <see cref="Current"/> moved to that image. A batch follows the previous one without a gap,
+    /// except after the image was replaced by a snapshot (a silo behind the log's retained start): then it follows the
+    /// snapshot, and handlers must not assume the offsets in between.
+    /// Handlers must be quick and must not throw: the watch hub copies the records into its ring here.
+    /// </summary>
+    public event Action<IReadOnlyList<LoggedRecord>, MetadataImage>? Applied;
+
     /// <summary>The newest image this silo holds.</summary>
     public MetadataImage Current => _current;
 
@@ -195,7 +204,9 @@ public sealed partial class MetadataImageService(
                     continue;
                 }
 
-                Publish(_current.Apply(records), records[^1]);
+                var next = _current.Apply(records);
+                Publish(next, records[^1]);
+                Applied?.Invoke(records, next);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
