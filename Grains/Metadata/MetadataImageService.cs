@@ -22,6 +22,13 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
     private long _headAtStart = -1;
     private LoggedRecord? _lastApplied;
 
+    /// <summary>
+    /// Raised on the tailing loop after each batch of records is applied, with the batch (in offset order, following
+    /// the previous batch without a gap) and the image that holds it, after <see cref="Current"/> moved to that image.
+    /// Handlers must be quick and must not throw: the watch hub copies the records into its ring here.
+    /// </summary>
+    public event Action<IReadOnlyList<LoggedRecord>, MetadataImage>? Applied;
+
     /// <summary>The newest image this silo holds.</summary>
     public MetadataImage Current => _current;
 
@@ -127,6 +134,7 @@ public sealed partial class MetadataImageService(IMetadataLog log, ILogger<Metad
                 }
 
                 advanced.TrySetResult();
+                Applied?.Invoke(records, next);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -75,6 +75,9 @@ public static class SiloHostingExtensions
         services.AddHostedService<SiloStartupAnnouncer>();
         services.AddSingleton<MetadataResponseCache>();
         services.AddSingleton<SiloPeers>();
+        services.AddOptions<Watch.WatchOptions>().Bind(configuration.GetSection(Watch.WatchOptions.SectionName)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<Watch.WatchOptions>, Watch.WatchOptionsValidator>();
+        services.AddSingleton<Watch.WatchHub>();
 
         services.AddProblemDetails(options => options.CustomizeProblemDetails = ProblemMapping.AddDefaults);
         services.AddExceptionHandler<ProblemMapping>();
@@ -142,6 +145,7 @@ public static class SiloHostingExtensions
         api.MapLogOffsetsEndpoints();
         api.MapPartitionEndpoints();
         api.MapMetadataEndpoints();
+        api.MapWatchEndpoints();
         app.MapGrainCallEndpoint();
         app.MapGroupListingPeerEndpoint();
         app.MapLogOffsetsPeerEndpoint();
