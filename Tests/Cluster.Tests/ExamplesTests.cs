@@ -27,8 +27,16 @@ public sealed class ExamplesTests
 
         await cluster.WaitForAgreementAsync();
         using var client = cluster.CreateClient();
-        var output = TextWriter.Synchronized(new StringWriter());
-        string Log() => output.ToString() ?? "";
+        var text = new StringWriter();
+        var output = TextWriter.Synchronized(text);
+        string Log()
+        {
+            // The synchronized writer locks on itself for every write.
+            lock (output)
+            {
+                return text.ToString();
+            }
+        }
 
         // A wait that fails with everything the examples said, so a failure can be read.
         async Task UntilAsync(Func<Task<bool>> condition, string what)
