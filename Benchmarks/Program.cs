@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [group-listing [--groups N]] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -140,8 +140,17 @@ foreach (var scenario in scenarios)
 
             results.AddRange(await RemoteCallScenario.RunAsync(postgres, warmup, duration));
             break;
+        case "watch-slow":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("watch-slow needs PostgreSQL: pass --postgres or use scripts/bench.sh.");
+                return 2;
+            }
+
+            notes.AddRange(await WatchScenario.RunAsync(postgres, duration));
+            break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, cold-start (--partitions PER_TOPIC,TOPICS), group-listing (--groups N).");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, cold-start (--partitions PER_TOPIC,TOPICS), group-listing (--groups N), watch-slow.");
             return 2;
     }
 }

@@ -144,4 +144,15 @@ public static class MetaClientExtensions
 
         return session;
     }
+
+    /// <summary>Watches every metadata change, starting with a snapshot of the current state (see
+    /// <see cref="IMetaClient.WatchAsync"/>).</summary>
+    /// <param name="client">The client.</param>
+    /// <param name="cancellationToken">Ends the watch.</param>
+    /// <returns>Snapshot events, then every record after the snapshot, across reconnections.</returns>
+    public static IAsyncEnumerable<WatchEvent> WatchAsync(this IMetaClient client, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.WatchAsync(filter: null, fromOffset: null, cancellationToken);
+    }
 }

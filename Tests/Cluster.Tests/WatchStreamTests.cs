@@ -29,16 +29,16 @@ public sealed class WatchStreamTests
         silo.Log.RemoveThrough(head - 3); // Retention took all but the last three; the ring holds the last two.
 
         var session = silo.Watch(WatchSelection.All, from: 1);
-        await Eventually.Until(() => session.Events.Any(e => e.Event == "snapshot-end"), "the snapshot ends");
+        await Eventually.Until(() => session.Events.Any(e => e.Name == "snapshot-end"), "the snapshot ends");
         silo.Log.Append(RecordTypes.Controller, "cluster", new ControllerRecord(9, "silo-9"));
         await Eventually.Until(() => session.Events.Any(e => e.Id == head + 1), "the record after the snapshot arrives");
 
         var events = session.Events;
-        Assert.Equal("snapshot-start", events[0].Event);
+        Assert.Equal("snapshot-start", events[0].Name);
         Assert.Null(events[0].Id);
-        var end = events.FindIndex(e => e.Event == "snapshot-end");
+        var end = events.FindIndex(e => e.Name == "snapshot-end");
         Assert.Equal(head, end >= 0 ? events[end].Id : null);
-        Assert.All(events.Skip(1).Take(end - 1), e => Assert.Equal(("snapshot", null), (e.Event, e.Id)));
+        Assert.All(events.Skip(1).Take(end - 1), e => Assert.Equal(("snapshot", null), (e.Name, e.Id)));
 
         // The snapshot is the image's state: both topics with their current partitions, the brokers, the controller.
         var items = events.Skip(1).Take(end - 1).Select(e => e.Data).ToList();
@@ -67,7 +67,7 @@ public sealed class WatchStreamTests
 
         await Eventually.Until(() => session.Events.Any(e => e.Id == 30), "the watcher reaches offset 30");
         Assert.Equal(Enumerable.Range(2, 29).Select(i => (long?)i), session.Events.Select(e => e.Id));
-        Assert.All(session.Events, e => Assert.Equal("controller", e.Event));
+        Assert.All(session.Events, e => Assert.Equal("controller", e.Name));
     }
 
     [Fact]
@@ -95,7 +95,7 @@ public sealed class WatchStreamTests
 
         var events = session.Events;
         var cut = events[^1];
-        Assert.Equal("cut-off", cut.Event);
+        Assert.Equal("cut-off", cut.Name);
         var ids = events.Where(e => e.Id is not null).Select(e => e.Id!.Value).ToList();
         Assert.Equal(Enumerable.Range(1, ids.Count).Select(i => (long)i), ids);
         Assert.Equal(ids[^1] + 1, cut.Data.GetProperty("resumeFrom").GetInt64());
@@ -114,7 +114,7 @@ public sealed class WatchStreamTests
             var session = silo.Watch(selection, from: 1);
             await Eventually.Until(() => session.Progress >= silo.Log.Head || session.Events.Any(e => e.Id == silo.Log.Head),
                 "the watcher has passed the head", TimeSpan.FromSeconds(10));
-            return [.. session.Events.Where(e => e.Id is not null && e.Event != "progress").Select(e => e.Event + ":" + e.Data.GetProperty("key").GetString())];
+            return [.. session.Events.Where(e => e.Id is not null && e.Name != "progress").Select(e => e.Name + ":" + e.Data.GetProperty("key").GetString())];
         }
 
         var none = new HashSet<string>();
@@ -201,7 +201,7 @@ public sealed class WatchStreamTests
         }
     }
 
-    private sealed record Event(long? Id, string Event, JsonElement Data);
+    private sealed record Event(long? Id, string Name, JsonElement Data);
 
     private sealed class Session(GatedStream body, Task completion)
     {
@@ -247,7 +247,7 @@ public sealed class WatchStreamTests
         }
 
         /// <summary>The highest offset a progress event reported.</summary>
-        public long Progress => Events.Where(e => e.Event == "progress").Select(e => e.Id ?? 0).DefaultIfEmpty(0).Max();
+        public long Progress => Events.Where(e => e.Name == "progress").Select(e => e.Id ?? 0).DefaultIfEmpty(0).Max();
     }
 
     /// <summary>A response body that keeps what is written, and can stop taking writes (a reader that does not read).</summary>
