@@ -84,6 +84,8 @@ public sealed class ChaosRunner
             });
             using var workloadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             workloadStop.CancelAfter(_options.Duration);
+            var watchers = new Watchers([.. silos.Select(s => s.PublicUrl)], count: 3);
+            watchers.Start();
             var workload = new Workload(client, groupClient, history, _options, workloadStop);
             var faults = new FaultSchedule(cluster, _options);
             await Task.WhenAll(workload.RunAsync(workloadStop.Token), faults.RunAsync(workloadStop.Token));
@@ -93,7 +95,10 @@ public sealed class ChaosRunner
             await cluster.WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
             var (metadataLog, images) = await cluster.SettleAsync(TimeSpan.FromSeconds(60), cancellationToken);
             var offsets = await workload.Groups.ReadOffsetsAsync(client, TimeSpan.FromSeconds(60), cancellationToken);
-            var invariants = HistoryChecker.Check(history.Operations, metadataLog, images, GroupCheckInput.From(offsets, GroupSessionTimeout, GroupRebalanceTimeout));
+            await watchers.StopAtAsync(metadataLog.Head, TimeSpan.FromSeconds(60), cancellationToken);
+            log($"watchers reached {string.Join(", ", watchers.Traces.Select(t => $"{t.Name} {t.Reached} ({t.RecordCount} records)"))}; head {metadataLog.Head}");
+            var invariants = HistoryChecker.Check(history.Operations, metadataLog, images, GroupCheckInput.From(offsets, GroupSessionTimeout, GroupRebalanceTimeout),
+                watchers.Traces);
             var report = new ChaosReport(_options.Seed, started.Elapsed, faults.Injected, history.Operations, metadataLog.Head, invariants) { SiloLogs = logDirectory };
             if (report.Violations.Count == 0 && report.ServerErrors.Count == 0 && !_options.KeepLogs)
             {

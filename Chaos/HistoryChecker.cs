@@ -25,10 +25,12 @@ public static class HistoryChecker
     /// <param name="groups">The final offsets and group timeouts for the consumer group rules (<see cref="GroupChecker"/>);
     /// without them those rules are left out.</param>
     public static IReadOnlyList<InvariantResult> Check(
-        IReadOnlyList<Operation> history, MetadataLog log, IReadOnlyDictionary<string, MetadataResponse> siloImages, GroupCheckInput? groups = null)
+        IReadOnlyList<Operation> history, MetadataLog log, IReadOnlyDictionary<string, MetadataResponse> siloImages, GroupCheckInput? groups = null,
+        IReadOnlyList<WatcherTrace>? watchers = null)
         =>
         [
             LogIsContiguous(log),
+            .. watchers is null ? [] : new[] { WatchersSawEveryOffset(log, watchers) },
             PartitionEpochsIncrease(log),
             OneLeaderPerLeaderEpoch(log),
             IsrWithinReplicas(log),
@@ -38,6 +40,61 @@ public static class HistoryChecker
             ReadsSawTheirWrites(history, log),
             .. groups is null ? [] : GroupChecker.Check(history, groups),
         ];
+
+    /// <summary>
+    /// Every watcher, started at offset 1 and kept through the run's faults (its SDK resuming on another silo), received
+    /// every record from 1 to the final head exactly once and in order, each with the log's type and key at that offset.
+    /// A snapshot (sent when the offset asked for is no longer in the log) stands for everything up to its offset, so
+    /// records go on after it; a snapshot behind what was already delivered would deliver those offsets twice.
+    /// </summary>
+    internal static InvariantResult WatchersSawEveryOffset(MetadataLog log, IReadOnlyList<WatcherTrace> watchers)
+    {
+        var violations = new List<string>();
+        var byOffset = log.Entries.ToDictionary(e => e.Offset);
+        var checkedRecords = 0;
+        foreach (var watcher in watchers)
+        {
+            if (watcher.Error is { } error)
+            {
+                violations.Add($"{watcher.Name}: the watch ended by itself: {error}");
+            }
+
+            long next = 1;
+            var problems = 0;
+            foreach (var delivered in watcher.Events)
+            {
+                string? problem = null;
+                if (delivered.IsSnapshot)
+                {
+                    problem = delivered.Offset < next - 1 ? $"a snapshot at {delivered.Offset} went back behind offset {next - 1}, already delivered" : null;
+                    next = Math.Max(next, delivered.Offset + 1);
+                }
+                else
+                {
+                    checkedRecords++;
+                    problem = delivered.Offset < next ? $"offset {delivered.Offset} delivered again (or out of order) after {next - 1}"
+                        : delivered.Offset > next ? $"offsets {next}..{delivered.Offset - 1} never delivered before {delivered.Offset}"
+                        : !byOffset.TryGetValue(delivered.Offset, out var entry) || entry.Type != delivered.Type || entry.Key != delivered.Key
+                            ? $"offset {delivered.Offset} delivered as {delivered.Type} {delivered.Key}, but the log holds {(entry is null ? "nothing there" : $"{entry.Type} {entry.Key}")}"
+                            : null;
+                    next = Math.Max(next, delivered.Offset + 1);
+                }
+
+                if (problem is not null && ++problems <= 20)
+                {
+                    violations.Add($"{watcher.Name}: {problem}");
+                }
+            }
+
+            if (next - 1 < log.Head)
+            {
+                violations.Add($"{watcher.Name}: reached offset {next - 1}, not the head {log.Head}");
+            }
+        }
+
+        return new("watchers-saw-every-offset", "every watcher received offsets 1..head once each, in order, as the log holds them",
+            checkedRecords, violations);
+    }
 
     internal static InvariantResult LogIsContiguous(MetadataLog log)
     {
