@@ -2,11 +2,12 @@ using OrleansMeta.Client;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Contracts;
 using OrleansMeta.Examples;
+using Xunit.Abstractions;
 
 namespace OrleansMeta.Cluster.Tests;
 
 /// <summary>The examples (examples/Broker, Producer, Consumer) end to end on a three-silo cluster with PostgreSQL.</summary>
-public sealed class ExamplesTests
+public sealed class ExamplesTests(ITestOutputHelper testOutput)
 {
     private static readonly Dictionary<string, string> Settings = new()
     {
@@ -126,5 +127,6 @@ public sealed class ExamplesTests
         }
 
         Assert.Contains("ISR of orders-", Log(), StringComparison.Ordinal);
+        testOutput.WriteLine(Log());
     }
 }

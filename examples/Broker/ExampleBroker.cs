@@ -48,9 +48,16 @@ public sealed class ExampleBroker(IMetaClient client, int brokerId, TextWriter o
 
         var isr = DemonstrateIsrChangesAsync(session, cancellationToken);
         var filter = new WatchFilter { Brokers = [brokerId], Kinds = ["topic", "partition"] };
-        await foreach (var change in client.WatchAsync(filter, fromOffset: null, cancellationToken))
+        try
         {
-            Apply(change);
+            await foreach (var change in client.WatchAsync(filter, fromOffset: null, cancellationToken))
+            {
+                Apply(change);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _log.Say("stopping: no more heartbeats (the service fences this broker when its session times out)");
         }
 
         await isr;
