@@ -166,14 +166,7 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)after ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var groups = new List<string>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            groups.Add(reader.GetString(0));
-        }
-
-        return groups;
+        return await GroupIdsAsync(command, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -187,6 +180,12 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         // Npgsql writes timestamptz only from UTC values.
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = before.ToUniversalTime() });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        return await GroupIdsAsync(command, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The group ids a query answers, in its order.</summary>
+    private static async Task<IReadOnlyList<string>> GroupIdsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var groups = new List<string>();
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
