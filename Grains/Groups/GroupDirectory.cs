@@ -15,9 +15,6 @@ public sealed class GroupDirectory(LogOffsetsTable logOffsets)
 {
     private readonly ConcurrentDictionary<string, GroupEntry> _groups = new(StringComparer.Ordinal);
 
-    /// <summary>The ids of the groups active on this silo now.</summary>
-    public IReadOnlyCollection<string> Groups => (IReadOnlyCollection<string>)_groups.Keys;
-
     /// <summary>How many groups are active on this silo.</summary>
     public int Count => _groups.Count;
 

@@ -23,9 +23,6 @@ public sealed class LogOffsetsTable
 {
     private readonly ConcurrentDictionary<Guid, TopicOffsets> _topics = new();
 
-    /// <summary>How many partitions have offsets.</summary>
-    public int Count => _topics.Values.Sum(t => t.Known);
-
     /// <summary>Takes <paramref name="entries"/>; returns how many were newer than or as new as what was held.</summary>
     public int Apply(IEnumerable<LogOffsetsEntry> entries)
     {
@@ -102,8 +99,6 @@ public sealed class LogOffsetsTable
 
         public Guid TopicId { get; } = topicId;
 
-        public int Known { get; private set; }
-
         public bool Set(int partition, LogOffsets offsets)
         {
             lock (_lock)
@@ -124,11 +119,6 @@ public sealed class LogOffsetsTable
                 if (held > offsets.LeaderEpoch + 1)
                 {
                     return false;
-                }
-
-                if (held == 0)
-                {
-                    Known++;
                 }
 
                 _start[partition] = offsets.LogStartOffset;
