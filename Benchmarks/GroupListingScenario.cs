@@ -80,15 +80,7 @@ public static class GroupListingScenario
         // Every leader reports its partitions' log offsets through the API, one request per broker.
         using var http = new HttpClient { BaseAddress = first.Address, Timeout = TimeSpan.FromMinutes(2) };
         var report = Stopwatch.StartNew();
-        var accepted = 0;
-        foreach (var broker in image.Current.Brokers.Values)
-        {
-            var led = topics.Select(t => new TopicLogOffsets(t.Topic.Name,
-                [.. t.Partitions.Where(p => p.Leader == broker.Record.BrokerId).Select(p => new PartitionLogOffsets(p.Partition, 0, 1_000_000))])).ToList();
-            using var response = await http.PutAsJsonAsync($"/v1/brokers/{broker.Record.BrokerId}/log-offsets", new LogOffsetsReport(broker.Record.BrokerEpoch, led));
-            response.EnsureSuccessStatusCode();
-            accepted += (await response.Content.ReadFromJsonAsync<LogOffsetsReportResponse>())!.Accepted;
-        }
+        var accepted = await ReportLogOffsetsAsync(http, image.Current, topics);
 
         notes.Add($"group listing: {accepted} partitions' log offsets reported by 3 brokers through the API (and passed to the other silo) in {report.Elapsed.TotalMilliseconds:0} ms");
 
@@ -103,13 +95,7 @@ public static class GroupListingScenario
             $"(includes the new silo's start); managed memory grew {memory / 1048576.0:0} MiB = {memory / (double)offsets:0} bytes per committed offset (both silos, GC heap after a full collection)");
 
         // Lag needs the new silo's copy of the log offsets: report once more, as brokers do every few seconds.
-        foreach (var broker in image.Current.Brokers.Values)
-        {
-            var led = topics.Select(t => new TopicLogOffsets(t.Topic.Name,
-                [.. t.Partitions.Where(p => p.Leader == broker.Record.BrokerId).Select(p => new PartitionLogOffsets(p.Partition, 0, 1_000_000))])).ToList();
-            using var response = await http.PutAsJsonAsync($"/v1/brokers/{broker.Record.BrokerId}/log-offsets", new LogOffsetsReport(broker.Record.BrokerEpoch, led));
-            response.EnsureSuccessStatusCode();
-        }
+        await ReportLogOffsetsAsync(http, image.Current, topics);
 
         var times = new List<double>();
         GroupsResponse? listed = null;
@@ -139,6 +125,22 @@ public static class GroupListingScenario
         await alive.CancelAsync();
         await Task.WhenAll(loops).ContinueWith(_ => { }, TaskScheduler.Default);
         return notes;
+    }
+
+    /// <summary>Each broker reports the log offsets of the partitions it leads through the API; answers how many were taken.</summary>
+    private static async Task<int> ReportLogOffsetsAsync(HttpClient http, MetadataImage metadata, List<TopicImage> topics)
+    {
+        var accepted = 0;
+        foreach (var broker in metadata.Brokers.Values)
+        {
+            var led = topics.Select(t => new TopicLogOffsets(t.Topic.Name,
+                [.. t.Partitions.Where(p => p.Leader == broker.Record.BrokerId).Select(p => new PartitionLogOffsets(p.Partition, 0, 1_000_000))])).ToList();
+            using var response = await http.PutAsJsonAsync($"/v1/brokers/{broker.Record.BrokerId}/log-offsets", new LogOffsetsReport(broker.Record.BrokerEpoch, led));
+            response.EnsureSuccessStatusCode();
+            accepted += (await response.Content.ReadFromJsonAsync<LogOffsetsReportResponse>())!.Accepted;
+        }
+
+        return accepted;
     }
 
     private static async Task<List<double>> PostgresSummaryAsync(string connectionString, string clusterId)

@@ -127,16 +127,26 @@ internal sealed partial class ConsumerGroupGrain
 
     /// <summary>
     /// Publishes the group's state line and offsets for listings, and keeps the activation while it holds offsets or
-    /// members, so that listings and expiry find it in memory. Called after every change that is committed.
+    /// members, so that listings and expiry find it in memory. Called after every committed change of the group's state.
     /// </summary>
     private void Publish()
     {
-        var group = state.State;
-        KeepAliveWhenIdle = _offsets is { Count: > 0 } || group.Members.Count > 0;
+        PublishOffsets();
+        if (_entry is { } entry)
+        {
+            var group = state.State;
+            entry.Header = new GroupHeader(GroupStateName(), group.GroupEpoch, group.Members.Count, group.Assignor, state.RecordExists);
+        }
+    }
+
+    /// <summary>After a committed change of offsets only (a commit: the hot path), which leaves the state line as it
+    /// was: publishes the offsets and keeps the activation while it holds any.</summary>
+    private void PublishOffsets()
+    {
+        KeepAliveWhenIdle = _offsets is { Count: > 0 } || state.State.Members.Count > 0;
         if (_entry is { } entry)
         {
             entry.Offsets = _offsets;
-            entry.Header = new GroupHeader(GroupStateName(), group.GroupEpoch, group.Members.Count, group.Assignor, state.RecordExists);
         }
     }
 

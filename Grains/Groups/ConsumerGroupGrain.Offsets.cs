@@ -32,7 +32,7 @@ internal sealed partial class ConsumerGroupGrain
             offsets.Set(new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now));
         }
 
-        Publish();
+        PublishOffsets();
     }
 
     public async Task<IReadOnlyList<GroupOffset>> FetchAsync(IReadOnlyList<string>? topics)
@@ -45,7 +45,7 @@ internal sealed partial class ConsumerGroupGrain
         {
             foreach (var topic in topics)
             {
-                TopicRules.ValidateName(topic);
+                TopicRules.ValidateName(topic, "query parameter 'topic'");
             }
 
             var names = topics.ToHashSet(StringComparer.Ordinal);
@@ -63,7 +63,7 @@ internal sealed partial class ConsumerGroupGrain
         {
             foreach (var topic in topics)
             {
-                TopicRules.ValidateName(topic);
+                TopicRules.ValidateName(topic, "query parameter 'topic'");
             }
 
             // Kafka's rule: a group may not lose the offsets of a topic its members still consume.
@@ -118,7 +118,7 @@ internal sealed partial class ConsumerGroupGrain
                 offsets.Set(new CommittedOffset(row.TopicId, row.Topic, row.Partition, row.Offset, row.LeaderEpoch, row.Metadata, now));
             }
 
-            Publish();
+            PublishOffsets();
         }
 
         return ToGroupOffsets(rows.Select(r => new CommittedOffset(r.TopicId, r.Topic, r.Partition, r.Offset, r.LeaderEpoch, r.Metadata, TimeProvider.GetUtcNow())), metadata);
@@ -143,7 +143,7 @@ internal sealed partial class ConsumerGroupGrain
         for (var i = 0; i < topics.Count; i++)
         {
             var name = topics[i];
-            TopicRules.ValidateName(name);
+            TopicRules.ValidateName(name, $"topics[{i}]");
             if (!metadata.Topics.TryGetValue(name, out var topic))
             {
                 throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"topics[{i}]: topic '{name}' does not exist.");
@@ -219,7 +219,7 @@ internal sealed partial class ConsumerGroupGrain
         {
             var o = offsets[i];
             var where = $"offsets[{i}]";
-            TopicRules.ValidateName(o.Topic);
+            TopicRules.ValidateName(o.Topic, $"{where}.topic");
             if (!metadata.Topics.TryGetValue(o.Topic, out var topic))
             {
                 throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"{where}: topic '{o.Topic}' does not exist.");
@@ -289,7 +289,7 @@ internal sealed partial class ConsumerGroupGrain
                 offsets.Remove(key);
             }
 
-            Publish();
+            PublishOffsets();
             return deleted;
         }
         catch
@@ -304,7 +304,7 @@ internal sealed partial class ConsumerGroupGrain
         if (_offsets is null)
         {
             _offsets = GroupOffsets.From(await offsetStore.ReadAsync(GroupId, CancellationToken.None));
-            Publish();
+            PublishOffsets();
         }
 
         return _offsets;

@@ -65,7 +65,8 @@ public static class TopicRules
         }
     }
 
-    public static void ValidateName(string? name)
+    /// <summary>Refuses a name Kafka would refuse; <paramref name="field"/>, when given, names where it came from.</summary>
+    public static void ValidateName(string? name, string? field = null)
     {
         string? problem = name switch
         {
@@ -78,7 +79,7 @@ public static class TopicRules
         };
         if (problem is not null)
         {
-            throw MetaException.Invalid(ErrorCodes.InvalidTopic, $"Invalid topic name: {problem}.");
+            throw MetaException.Invalid(ErrorCodes.InvalidTopic, field is null ? $"Invalid topic name: {problem}." : $"{field}: invalid topic name: {problem}.");
         }
     }
 

@@ -121,14 +121,7 @@ public static class LogOffsetsEndpoints
                 throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where} is null; give a topic and its partitions.");
             }
 
-            try
-            {
-                TopicRules.ValidateName(topic.Topic);
-            }
-            catch (MetaException exception)
-            {
-                throw MetaException.Invalid(exception.Code, $"{where}.topic: {exception.Message}");
-            }
+            TopicRules.ValidateName(topic.Topic, $"{where}.topic");
 
             if (topic.Partitions is null)
             {
