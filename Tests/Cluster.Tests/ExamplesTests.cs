@@ -122,8 +122,10 @@ public sealed class ExamplesTests(ITestOutputHelper testOutput)
                 covered = Math.Max(covered, to);
             }
 
+            // Nothing committed was left unread (the last batch may have been read and its commit cut short by the stop).
             var committed = (await client.FetchOffsetsAsync("billing", ["orders"])).Offsets.Single(o => o.Partition == partition).Offset;
-            Assert.Equal(covered, committed);
+            Assert.True(committed <= covered && committed >= covered - 10,
+                $"orders-{partition}: committed {committed}, read up to {covered}.\n{Log()}");
         }
 
         Assert.Contains("ISR of orders-", Log(), StringComparison.Ordinal);

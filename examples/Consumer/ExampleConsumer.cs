@@ -134,6 +134,14 @@ public sealed class ExampleConsumer(IMetaClient client, string groupId, string t
             return;
         }
 
+        // The batch is read (processed) first, then committed: a commit whose answer is lost, or that a stop interrupts,
+        // may still have landed, so the records count as read either way. A commit that failed leaves the position where
+        // it was, and the next owner or the next round reads the batch again (at least once, never skipped).
+        lock (_lock)
+        {
+            _read.AddRange(batch);
+        }
+
         try
         {
             await consumer.CommitAsync([.. batch.Select(b => new PartitionOffset(topic, b.Partition, b.To))], cancellationToken);
@@ -147,14 +155,12 @@ public sealed class ExampleConsumer(IMetaClient client, string groupId, string t
 
         lock (_lock)
         {
-            foreach (var (partition, from, to) in batch)
+            foreach (var (partition, _, to) in batch)
             {
                 if (_positions.ContainsKey(partition))
                 {
                     _positions[partition] = to;
                 }
-
-                _read.Add((partition, from, to));
             }
         }
 
