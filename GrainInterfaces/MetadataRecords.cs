@@ -7,6 +7,15 @@ public static class RecordTypes
     public const string Topic = "topic";
     public const string Partition = "partition";
     public const string Controller = "controller";
+
+    /// <summary>A consumer group's header (<see cref="Contracts.GroupRecord"/>, key = group id).</summary>
+    public const string Group = "group";
+
+    /// <summary>One member of a consumer group (<see cref="Contracts.GroupMemberRecord"/>, key = group id / member id).</summary>
+    public const string GroupMember = "group-member";
+
+    /// <summary>The key of a <see cref="GroupMember"/> record.</summary>
+    public static string GroupMemberKey(string groupId, string memberId) => groupId + "/" + memberId;
 }
 
 /// <summary>A broker endpoint.</summary>

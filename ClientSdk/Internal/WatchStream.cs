@@ -143,6 +143,11 @@ internal static class WatchStream
             parts.Add("brokers=" + Num(broker));
         }
 
+        foreach (var group in filter.Groups ?? [])
+        {
+            parts.Add("groups=" + Uri.EscapeDataString(group));
+        }
+
         foreach (var kind in filter.Kinds ?? [])
         {
             parts.Add("kinds=" + Uri.EscapeDataString(kind));

@@ -1,6 +1,9 @@
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Grains.Groups;
 
@@ -79,10 +82,64 @@ internal sealed partial class ConsumerGroupGrain
     /// </summary>
     private async Task SaveAsync()
     {
-        await state.WriteStateAsync();
+        var (records, logged) = ChangeRecords();
+        await state.WriteStateAsync(records);
+        _logged = logged;
         _dirty = false;
         Publish();
     }
+
+    /// <summary>
+    /// The metadata log records of the change about to be written, with what each member's record then says: the
+    /// group's header when it moved, then one record per member that left or changed (Kafka's group coordinator writes
+    /// per-member records too, so a rebalance logs what changed, not the whole group each step). An activation starts
+    /// knowing nothing of what the log holds, so its first write logs the header and every member.
+    /// </summary>
+    private (List<LogRecord> Records, LoggedGroup Logged) ChangeRecords()
+    {
+        var group = state.State;
+        var metadata = image.Current;
+        var records = new List<LogRecord>();
+        var header = JsonSerializer.SerializeToUtf8Bytes(
+            new GroupRecord(GroupId, GroupStateName(), group.GroupEpoch, group.AssignmentEpoch, group.Assignor), MetadataImage.Json);
+        if (_logged.Header is not { } loggedHeader || !header.AsSpan().SequenceEqual(loggedHeader))
+        {
+            records.Add(new LogRecord(RecordTypes.Group, GroupId, header));
+        }
+
+        foreach (var gone in _logged.Members.Keys.Where(id => !group.Members.ContainsKey(id)))
+        {
+            records.Add(new LogRecord(RecordTypes.GroupMember, RecordTypes.GroupMemberKey(GroupId, gone),
+                JsonSerializer.SerializeToUtf8Bytes(new GroupMemberRecord(GroupId, gone, null), MetadataImage.Json)));
+        }
+
+        var members = new Dictionary<string, byte[]?>(group.Members.Count, StringComparer.Ordinal);
+        foreach (var member in group.Members.Values)
+        {
+            var payload = JsonSerializer.SerializeToUtf8Bytes(new GroupMemberRecord(GroupId, member.MemberId, Description(member, metadata)), MetadataImage.Json);
+            if (!_logged.Members.TryGetValue(member.MemberId, out var logged) || logged is null || !payload.AsSpan().SequenceEqual(logged))
+            {
+                records.Add(new LogRecord(RecordTypes.GroupMember, RecordTypes.GroupMemberKey(GroupId, member.MemberId), payload));
+            }
+
+            members[member.MemberId] = payload;
+        }
+
+        return (records, new LoggedGroup(header, members));
+    }
+
+    /// <summary>Deletes the group's state, logging that the group is gone (Kafka's <c>dead</c> state) in the same write.</summary>
+    private async Task ClearAsync()
+    {
+        var group = state.State;
+        var deleted = new GroupRecord(GroupId, "dead", group.GroupEpoch, group.AssignmentEpoch, group.Assignor, Deleted: true);
+        await state.ClearStateAsync([new LogRecord(RecordTypes.Group, GroupId, JsonSerializer.SerializeToUtf8Bytes(deleted, MetadataImage.Json))]);
+        _logged = new LoggedGroup(null, new Dictionary<string, byte[]?>(StringComparer.Ordinal));
+    }
+
+    /// <summary>What this activation last wrote to the log for the group: its header and each member's record (null for a
+    /// member loaded with the state, whose last record is unknown).</summary>
+    private sealed record LoggedGroup(byte[]? Header, Dictionary<string, byte[]?> Members);
 
     public async Task<GroupDescription> DescribeAsync()
     {
@@ -96,14 +153,16 @@ internal sealed partial class ConsumerGroupGrain
 
         var metadata = image.Current;
         var (totalLag, withoutLag) = TotalLag(offsets);
-        var members = group.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal).Select(m => new GroupMemberDescription(
-            m.MemberId, m.InstanceId, m.RackId, m.ClientId, m.LeftWithEpoch is null ? m.MemberEpoch : -2,
-            m.LeftWithEpoch is not null ? "left-temporarily" : MemberStateName(m.State),
-            m.SubscribedTopicNames, m.SubscribedTopicRegex,
-            Describe(m.Assigned, metadata), Describe(m.PendingRevocation, metadata), Describe(m.Target, metadata))).ToList();
+        var members = group.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal).Select(m => Description(m, metadata)).ToList();
         return new GroupDescription(GroupId, GroupStateName(), group.GroupEpoch, group.AssignmentEpoch, group.Assignor, members,
             ToGroupOffsets(offsets.Values, metadata), metadata.Offset, totalLag, withoutLag);
     }
+
+    private static GroupMemberDescription Description(GroupMember m, MetadataImage metadata) => new(
+        m.MemberId, m.InstanceId, m.RackId, m.ClientId, m.LeftWithEpoch is null ? m.MemberEpoch : -2,
+        m.LeftWithEpoch is not null ? "left-temporarily" : MemberStateName(m.State),
+        m.SubscribedTopicNames, m.SubscribedTopicRegex,
+        Describe(m.Assigned, metadata), Describe(m.PendingRevocation, metadata), Describe(m.Target, metadata));
 
     public async Task<GroupListing?> ListingAsync()
     {
@@ -197,7 +256,7 @@ internal sealed partial class ConsumerGroupGrain
         {
             if (state.RecordExists)
             {
-                await state.ClearStateAsync();
+                await ClearAsync();
                 LogGroupExpired(logger, GroupId);
             }
 
@@ -227,7 +286,7 @@ internal sealed partial class ConsumerGroupGrain
         await DeleteOffsetsCoreAsync(null);
         if (state.RecordExists)
         {
-            await state.ClearStateAsync();
+            await ClearAsync();
         }
 
         Publish();

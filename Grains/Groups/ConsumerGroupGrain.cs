@@ -41,6 +41,7 @@ internal sealed partial class ConsumerGroupGrain(
     private IDisposable? _sessionTimer;
     private IDisposable? _retentionTimer;
     private GroupEntry? _entry;
+    private LoggedGroup _logged = new(null, new Dictionary<string, byte[]?>(StringComparer.Ordinal));
     private bool _dirty;
 
     private string GroupId => Key;
@@ -52,6 +53,7 @@ internal sealed partial class ConsumerGroupGrain(
         foreach (var member in state.State.Members.Keys)
         {
             _lastHeartbeat[member] = now;
+            _logged.Members[member] = null;
         }
 
         // Offsets are loaded now, not on first use: a group that has any stays active, so that listings and offset

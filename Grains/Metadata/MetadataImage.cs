@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Text.Json;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime.Persistence;
 
@@ -20,9 +21,15 @@ public sealed record BrokerImage(BrokerRecord Record, long RegistrationOffset)
 /// <summary>A topic and the current state of each of its partitions.</summary>
 public sealed record TopicImage(TopicRecord Topic, ImmutableArray<PartitionState> Partitions);
 
+/// <summary>A consumer group as the log describes it: its header and its members by id.</summary>
+public sealed record GroupImage(GroupRecord Group, ImmutableDictionary<string, GroupMemberDescription> Members)
+{
+    public static GroupImage Of(GroupRecord group) => new(group, ImmutableDictionary<string, GroupMemberDescription>.Empty.WithComparers(StringComparer.Ordinal));
+}
+
 /// <summary>
 /// An immutable snapshot of all metadata at one log offset (like KRaft's MetadataImage): brokers, topics with their
-/// partitions, and the controller. Built by applying log records in order; every silo that applied the same prefix
+/// partitions, the controller, and consumer groups' membership and assignments (not their offsets). Built by applying log records in order; every silo that applied the same prefix
 /// holds an equal image. Reads never touch the database.
 /// </summary>
 public sealed class MetadataImage
@@ -30,7 +37,8 @@ public sealed class MetadataImage
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static MetadataImage Empty { get; } = new(0, ImmutableDictionary<int, BrokerImage>.Empty,
-        ImmutableDictionary<string, TopicImage>.Empty.WithComparers(StringComparer.Ordinal), ImmutableDictionary<Guid, string>.Empty, null);
+        ImmutableDictionary<string, TopicImage>.Empty.WithComparers(StringComparer.Ordinal), ImmutableDictionary<Guid, string>.Empty, null,
+        ImmutableDictionary<string, GroupImage>.Empty.WithComparers(StringComparer.Ordinal));
 
     private MetadataImage(
         long offset,
@@ -38,8 +46,10 @@ public sealed class MetadataImage
         ImmutableDictionary<string, TopicImage> topics,
         ImmutableDictionary<Guid, string> topicNames,
         ControllerRecord? controller,
+        ImmutableDictionary<string, GroupImage> groups,
         MetadataChanges? changes = null)
     {
+        Groups = groups;
         Offset = offset;
         Changes = changes ?? MetadataChanges.Since(offset);
         Brokers = brokers;
@@ -60,6 +70,9 @@ public sealed class MetadataImage
     public ImmutableDictionary<Guid, string> TopicNames { get; }
 
     public ControllerRecord? Controller { get; }
+
+    /// <summary>Consumer groups by id, as their <c>group</c> and <c>group-member</c> records describe them.</summary>
+    public ImmutableDictionary<string, GroupImage> Groups { get; }
 
     /// <summary>When each broker, topic and partition last changed, for metadata deltas. Derived while records are
     /// applied and never stored: an image built from anything but the whole log answers deltas only from its own
@@ -84,6 +97,7 @@ public sealed class MetadataImage
         var names = TopicNames.ToBuilder();
         var controller = Controller;
         var changes = Changes.ToBuilder();
+        var groups = Groups.ToBuilder();
 
         // Partition arrays changed in this batch are copied once and edited in place, so a batch of N changes to one
         // topic costs O(partitions + N), not O(partitions × N).
@@ -147,6 +161,34 @@ public sealed class MetadataImage
                 case RecordTypes.Controller:
                     controller = JsonSerializer.Deserialize<ControllerRecord>(record.Payload, Json);
                     break;
+
+                case RecordTypes.Group:
+                    var group = JsonSerializer.Deserialize<GroupRecord>(record.Payload, Json)!;
+                    if (group.Deleted)
+                    {
+                        groups.Remove(group.GroupId);
+                    }
+                    else
+                    {
+                        groups[group.GroupId] = groups.TryGetValue(group.GroupId, out var existing) ? existing with { Group = group } : GroupImage.Of(group);
+                    }
+
+                    break;
+
+                case RecordTypes.GroupMember:
+                    // A group's first record of an activation is its header, so a member never comes before its group.
+                    var member = JsonSerializer.Deserialize<GroupMemberRecord>(record.Payload, Json)!;
+                    if (groups.TryGetValue(member.GroupId, out var holder))
+                    {
+                        groups[member.GroupId] = holder with
+                        {
+                            Members = member.Member is { } description
+                                ? holder.Members.SetItem(member.MemberId, description)
+                                : holder.Members.Remove(member.MemberId),
+                        };
+                    }
+
+                    break;
             }
         }
 
@@ -158,12 +200,13 @@ public sealed class MetadataImage
             }
         }
 
-        return new MetadataImage(offset, brokers.ToImmutable(), topics.ToImmutable(), names.ToImmutable(), controller, changes.ToImmutable());
+        return new MetadataImage(offset, brokers.ToImmutable(), topics.ToImmutable(), names.ToImmutable(), controller, groups.ToImmutable(), changes.ToImmutable());
     }
 
     /// <summary>An image rebuilt from its parts (a snapshot): the same image that applying the log up to
     /// <paramref name="offset"/> built.</summary>
-    internal static MetadataImage Restore(long offset, IEnumerable<BrokerImage> brokers, IEnumerable<TopicImage> topics, ControllerRecord? controller)
+    internal static MetadataImage Restore(
+        long offset, IEnumerable<BrokerImage> brokers, IEnumerable<TopicImage> topics, ControllerRecord? controller, IEnumerable<GroupImage> groups)
     {
         var brokerMap = ImmutableDictionary.CreateBuilder<int, BrokerImage>();
         foreach (var broker in brokers)
@@ -179,7 +222,13 @@ public sealed class MetadataImage
             names[topic.Topic.TopicId] = topic.Topic.Name;
         }
 
-        return new MetadataImage(offset, brokerMap.ToImmutable(), topicMap.ToImmutable(), names.ToImmutable(), controller);
+        var groupMap = ImmutableDictionary.CreateBuilder<string, GroupImage>(StringComparer.Ordinal);
+        foreach (var group in groups)
+        {
+            groupMap[group.Group.GroupId] = group;
+        }
+
+        return new MetadataImage(offset, brokerMap.ToImmutable(), topicMap.ToImmutable(), names.ToImmutable(), controller, groupMap.ToImmutable());
     }
 
     private static void ApplyTopic(

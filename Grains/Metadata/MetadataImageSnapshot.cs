@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text.Json;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime.Persistence;
 
@@ -26,18 +27,20 @@ public sealed record RestoredImage(MetadataImage Image, LoggedRecord? LastRecord
 /// topic records with their configs) are JSON in the same shape as their log records, so fields added later read as
 /// they do from the log; partitions, a million of them, are packed: partition, replicas, ISR, leader, leader epoch and
 /// partition epoch as 7-bit-encoded integers. Counts and strings use <see cref="BinaryWriter"/>'s encodings.
-/// A change to what a partition holds needs format 2 (and a reader for format 1 kept).
+/// Format 2 adds, after the topics, the consumer groups (count, then for each its <c>group</c> record as JSON, its
+/// member count, and each member's description as JSON); format 1 reads as an image without groups. A change to what a
+/// partition holds needs format 3 (and readers for the older formats kept).
 /// </remarks>
 public static class MetadataImageSnapshot
 {
     /// <summary>The format this version writes.</summary>
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
     private const int Magic = 0x53494D4F; // "OMIS", little-endian
     private const int EndMarker = 0x444E4553; // "SEND"
 
     /// <summary>True when this version can read snapshots of <paramref name="formatVersion"/>.</summary>
-    public static bool CanRead(int formatVersion) => formatVersion == 1;
+    public static bool CanRead(int formatVersion) => formatVersion is 1 or 2;
 
     /// <summary>The stored form of <paramref name="image"/>, whose last applied record is <paramref name="lastRecord"/>.</summary>
     public static byte[] Serialize(MetadataImage image, LoggedRecord? lastRecord)
@@ -89,6 +92,17 @@ public static class MetadataImageSnapshot
                 WritePartitions(writer, topic.Partitions);
             }
 
+            writer.Write7BitEncodedInt(image.Groups.Count);
+            foreach (var group in image.Groups.Values.OrderBy(g => g.Group.GroupId, StringComparer.Ordinal))
+            {
+                WriteBytes(writer, JsonSerializer.SerializeToUtf8Bytes(group.Group, MetadataImage.Json));
+                writer.Write7BitEncodedInt(group.Members.Count);
+                foreach (var member in group.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal))
+                {
+                    WriteBytes(writer, JsonSerializer.SerializeToUtf8Bytes(member, MetadataImage.Json));
+                }
+            }
+
             writer.Write(EndMarker);
         }
 
@@ -127,7 +141,7 @@ public static class MetadataImageSnapshot
 
         try
         {
-            return ReadBody(body);
+            return ReadBody(body, version);
         }
         catch (Exception exception) when (exception is EndOfStreamException or JsonException or FormatException or ArgumentException)
         {
@@ -135,7 +149,7 @@ public static class MetadataImageSnapshot
         }
     }
 
-    private static RestoredImage ReadBody(byte[] body)
+    private static RestoredImage ReadBody(byte[] body, int version)
     {
         using var reader = new BinaryReader(new MemoryStream(body, writable: false));
         var offset = reader.ReadInt64();
@@ -164,6 +178,20 @@ public static class MetadataImageSnapshot
             topics[i] = new TopicImage(record with { InitialPartitions = initial }, [.. ReadPartitions(reader)]);
         }
 
+        var groups = new GroupImage[version >= 2 ? reader.Read7BitEncodedInt() : 0];
+        for (var i = 0; i < groups.Length; i++)
+        {
+            var group = GroupImage.Of(JsonSerializer.Deserialize<GroupRecord>(ReadBytes(reader), MetadataImage.Json)!);
+            var members = group.Members.ToBuilder();
+            for (var count = reader.Read7BitEncodedInt(); count > 0; count--)
+            {
+                var member = JsonSerializer.Deserialize<GroupMemberDescription>(ReadBytes(reader), MetadataImage.Json)!;
+                members[member.MemberId] = member;
+            }
+
+            groups[i] = group with { Members = members.ToImmutable() };
+        }
+
         if (reader.ReadInt32() != EndMarker || reader.BaseStream.Position != body.Length)
         {
             throw new InvalidDataException("The snapshot's body does not end where it should.");
@@ -174,7 +202,7 @@ public static class MetadataImageSnapshot
             throw new InvalidDataException($"The snapshot's last record ({last.Offset}) is not at its offset ({offset}).");
         }
 
-        return new RestoredImage(MetadataImage.Restore(offset, brokers, topics, controller), last);
+        return new RestoredImage(MetadataImage.Restore(offset, brokers, topics, controller, groups), last);
     }
 
     private static void WriteBytes(BinaryWriter writer, byte[] bytes)

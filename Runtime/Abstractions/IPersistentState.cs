@@ -35,4 +35,8 @@ public interface IPersistentState<TState> where TState : new()
 
     /// <summary>Clears the stored value (keeping the version counter) and resets <see cref="State"/>.</summary>
     Task ClearStateAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Clears the stored value as <see cref="ClearStateAsync(CancellationToken)"/> does, appending
+    /// <paramref name="records"/> to the metadata log in the same transaction.</summary>
+    Task ClearStateAsync(IReadOnlyList<Persistence.LogRecord> records, CancellationToken cancellationToken = default);
 }

@@ -80,11 +80,13 @@ internal sealed class PersistentState<TState> : IPersistentState<TState>, IActiv
         }
     }
 
-    public async Task ClearStateAsync(CancellationToken cancellationToken = default)
+    public Task ClearStateAsync(CancellationToken cancellationToken = default) => ClearStateAsync([], cancellationToken);
+
+    public async Task ClearStateAsync(IReadOnlyList<LogRecord> records, CancellationToken cancellationToken = default)
     {
         try
         {
-            Version = await _storage.ClearAsync(_activation.GrainId, _stateName, Version, cancellationToken);
+            Version = (await _storage.WriteAsync(_activation.GrainId, _stateName, new StateWrite(null, Version, records, []), cancellationToken)).Version;
             RecordExists = false;
             State = new TState();
         }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Groups;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Persistence;
 using OrleansMeta.Silo.Watch;
@@ -125,13 +126,6 @@ public static class WatchEndpoints
 
     private static WatchSelection Selection(string[]? topics, string? topicPrefix, string[]? brokers, string[]? kinds, string[]? groups)
     {
-        if (groups is { Length: > 0 })
-        {
-            throw MetaException.Invalid(ErrorCodes.InvalidRequest,
-                "The query parameter 'groups' cannot be used yet: consumer-group changes are not written to the metadata log, so there is " +
-                "nothing to watch. Use GET /v1/groups/{groupId} to read a group.");
-        }
-
         var topicSet = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in Items(topics, "topics"))
         {
@@ -165,6 +159,21 @@ public static class WatchEndpoints
             brokerSet.Add(broker);
         }
 
+        var groupSet = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var id in Items(groups, "groups"))
+        {
+            try
+            {
+                GroupRules.ValidateGroupId(id);
+            }
+            catch (MetaException e)
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidGroupId, $"The query parameter 'groups' holds an invalid group id: {e.Message}");
+            }
+
+            groupSet.Add(id);
+        }
+
         var kindSet = new HashSet<string>(StringComparer.Ordinal);
         foreach (var kind in Items(kinds, "kinds"))
         {
@@ -177,9 +186,9 @@ public static class WatchEndpoints
             kindSet.Add(kind);
         }
 
-        return topicSet.Count == 0 && topicPrefix is null && brokerSet.Count == 0 && kindSet.Count == 0
+        return topicSet.Count == 0 && topicPrefix is null && brokerSet.Count == 0 && groupSet.Count == 0 && kindSet.Count == 0
             ? WatchSelection.All
-            : new WatchSelection(kindSet, topicSet, topicPrefix, brokerSet);
+            : new WatchSelection(kindSet, topicSet, topicPrefix, brokerSet, groupSet);
     }
 
     /// <summary>The values of a list parameter, given repeated (<c>topics=a&amp;topics=b</c>) or comma-separated.</summary>

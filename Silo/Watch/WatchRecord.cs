@@ -53,9 +53,10 @@ public sealed class WatchRecord
     internal static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Json);
 }
 
-/// <summary>What a record concerns, for filters: its topic (topic and partition records) and the brokers it names
-/// (a broker record's broker; the replicas, ISR and leader of partitions).</summary>
-public sealed record RecordFacts(string? Topic, IReadOnlySet<int> Brokers)
+/// <summary>What a record concerns, for filters: its topic (topic and partition records), the brokers it names
+/// (a broker record's broker; the replicas, ISR and leader of partitions), and its consumer group (group and
+/// group-member records).</summary>
+public sealed record RecordFacts(string? Topic, IReadOnlySet<int> Brokers, string? Group = null)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private static readonly IReadOnlySet<int> None = new HashSet<int>();
@@ -74,6 +75,12 @@ public sealed record RecordFacts(string? Topic, IReadOnlySet<int> Brokers)
                 case RecordTypes.Partition:
                     var partition = JsonSerializer.Deserialize<PartitionRecord>(payload, Json);
                     return partition is null ? new RecordFacts(null, None) : new RecordFacts(partition.Topic, Named([partition.State]));
+                case RecordTypes.Group:
+                    return new RecordFacts(null, None, key);
+                case RecordTypes.GroupMember:
+                    // The key is "groupId/memberId", and group ids hold no '/'.
+                    var slash = key.IndexOf('/', StringComparison.Ordinal);
+                    return new RecordFacts(null, None, slash < 0 ? key : key[..slash]);
             }
         }
         catch (JsonException)

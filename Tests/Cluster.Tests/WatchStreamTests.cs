@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Persistence;
@@ -119,11 +120,50 @@ public sealed class WatchStreamTests
 
         var none = new HashSet<string>();
         var noBrokers = new HashSet<int>();
-        Assert.Equal(["topic:a", $"partition:{TopicA:N}/0"], await KeysAsync(new WatchSelection(none, new HashSet<string> { "a" }, null, noBrokers)));
-        Assert.Equal(["topic:b-1"], await KeysAsync(new WatchSelection(new HashSet<string> { "topic" }, none, "b-", noBrokers)));
-        Assert.Equal(["broker:2", "topic:b-1"], await KeysAsync(new WatchSelection(none, none, null, new HashSet<int> { 2 })));
-        Assert.Equal(["broker:1", "broker:2"], await KeysAsync(new WatchSelection(new HashSet<string> { "broker" }, none, null, noBrokers)));
-        Assert.Equal(["controller:cluster"], await KeysAsync(new WatchSelection(new HashSet<string> { "controller" }, none, null, noBrokers)));
+        Assert.Equal(["topic:a", $"partition:{TopicA:N}/0"], await KeysAsync(new WatchSelection(none, new HashSet<string> { "a" }, null, noBrokers, none)));
+        Assert.Equal(["topic:b-1"], await KeysAsync(new WatchSelection(new HashSet<string> { "topic" }, none, "b-", noBrokers, none)));
+        Assert.Equal(["broker:2", "topic:b-1"], await KeysAsync(new WatchSelection(none, none, null, new HashSet<int> { 2 }, none)));
+        Assert.Equal(["broker:1", "broker:2"], await KeysAsync(new WatchSelection(new HashSet<string> { "broker" }, none, null, noBrokers, none)));
+        Assert.Equal(["controller:cluster"], await KeysAsync(new WatchSelection(new HashSet<string> { "controller" }, none, null, noBrokers, none)));
+    }
+
+    [Fact]
+    public async Task Group_records_pass_the_filters_that_name_their_group_and_a_snapshot_holds_each_live_group_with_its_members()
+    {
+        await using var silo = await Harness.StartAsync(new WatchOptions());
+        silo.AppendSample();
+        var first = silo.Log.Head + 1;
+        silo.AppendGroup("g1", "m1", "m2");
+        silo.AppendGroup("g2", "m3");
+        silo.Log.Append(RecordTypes.GroupMember, "g1/m1", new GroupMemberRecord("g1", "m1", null)); // m1 left
+        silo.Log.Append(RecordTypes.Group, "g2", new GroupRecord("g2", "dead", 1, 1, "uniform", Deleted: true));
+        await silo.WaitForImageAsync();
+
+        async Task<List<string>> KeysAsync(WatchSelection selection, long? from)
+        {
+            var session = silo.Watch(selection, from);
+            await Eventually.Until(() => session.Progress >= silo.Log.Head || session.Events.Any(e => e.Id == silo.Log.Head || e.Name == "snapshot-end"),
+                "the watcher has passed the head", TimeSpan.FromSeconds(10));
+            return [.. session.Events.Where(e => e.Name is not ("progress" or "snapshot-start" or "snapshot-end"))
+                .Select(e => e.Data.GetProperty("kind").GetString() + ":" + e.Data.GetProperty("type").GetString() + ":" + e.Data.GetProperty("key").GetString())];
+        }
+
+        var none = new HashSet<string>();
+        var noBrokers = new HashSet<int>();
+        var g1 = new HashSet<string> { "g1" };
+        Assert.Equal(["record:group:g1", "record:group-member:g1/m1", "record:group-member:g1/m2", "record:group-member:g1/m1"],
+            await KeysAsync(new WatchSelection(none, none, null, noBrokers, g1), first));
+        Assert.Equal(["record:group:g1", "record:group:g2", "record:group:g2"],
+            await KeysAsync(new WatchSelection(new HashSet<string> { "group" }, none, null, noBrokers, none), first));
+
+        // A filter naming topics (and no group) passes no group record; one naming a group passes no topic record.
+        Assert.DoesNotContain(await KeysAsync(new WatchSelection(none, new HashSet<string> { "a" }, null, noBrokers, none), first), k => k.Contains(":group", StringComparison.Ordinal));
+
+        // A snapshot (no offset given) holds the image's groups: g1 with its remaining member; g2 was deleted.
+        Assert.Equal(["snapshot:group:g1", "snapshot:group-member:g1/m2"], await KeysAsync(new WatchSelection(none, none, null, noBrokers, new HashSet<string> { "g1", "g2" }), null));
+        var image = silo.Images.Current;
+        Assert.Equal(["g1"], image.Groups.Keys);
+        Assert.Equal(["m2"], image.Groups["g1"].Members.Keys);
     }
 
     /// <summary>An image service, hub and sessions over a <see cref="MemoryLog"/>.</summary>
@@ -168,6 +208,17 @@ public sealed class WatchStreamTests
             Log.Append(RecordTypes.Topic, "b-1", new TopicRecord("b-1", TopicB, 1, new Dictionary<string, string>(), [new PartitionState(0, [2], [2], 2, 0, 0)], false, "created"));
             Log.Append(RecordTypes.Partition, PartitionKeys.For(TopicA, 0), new PartitionRecord(TopicA, "a", a with { LeaderEpoch = 7 }, "leader-elected", 1));
             Log.Append(RecordTypes.Controller, "cluster", new ControllerRecord(1, "silo-1"));
+        }
+
+        /// <summary>A group's header and its members' records, as a group's first write of an activation logs them.</summary>
+        public void AppendGroup(string groupId, params string[] members)
+        {
+            Log.Append(RecordTypes.Group, groupId, new GroupRecord(groupId, "reconciling", 1, 1, "uniform"));
+            foreach (var member in members)
+            {
+                Log.Append(RecordTypes.GroupMember, RecordTypes.GroupMemberKey(groupId, member), new GroupMemberRecord(groupId, member,
+                    new GroupMemberDescription(member, null, null, null, 1, "stable", ["a"], null, [new GroupTopicPartitions(TopicA, "a", [0])], [], [])));
+            }
         }
 
         public Session Watch(WatchSelection selection, long? from)
