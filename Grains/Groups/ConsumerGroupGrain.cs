@@ -254,8 +254,14 @@ internal sealed partial class ConsumerGroupGrain(
             member.ServerAssignor = assignor;
         }
 
-        member.RackId = heartbeat.RackId ?? member.RackId;
-        member.ClientId = heartbeat.ClientId ?? member.ClientId;
+        // Rack and client id change no assignment, but they are part of the persisted (and logged) member.
+        if ((heartbeat.RackId is { } rack && rack != member.RackId) || (heartbeat.ClientId is { } client && client != member.ClientId))
+        {
+            member.RackId = heartbeat.RackId ?? member.RackId;
+            member.ClientId = heartbeat.ClientId ?? member.ClientId;
+            _dirty = true;
+        }
+
         if (changed)
         {
             state.State.GroupEpoch++;

@@ -33,6 +33,9 @@ public sealed class SnapshotTests
         try
         {
             await ChangeAsync(client, "before", 3);
+            await using var consumer = new GroupConsumer(client, new GroupConsumerOptions { GroupId = "snapshot-group", Topics = ["before-0"] });
+            await consumer.StartAsync(); // the snapshot holds a group with a member and its assignment
+            await Eventually.Until(() => Task.FromResult(consumer.Assignment.Count > 0), "the member owns partitions", TimeSpan.FromSeconds(20));
             var snapshot = await WriteSnapshotAsync(first);
             await ChangeAsync(client, "after", 3);
 
@@ -42,6 +45,7 @@ public sealed class SnapshotTests
 
             Assert.Equal(snapshot, image.SnapshotOffset);
             Assert.True(image.Current.Offset > snapshot);
+            Assert.NotEmpty(image.Current.Groups["snapshot-group"].Members.Single().Value.Assignment);
             await AssertEqualsFullReplayAsync(cluster, image.Current);
         }
         finally
@@ -187,6 +191,8 @@ public sealed class SnapshotTests
         Brokers = image.Brokers.Values.OrderBy(b => b.Record.BrokerId).Select(b => new { b.Record, b.RegistrationOffset }),
         Topics = image.Topics.Values.OrderBy(t => t.Topic.Name, StringComparer.Ordinal).Select(t => new { t.Topic, Partitions = t.Partitions.ToArray() }),
         Names = image.TopicNames.OrderBy(n => n.Key).Select(n => $"{n.Key}={n.Value}"),
+        Groups = image.Groups.Values.OrderBy(g => g.Group.GroupId, StringComparer.Ordinal)
+            .Select(g => new { g.Group, Members = g.Members.Values.OrderBy(m => m.MemberId, StringComparer.Ordinal) }),
     });
 
     private static async Task ExecuteAsync(string sql, string clusterId, long offset)

@@ -21,12 +21,13 @@ public sealed class WatchApiTests
             ("fromOffset=0", "INVALID_REQUEST", "fromOffset"),
             ("fromOffset=abc", "INVALID_REQUEST", "fromOffset"),
             ("fromOffset=999999", "OFFSET_OUT_OF_RANGE", "fromOffset"),
-            ("kinds=group", "INVALID_REQUEST", "kinds"),
+            ("kinds=groups", "INVALID_REQUEST", "kinds"),
             ("brokers=-1", "INVALID_REQUEST", "brokers"),
             ("topics=a,,b", "INVALID_REQUEST", "topics"),
             ("topics=bad%20name", "INVALID_TOPIC_EXCEPTION", "topics"),
             ("topicPrefix=a%2Fb", "INVALID_TOPIC_EXCEPTION", "topicPrefix"),
-            ("groups=g1", "INVALID_REQUEST", "groups"),
+            ("groups=bad%20group", "INVALID_GROUP_ID", "groups"),
+            ("groups=g1,,g2", "INVALID_REQUEST", "groups"),
         })
         {
             using var response = await silo.Http.GetAsync("/v1/watch?" + query);
