@@ -13,7 +13,7 @@ public static class WatchEventKinds
     public const string SnapshotStart = "snapshot-start";
 
     /// <summary>One entity's current state, as a record of its type (<c>broker</c>, <c>topic</c>, <c>partition</c>,
-    /// <c>controller</c>) written as of the snapshot's offset.</summary>
+    /// <c>controller</c>, <c>group</c>, <c>group-member</c>) written as of the snapshot's offset.</summary>
     public const string Snapshot = "snapshot";
 
     /// <summary>The snapshot is complete: it is the state at <see cref="WatchEvent.Offset"/> for the filter, and
@@ -31,13 +31,14 @@ public static class WatchEventKinds
 /// <param name="Kind">What the event is: see <see cref="WatchEventKinds"/>.</param>
 /// <param name="Offset">For a record, its log offset (also the SSE <c>id:</c>). For snapshot events, the offset the
 /// snapshot is at. For progress, the offset the stream has passed.</param>
-/// <param name="Type">The record type (<c>broker</c>, <c>topic</c>, <c>partition</c>, <c>controller</c>) of a record or a
-/// snapshot item; null for markers.</param>
-/// <param name="Key">The entity: the broker id, the topic name, <c>topicId/partition</c>, or <c>controller</c>; null
-/// for markers.</param>
+/// <param name="Type">The record type (<c>broker</c>, <c>topic</c>, <c>partition</c>, <c>controller</c>, <c>group</c>,
+/// <c>group-member</c>) of a record or a snapshot item; null for markers.</param>
+/// <param name="Key">The entity: the broker id, the topic name, <c>topicId/partition</c>, <c>controller</c>, the group id,
+/// or <c>groupId/memberId</c>; null for markers.</param>
 /// <param name="Record">The entity's new state as the log holds it (camelCase JSON; a topic record with
 /// <c>deleted: true</c> removes the topic). A broker's <c>registered</c> record carries its broker epoch (the record's
-/// offset). A snapshot's topic item carries the topic's current partitions in <c>initialPartitions</c>. Null for markers.</param>
+/// offset). A snapshot's topic item carries the topic's current partitions in <c>initialPartitions</c>. Group records are
+/// <see cref="GroupRecord"/> and <see cref="GroupMemberRecord"/>. Null for markers.</param>
 /// <param name="WrittenAt">When the record was committed; null for snapshot items and markers.</param>
 public sealed record WatchEvent(string Kind, long Offset, string? Type, string? Key, JsonElement? Record, DateTimeOffset? WrittenAt)
 {

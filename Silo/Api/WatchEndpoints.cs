@@ -21,7 +21,7 @@ public static class WatchEndpoints
         endpoints.ServiceProvider.GetRequiredService<WatchHub>();
         endpoints.MapGet("/v1/watch", WatchAsync).WithTags("Metadata").WithName("Watch")
             .WithSummary("Server-Sent Events: every metadata log record from fromOffset on (id: the offset, event: the record type, data: a " +
-                "WatchEvent), filtered by topics, topicPrefix, brokers and kinds; keep-alive comments (progress events carrying the offset " +
+                "WatchEvent), filtered by topics, topicPrefix, brokers, groups and kinds; keep-alive comments (progress events carrying the offset " +
                 "passed when a filter skipped records). Without fromOffset, or when the log no longer holds it, the stream starts with a " +
                 "snapshot of the current state (events snapshot-start, snapshot, snapshot-end with id: its offset). Last-Event-ID resumes " +
                 "after that id and wins over fromOffset. A reader too far behind gets a cut-off event naming the offset to resume from.")
