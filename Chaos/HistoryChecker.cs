@@ -38,6 +38,7 @@ public static class HistoryChecker
             AlterPartitionIsCompareAndSet(history, log),
             SiloImagesEqualReplay(log, siloImages),
             ReadsSawTheirWrites(history, log),
+            GroupLogOneOwner(log),
             .. groups is null ? [] : GroupChecker.Check(history, groups),
         ];
 
@@ -94,6 +95,71 @@ public static class HistoryChecker
 
         return new("watchers-saw-every-offset", "every watcher received offsets 1..head once each, in order, as the log holds them",
             checkedRecords, violations);
+    }
+
+    /// <summary>
+    /// Replays the consumer group records (each group's members with their assigned and pending-revocation partitions)
+    /// and checks that after every record no partition belongs to two members of one group: the coordinator's own
+    /// history of ownership, as committed, never gives a partition a second owner, in one epoch or across epochs. A
+    /// group's write logs its departures before its changes, so a partition freed and given in one write passes.
+    /// </summary>
+    internal static InvariantResult GroupLogOneOwner(MetadataLog log)
+    {
+        var violations = new List<string>();
+        var owners = new Dictionary<(string Group, Guid Topic, int Partition), string>();
+        var owned = new Dictionary<(string Group, string Member), List<(Guid Topic, int Partition)>>();
+        foreach (var (offset, group, member) in log.GroupChanges)
+        {
+            if (group is { Deleted: true })
+            {
+                foreach (var key in owners.Keys.Where(k => k.Group == group.GroupId).ToList())
+                {
+                    owners.Remove(key);
+                }
+
+                foreach (var key in owned.Keys.Where(k => k.Group == group.GroupId).ToList())
+                {
+                    owned.Remove(key);
+                }
+
+                continue;
+            }
+
+            if (member is null)
+            {
+                continue;
+            }
+
+            if (owned.Remove((member.GroupId, member.MemberId), out var before))
+            {
+                foreach (var (topic, partition) in before)
+                {
+                    owners.Remove((member.GroupId, topic, partition));
+                }
+            }
+
+            if (member.Member is not { } description)
+            {
+                continue;
+            }
+
+            var now = description.Assignment.Concat(description.PendingRevocation)
+                .SelectMany(t => t.Partitions.Select(p => (t.TopicId, p))).Distinct().ToList();
+            foreach (var (topic, partition) in now)
+            {
+                if (owners.TryGetValue((member.GroupId, topic, partition), out var other) && other != member.MemberId && violations.Count < 20)
+                {
+                    violations.Add($"offset {offset}: group {member.GroupId} gives {topic:N}/{partition} to member {member.MemberId} while member {other} owns it");
+                }
+
+                owners[(member.GroupId, topic, partition)] = member.MemberId;
+            }
+
+            owned[(member.GroupId, member.MemberId)] = now;
+        }
+
+        return new("group-log-one-owner", "after every group record of the metadata log, no partition belongs to two members of a group",
+            log.GroupChanges.Count, violations);
     }
 
     internal static InvariantResult LogIsContiguous(MetadataLog log)

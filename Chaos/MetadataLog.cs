@@ -1,4 +1,5 @@
 using System.Text.Json;
+using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 
 namespace OrleansMeta.Chaos;
@@ -33,6 +34,9 @@ public sealed class MetadataLog
 
     /// <summary>Every partition state the log ever set, in offset order.</summary>
     public List<PartitionVersion> PartitionVersions { get; } = [];
+
+    /// <summary>Every consumer group record, in offset order: a group's header (<c>Group</c>) or one member (<c>Member</c>).</summary>
+    public List<(long Offset, GroupRecord? Group, GroupMemberRecord? Member)> GroupChanges { get; } = [];
 
     /// <summary>Records that could not be decoded: a violation of their own.</summary>
     public List<string> Undecodable { get; } = [];
@@ -89,6 +93,14 @@ public sealed class MetadataLog
                 var topic = JsonSerializer.Deserialize<TopicRecord>(entry.Payload, Json)!;
                 TopicRecords.Add((entry.Offset, topic));
                 ApplyTopic(entry.Offset, topic, names);
+                break;
+
+            case RecordTypes.Group:
+                GroupChanges.Add((entry.Offset, JsonSerializer.Deserialize<GroupRecord>(entry.Payload, Json)!, null));
+                break;
+
+            case RecordTypes.GroupMember:
+                GroupChanges.Add((entry.Offset, null, JsonSerializer.Deserialize<GroupMemberRecord>(entry.Payload, Json)!));
                 break;
 
             case RecordTypes.Partition:
