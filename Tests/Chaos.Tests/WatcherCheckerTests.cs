@@ -29,6 +29,10 @@ public sealed class WatcherCheckerTests
         => Assert.Empty(Violations(WatcherTrace.Of("w", At(1), WatchedEvent.Snapshot(3), At(4))));
 
     [Fact]
+    public void Records_past_the_head_the_log_was_read_at_are_not_judged()
+        => Assert.Empty(Violations(WatcherTrace.Of("w", At(1), At(2), At(3), At(4), WatchedEvent.Record(5, RecordTypes.GroupMember, "g/m"))));
+
+    [Fact]
     public void A_missing_offset_is_flagged()
         => Assert.Contains("w: offsets 2..2 never delivered before 3", Violations(WatcherTrace.Of("w", At(1), At(3), At(4))));
 
