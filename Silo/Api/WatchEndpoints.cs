@@ -126,20 +126,7 @@ public static class WatchEndpoints
 
     private static WatchSelection Selection(string[]? topics, string? topicPrefix, string[]? brokers, string[]? kinds, string[]? groups)
     {
-        var topicSet = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var name in Items(topics, "topics"))
-        {
-            try
-            {
-                TopicRules.ValidateName(name);
-            }
-            catch (MetaException e)
-            {
-                throw MetaException.Invalid(ErrorCodes.InvalidTopic, $"The query parameter 'topics' holds an invalid name: {e.Message}");
-            }
-
-            topicSet.Add(name);
-        }
+        var topicSet = Names(topics, "topics", name => TopicRules.ValidateName(name), ErrorCodes.InvalidTopic, "name");
 
         if (topicPrefix is not null && (topicPrefix.Length == 0 || topicPrefix.Length > TopicRules.MaxNameLength
             || !topicPrefix.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
@@ -159,20 +146,7 @@ public static class WatchEndpoints
             brokerSet.Add(broker);
         }
 
-        var groupSet = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var id in Items(groups, "groups"))
-        {
-            try
-            {
-                GroupRules.ValidateGroupId(id);
-            }
-            catch (MetaException e)
-            {
-                throw MetaException.Invalid(ErrorCodes.InvalidGroupId, $"The query parameter 'groups' holds an invalid group id: {e.Message}");
-            }
-
-            groupSet.Add(id);
-        }
+        var groupSet = Names(groups, "groups", GroupRules.ValidateGroupId, ErrorCodes.InvalidGroupId, "group id");
 
         var kindSet = new HashSet<string>(StringComparer.Ordinal);
         foreach (var kind in Items(kinds, "kinds"))
@@ -189,6 +163,28 @@ public static class WatchEndpoints
         return topicSet.Count == 0 && topicPrefix is null && brokerSet.Count == 0 && groupSet.Count == 0 && kindSet.Count == 0
             ? WatchSelection.All
             : new WatchSelection(kindSet, topicSet, topicPrefix, brokerSet, groupSet);
+    }
+
+    /// <summary>The values of a list parameter of names, each checked by <paramref name="validate"/>: a bad one is refused
+    /// with <paramref name="code"/>, naming the parameter.</summary>
+    private static HashSet<string> Names(string[]? values, string name, Action<string> validate, string code, string what)
+    {
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in Items(values, name))
+        {
+            try
+            {
+                validate(item);
+            }
+            catch (MetaException e)
+            {
+                throw MetaException.Invalid(code, $"The query parameter '{name}' holds an invalid {what}: {e.Message}");
+            }
+
+            set.Add(item);
+        }
+
+        return set;
     }
 
     /// <summary>The values of a list parameter, given repeated (<c>topics=a&amp;topics=b</c>) or comma-separated.</summary>

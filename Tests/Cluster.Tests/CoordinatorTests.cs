@@ -15,12 +15,7 @@ namespace OrleansMeta.Cluster.Tests;
 /// </summary>
 public sealed class CoordinatorTests
 {
-    private static readonly Dictionary<string, string> FastGroups = new()
-    {
-        ["Meta:Groups:HeartbeatInterval"] = "00:00:00.200",
-        ["Meta:Groups:SessionTimeout"] = "00:00:02",
-        ["Meta:Groups:SessionCheckInterval"] = "00:00:00.100",
-    };
+    private static readonly Dictionary<string, string> FastGroups = GroupSettings.Fast(TimeSpan.FromSeconds(2));
 
     [Fact]
     public async Task The_coordinator_lookup_names_the_silo_holding_the_groups_activation_and_the_sdk_reaches_it_without_forwarding()

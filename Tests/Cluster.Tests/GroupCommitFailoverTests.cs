@@ -19,12 +19,7 @@ public sealed class GroupCommitFailoverTests(ITestOutputHelper output)
     private const string Topic = "commits";
     private const int Partitions = 4;
 
-    private static readonly Dictionary<string, string> FastGroups = new()
-    {
-        ["Meta:Groups:HeartbeatInterval"] = "00:00:00.200",
-        ["Meta:Groups:SessionTimeout"] = "00:00:05",
-        ["Meta:Groups:SessionCheckInterval"] = "00:00:00.100",
-    };
+    private static readonly Dictionary<string, string> FastGroups = GroupSettings.Fast(TimeSpan.FromSeconds(5));
 
     [Fact]
     public async Task Killing_the_silo_that_owns_a_group_mid_commit_loses_no_acknowledged_commit()

@@ -8,13 +8,7 @@ namespace OrleansMeta.Cluster.Tests;
 /// <summary>Consumer groups (KIP-848) on a three-silo cluster with PostgreSQL.</summary>
 public sealed class GroupTests
 {
-    /// <summary>Short sessions so that removals happen within a test.</summary>
-    private static readonly Dictionary<string, string> FastGroups = new()
-    {
-        ["Meta:Groups:HeartbeatInterval"] = "00:00:00.200",
-        ["Meta:Groups:SessionTimeout"] = "00:00:02",
-        ["Meta:Groups:SessionCheckInterval"] = "00:00:00.100",
-    };
+    private static readonly Dictionary<string, string> FastGroups = GroupSettings.Fast(TimeSpan.FromSeconds(2));
 
     [Fact]
     public async Task Three_members_share_twelve_partitions_and_a_silent_one_is_removed_without_a_partition_ever_having_two_owners()

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Client;
+using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Contracts;
 using OrleansMeta.Grains.Metadata;
 
@@ -9,12 +10,7 @@ namespace OrleansMeta.Cluster.Tests;
 /// <summary>Consumer-group changes in the metadata log: watched through the SDK, and held by every silo's image.</summary>
 public sealed class GroupWatchTests
 {
-    private static readonly Dictionary<string, string> FastGroups = new()
-    {
-        ["Meta:Groups:HeartbeatInterval"] = "00:00:00.200",
-        ["Meta:Groups:SessionTimeout"] = "00:00:05",
-        ["Meta:Groups:SessionCheckInterval"] = "00:00:00.100",
-    };
+    private static readonly Dictionary<string, string> FastGroups = GroupSettings.Fast(TimeSpan.FromSeconds(5));
 
     [Fact]
     public async Task A_watcher_of_a_group_follows_joins_rebalances_leaves_and_deletion_and_every_image_agrees_with_the_coordinator()
