@@ -105,6 +105,7 @@ internal sealed partial class ConsumerGroupGrain
 
         group.AssignmentEpoch = group.GroupEpoch;
         _dirty = true;
+        _touchedAll = true;
         LogTargetComputed(logger, GroupId, group.AssignmentEpoch, group.Assignor, members.Count, topics.Values.Sum(t => t.PartitionCount));
     }
 

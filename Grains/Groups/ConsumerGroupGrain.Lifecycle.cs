@@ -22,6 +22,7 @@ internal sealed partial class ConsumerGroupGrain
 
         if (heartbeat.MemberEpoch == -2 && member.InstanceId is not null)
         {
+            Touch(member);
             member.LeftWithEpoch ??= member.MemberEpoch;
             _lastHeartbeat[member.MemberId] = TimeProvider.GetTimestamp();
             LogStaticLeft(logger, GroupId, member.InstanceId, member.MemberId);
@@ -85,6 +86,8 @@ internal sealed partial class ConsumerGroupGrain
         var (records, logged) = ChangeRecords();
         await state.WriteStateAsync(records);
         _logged = logged;
+        _touched.Clear();
+        _touchedAll = false;
         _dirty = false;
         Publish();
     }
@@ -113,11 +116,20 @@ internal sealed partial class ConsumerGroupGrain
                 JsonSerializer.SerializeToUtf8Bytes(new GroupMemberRecord(GroupId, gone, null), MetadataImage.Json)));
         }
 
+        // Only members this activation may have changed since its last write are described again (a heartbeat changes
+        // its own member; a new target, every member's), so a rebalance step costs one member, not the group.
         var members = new Dictionary<string, byte[]?>(group.Members.Count, StringComparer.Ordinal);
         foreach (var member in group.Members.Values)
         {
+            var known = _logged.Members.TryGetValue(member.MemberId, out var logged) ? logged : null;
+            if (known is not null && !_touchedAll && !_touched.Contains(member.MemberId))
+            {
+                members[member.MemberId] = known;
+                continue;
+            }
+
             var payload = JsonSerializer.SerializeToUtf8Bytes(new GroupMemberRecord(GroupId, member.MemberId, Description(member, metadata)), MetadataImage.Json);
-            if (!_logged.Members.TryGetValue(member.MemberId, out var logged) || logged is null || !payload.AsSpan().SequenceEqual(logged))
+            if (known is null || !payload.AsSpan().SequenceEqual(known))
             {
                 records.Add(new LogRecord(RecordTypes.GroupMember, RecordTypes.GroupMemberKey(GroupId, member.MemberId), payload));
             }
@@ -127,6 +139,9 @@ internal sealed partial class ConsumerGroupGrain
 
         return (records, new LoggedGroup(header, members));
     }
+
+    /// <summary>Marks a member as possibly changed since the last write, for <see cref="ChangeRecords"/>.</summary>
+    private void Touch(GroupMember member) => _touched.Add(member.MemberId);
 
     /// <summary>Deletes the group's state, logging that the group is gone (Kafka's <c>dead</c> state) in the same write.</summary>
     private async Task ClearAsync()

@@ -42,6 +42,8 @@ internal sealed partial class ConsumerGroupGrain(
     private IDisposable? _retentionTimer;
     private GroupEntry? _entry;
     private LoggedGroup _logged = new(null, new Dictionary<string, byte[]?>(StringComparer.Ordinal));
+    private readonly HashSet<string> _touched = new(StringComparer.Ordinal);
+    private bool _touchedAll;
     private bool _dirty;
 
     private string GroupId => Key;
@@ -90,6 +92,7 @@ internal sealed partial class ConsumerGroupGrain(
         _dirty = false;
         var epochBefore = group.GroupEpoch;
         var member = heartbeat.MemberEpoch == 0 ? Join(heartbeat) : Existing(heartbeat);
+        Touch(member);
         UpdateSubscription(member, heartbeat);
 
         var subscribed = ResolveSubscriptions(metadata);

@@ -46,6 +46,7 @@ public sealed class GroupTests
 
         await polling.CancelAsync();
         await poller;
+        await GroupWatchTests.AssertImagesAgreeAsync(setup, "g1");
         watch.ThrowIfViolated();
         server.ThrowIfViolated();
         Assert.True(server.Observations > 10, $"the server's assignments were observed {server.Observations} times");
@@ -84,6 +85,7 @@ public sealed class GroupTests
         Assert.Equal(3, second.Assignment.Count);
         var group = await setup.Client.DescribeGroupAsync("g2");
         Assert.Equal(epochBefore, group.GroupEpoch);
+        await GroupWatchTests.AssertImagesAgreeAsync(setup, "g2"); // the returned member logged under its new member id
 
         // A second process with the same instance id is refused while the first holds it.
         var duplicate = Static("consumer-a");

@@ -72,6 +72,15 @@ public sealed class GroupWatchTests
         var described = await setup.Client.DescribeGroupAsync(groupId);
         var expected = Canonical(described.State, described.GroupEpoch, described.AssignmentEpoch, described.Members);
         await Eventually.Until(() => Task.FromResult(view.Canonical(groupId) == expected), "the watcher's view equals the description", TimeSpan.FromSeconds(10));
+        await AssertImagesAgreeAsync(setup, groupId);
+    }
+
+    /// <summary>Every silo's image holds the group as its coordinator describes it (the group must be quiet: no change
+    /// in flight).</summary>
+    internal static async Task AssertImagesAgreeAsync(MetaSetup setup, string groupId)
+    {
+        var described = await setup.Client.DescribeGroupAsync(groupId);
+        var expected = Canonical(described.State, described.GroupEpoch, described.AssignmentEpoch, described.Members);
         foreach (var silo in setup.Silos)
         {
             var image = silo.Services.GetRequiredService<MetadataImageService>();
