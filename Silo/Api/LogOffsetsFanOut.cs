@@ -43,7 +43,7 @@ public readonly record struct LogOffsetsPeerStatistics(int Pending, int InFlight
 /// batch that fails is dropped, not retried: the leader reports again every few seconds. Senders of silos that left the
 /// active view are closed; a silo not in the view is never sent to.
 /// </remarks>
-public sealed partial class LogOffsetsFanOut : IAsyncDisposable
+public sealed partial class LogOffsetsFanOut : IAsyncDisposable, IDisposable
 {
     private const string PeerPath = "/log-offsets";
     private readonly IClusterMembership _membership;
@@ -121,6 +121,21 @@ public sealed partial class LogOffsetsFanOut : IAsyncDisposable
 
         await Task.WhenAll(loops).ConfigureAwait(false);
         _stopping.Dispose();
+    }
+
+    /// <summary>Stops every sender without waiting for a batch under way (it is cancelled).</summary>
+    public void Dispose()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        _stopping.Cancel();
+        foreach (var sender in _peers.Values)
+        {
+            sender.Close();
+        }
     }
 
     private bool IsActive(SiloAddress silo) => _membership.CurrentView.ActiveSilos.Contains(silo);

@@ -160,7 +160,10 @@ public sealed class GroupLagTests
         var topic = (await client.CreateTopicAsync(new CreateTopicRequest("views", 2, 1))).Topic;
         Assert.All(topic.Partitions, p => Assert.Equal(broker.Id, p.Leader));
         var membership = reporter.Services.GetRequiredService<IClusterMembership>();
-        var stoppedAddress = membership.CurrentView.ActiveSilos.Single(s => s.Endpoint == $"http://127.0.0.1:{stopped.SiloPort}");
+        SiloAddress? stoppedAddress = null;
+        await Eventually.Until(() => Task.FromResult((stoppedAddress = membership.CurrentView.ActiveSilos
+                .SingleOrDefault(s => s.Endpoint == $"http://127.0.0.1:{stopped.SiloPort}")) is not null),
+            "the reporting silo sees the other process's silo active", TimeSpan.FromSeconds(30));
 
         stopped.Pause();
         try
@@ -170,7 +173,7 @@ public sealed class GroupLagTests
             Assert.Equal(2, answer.Accepted);
 
             // Answered while the stopped silo's batch is neither sent nor failed: the request did not wait for it.
-            var toStopped = reporter.Services.GetRequiredService<LogOffsetsFanOut>().StatisticsOf(stoppedAddress);
+            var toStopped = reporter.Services.GetRequiredService<LogOffsetsFanOut>().StatisticsOf(stoppedAddress!);
             Assert.NotNull(toStopped);
             Assert.Equal((0L, 0L), (toStopped.Value.SentBatches, toStopped.Value.FailedBatches));
             Assert.Equal(2, toStopped.Value.Pending + toStopped.Value.InFlight);
