@@ -17,7 +17,8 @@ namespace OrleansMeta.Silo.Api;
 /// </summary>
 public static class LogOffsetsEndpoints
 {
-    private const string PeerPath = "/log-offsets";
+    /// <summary>The silo-to-silo path reports are passed on to (under <see cref="SiloEndpoints.Prefix"/>).</summary>
+    internal const string PeerPath = "/log-offsets";
 
     public static IEndpointRouteBuilder MapLogOffsetsEndpoints(this IEndpointRouteBuilder endpoints)
     {

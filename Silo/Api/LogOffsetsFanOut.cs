@@ -19,6 +19,12 @@ public sealed class LogOffsetsFanOutOptions
 
     /// <summary>Partitions waiting for one silo at most; past it the oldest waiting partition is dropped.</summary>
     public int MaxPendingPerPeer { get; set; } = 1_000_000;
+
+    /// <summary>Checked when the silo starts, so a bad setting never fails a broker's report.</summary>
+    public bool IsValid => PeerTimeout > TimeSpan.Zero && MaxBatchSize > 0 && MaxPendingPerPeer > 0;
+
+    public const string ValidationMessage =
+        "Meta:LogOffsets: PeerTimeout must be a positive time (default 00:00:02), MaxBatchSize and MaxPendingPerPeer 1 or more (defaults 10000 and 1000000).";
 }
 
 /// <summary>What one silo's sender has done, for tests and diagnostics.</summary>
@@ -45,7 +51,6 @@ public readonly record struct LogOffsetsPeerStatistics(int Pending, int InFlight
 /// </remarks>
 public sealed partial class LogOffsetsFanOut : IAsyncDisposable, IDisposable
 {
-    private const string PeerPath = "/log-offsets";
     private readonly IClusterMembership _membership;
     private readonly SiloHttpClient _http;
     private readonly LogOffsetsFanOutOptions _options;
@@ -59,9 +64,6 @@ public sealed partial class LogOffsetsFanOut : IAsyncDisposable, IDisposable
         _http = http;
         _options = options.Value;
         _logger = logger;
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(_options.MaxBatchSize, "Meta:LogOffsets:MaxBatchSize");
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(_options.MaxPendingPerPeer, "Meta:LogOffsets:MaxPendingPerPeer");
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_options.PeerTimeout, TimeSpan.Zero, "Meta:LogOffsets:PeerTimeout");
     }
 
     /// <summary>Hands <paramref name="entries"/> (already applied here) to the sender of every other active silo and
@@ -290,7 +292,7 @@ public sealed partial class LogOffsetsFanOut : IAsyncDisposable, IDisposable
             {
                 using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
                 deadline.CancelAfter(fanOut._options.PeerTimeout);
-                using var message = new HttpRequestMessage(HttpMethod.Post, SiloEndpoints.Prefix + PeerPath)
+                using var message = new HttpRequestMessage(HttpMethod.Post, SiloEndpoints.Prefix + LogOffsetsEndpoints.PeerPath)
                 {
                     Content = JsonContent.Create(batch, options: SiloPeers.Json),
                 };

@@ -1,8 +1,12 @@
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Client;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Contracts;
 using OrleansMeta.Grains.Groups;
+using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Silo.Api;
 
@@ -142,52 +146,59 @@ public sealed class GroupLagTests
     }
 
     [Fact]
-    public async Task A_stopped_silo_does_not_hold_up_a_report_nor_the_other_silos_copies()
+    public async Task A_stuck_silo_does_not_hold_up_a_report_nor_the_other_silos_copies()
     {
-        // A minute per batch to a silo: the report is answered while the batch to the stopped silo is still waiting.
-        await using var cluster = new TestCluster("groups-lag-stopped", new Dictionary<string, string>
+        // A minute per batch to a silo, and a silo whose log-offsets endpoint holds every request until the test lets
+        // it go: the report is answered while the batch to that silo is held there, neither sent nor failed.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var held = new StrongBox<int>();
+        await using var cluster = new TestCluster("groups-lag-stuck", new Dictionary<string, string>
         {
             ["Meta:LogOffsets:PeerTimeout"] = "00:01:00",
         });
         var reporter = await cluster.StartInProcessSiloAsync();
         var other = await cluster.StartInProcessSiloAsync();
-        var stopped = await cluster.StartProcessSiloAsync();
+        var stuck = await cluster.StartInProcessSiloAsync(configureServices: services =>
+            services.AddSingleton<IStartupFilter>(new HoldPath(SiloEndpoints.Prefix + "/log-offsets", release.Task, held)));
         await cluster.WaitForAgreementAsync();
         using var client = ClientOf(reporter);
         await using var broker = new TestBroker(client, 1);
         await broker.StartAsync();
         await broker.WaitUnfencedAsync();
-        var topic = (await client.CreateTopicAsync(new CreateTopicRequest("views", 2, 1))).Topic;
+        var created = await client.CreateTopicAsync(new CreateTopicRequest("views", 2, 1));
+        var topic = created.Topic;
         Assert.All(topic.Partitions, p => Assert.Equal(broker.Id, p.Leader));
-        var membership = reporter.Services.GetRequiredService<IClusterMembership>();
-        SiloAddress? stoppedAddress = null;
-        await Eventually.Until(() => Task.FromResult((stoppedAddress = membership.CurrentView.ActiveSilos
-                .SingleOrDefault(s => s.Endpoint == $"http://127.0.0.1:{stopped.SiloPort}")) is not null),
-            "the reporting silo sees the other process's silo active", TimeSpan.FromSeconds(30));
 
-        stopped.Pause();
+        // The reporting silo checks reports on its image: it must hold the topic first.
+        await reporter.Services.GetRequiredService<MetadataImageService>().WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(30));
+        var stuckAddress = stuck.Services.GetRequiredService<IClusterMembership>().Self!;
+        var fanOut = reporter.Services.GetRequiredService<LogOffsetsFanOut>();
+
         try
         {
             var answer = await client.ReportLogOffsetsAsync(broker.Id,
                 new LogOffsetsReport(broker.Epoch, [new TopicLogOffsets("views", [new PartitionLogOffsets(0, 1, 50), new PartitionLogOffsets(1, 2, 60)])]));
             Assert.Equal(2, answer.Accepted);
 
-            // Answered while the stopped silo's batch is neither sent nor failed: the request did not wait for it.
-            var toStopped = reporter.Services.GetRequiredService<LogOffsetsFanOut>().StatisticsOf(stoppedAddress!);
-            Assert.NotNull(toStopped);
-            Assert.Equal((0L, 0L), (toStopped.Value.SentBatches, toStopped.Value.FailedBatches));
-            Assert.Equal(2, toStopped.Value.Pending + toStopped.Value.InFlight);
+            // Answered while the stuck silo's batch is neither sent nor failed: the request did not wait for it.
+            var toStuck = fanOut.StatisticsOf(stuckAddress);
+            Assert.NotNull(toStuck);
+            Assert.Equal((0L, 0L), (toStuck.Value.SentBatches, toStuck.Value.FailedBatches));
+            Assert.Equal(2, toStuck.Value.Pending + toStuck.Value.InFlight);
+            await Eventually.Until(() => Task.FromResult(Volatile.Read(ref held.Value) >= 1), "the batch reaches the stuck silo and is held there", TimeSpan.FromSeconds(30));
 
             // The running silo gets its copy meanwhile: each silo has its own sender.
-            var table = other.Services.GetRequiredService<LogOffsetsTable>();
-            await Eventually.Until(() => Task.FromResult(table.TryGetLogEnd(topic.TopicId, 0, out var end0) && end0 == 50
-                    && table.TryGetLogEnd(topic.TopicId, 1, out var end1) && end1 == 60),
-                "the running silo holds the reported log ends", TimeSpan.FromSeconds(30));
+            await Eventually.Until(() => Task.FromResult(HasLogEnds(other, topic.TopicId)), "the running silo holds the reported log ends", TimeSpan.FromSeconds(30));
+            Assert.False(HasLogEnds(stuck, topic.TopicId), "the stuck silo has not applied the report");
         }
         finally
         {
-            stopped.Resume();
+            release.TrySetResult();
         }
+
+        // Let go, the stuck silo applies the batch it was holding.
+        await Eventually.Until(() => Task.FromResult(HasLogEnds(stuck, topic.TopicId)), "the stuck silo holds the reported log ends once let go", TimeSpan.FromSeconds(30));
+        await Eventually.Until(() => Task.FromResult(fanOut.StatisticsOf(stuckAddress)?.SentBatches == 1), "the batch to the stuck silo is counted sent", TimeSpan.FromSeconds(30));
     }
 
     [Fact]
@@ -261,6 +272,31 @@ public sealed class GroupLagTests
     }
 
     private static long Committed(int group, int partition) => (10 * group) + partition;
+
+    private static bool HasLogEnds(InProcessSilo silo, Guid topicId)
+    {
+        var table = silo.Services.GetRequiredService<LogOffsetsTable>();
+        return table.TryGetLogEnd(topicId, 0, out var end0) && end0 == 50 && table.TryGetLogEnd(topicId, 1, out var end1) && end1 == 60;
+    }
+
+    /// <summary>Holds every request to <paramref name="path"/> until <paramref name="release"/> completes, counting them.</summary>
+    private sealed class HoldPath(string path, Task release, StrongBox<int> held) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, rest) =>
+            {
+                if (context.Request.Path.Equals(path, StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref held.Value);
+                    await release.WaitAsync(context.RequestAborted);
+                }
+
+                await rest(context);
+            });
+            next(app);
+        };
+    }
 
     /// <summary>Waits until every silo lists every group with the lag of the last report (LogEnd).</summary>
     private static Task WaitForEveryLagAsync(MetaSetup setup, List<string> groups) => Eventually.Until(async () =>
