@@ -12,12 +12,16 @@ public sealed class MetadataCacheBrokerTests
     {
         await using var setup = await MetaSetup.StartAsync("cache-brokers", silos: 1);
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(120));
-        var topic = (await setup.Client.CreateTopicAsync(new CreateTopicRequest("produce", 3, 1))).Topic;
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("produce", 3, 1));
+        var topic = created.Topic;
 
         // Brokers 1 to 3 come from the snapshot.
         using var client = setup.Cluster.CreateClient();
         await using var cache = new MetadataCache(client);
         await cache.StartAsync(stop.Token);
+
+        // The snapshot comes from the silo's image, which may not hold the topic yet: wait for the write's offset.
+        await cache.WaitForOffsetAsync(created.MetadataOffset, stop.Token);
         Assert.Equal([1, 2, 3], cache.Brokers.Select(b => b.BrokerId));
         var one = cache.GetBroker(1)!;
         Assert.Equal((setup.Brokers[0].Epoch, "a", "unfenced"), (one.BrokerEpoch, one.Rack, one.State));
