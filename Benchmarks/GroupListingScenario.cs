@@ -66,8 +66,8 @@ public static class GroupListingScenario
             await command.ExecuteNonQueryAsync();
             await using var summary = dataSource.CreateCommand(
                 """
-                INSERT INTO consumer_group_commits (cluster_id, group_id, last_commit_at)
-                SELECT $1, 'bench-' || lpad(g::text, 6, '0'), now() FROM generate_series(0, $2 - 1) AS g
+                INSERT INTO consumer_group_commits (cluster_id, group_id)
+                SELECT $1, 'bench-' || lpad(g::text, 6, '0') FROM generate_series(0, $2 - 1) AS g
                 """);
             summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
             summary.Parameters.Add(new NpgsqlParameter<int> { TypedValue = groups });

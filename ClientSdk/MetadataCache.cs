@@ -4,7 +4,7 @@ using OrleansMeta.Contracts;
 namespace OrleansMeta.Client;
 
 /// <summary>
-/// Topics and partition leaders kept current by a watch (<see cref="IMetaClient.WatchAsync"/>): it starts from a snapshot
+/// Topics, partition leaders and brokers kept current by a watch (<see cref="IMetaClient.WatchAsync"/>): it starts from a snapshot
 /// of the current state and applies every change after it, so lookups need no request. It also feeds the client's
 /// <see cref="IMetaClient.Leaders"/>, so <see cref="IMetaClient.GetLeaderAsync"/> answers from memory for every partition
 /// that has a leader. Optional: a client without one fetches metadata when its leader cache misses. Thread-safe.
@@ -12,7 +12,10 @@ namespace OrleansMeta.Client;
 /// <remarks>
 /// The cache is as current as its watch: after a disconnect it lags until the watch has reconnected (which the watch
 /// does by itself, without losing a change). <see cref="WaitForOffsetAsync"/> waits until the cache holds a given
-/// offset, e.g. one a write returned (read your own writes). Brokers and the controller are not held.
+/// offset, e.g. one a write returned (read your own writes). Brokers are held with their listeners, so a producer finds
+/// where a partition's leader listens (<see cref="TryGetLeaderEndpoint"/>); a cache whose filter names topics or a
+/// prefix holds only the brokers its filter names (the watch passes a broker record only for a named broker). The
+/// controller is not held.
 /// </remarks>
 public sealed class MetadataCache : IAsyncDisposable
 {
@@ -23,6 +26,8 @@ public sealed class MetadataCache : IAsyncDisposable
     private readonly TaskCompletionSource _firstSnapshot = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Dictionary<string, TopicState> _topics = new(StringComparer.Ordinal);
     private Dictionary<string, TopicState>? _pending;
+    private Dictionary<int, BrokerInfo> _brokers = [];
+    private Dictionary<int, BrokerInfo>? _pendingBrokers;
     private TaskCompletionSource _advanced = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _offset = -1;
     private Task? _run;
@@ -30,12 +35,12 @@ public sealed class MetadataCache : IAsyncDisposable
     /// <summary>Creates a cache; <see cref="StartAsync"/> starts it.</summary>
     /// <param name="client">The client whose watch keeps the cache current, and whose <see cref="IMetaClient.Leaders"/> it feeds.</param>
     /// <param name="filter">Which topics to hold (topics, a prefix, or brokers); null for all. Kinds are ignored: the
-    /// cache watches topic and partition records.</param>
+    /// cache watches topic, partition and broker records.</param>
     public MetadataCache(IMetaClient client, WatchFilter? filter = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         _client = client;
-        _filter = (filter ?? new WatchFilter()) with { Kinds = ["topic", "partition"] };
+        _filter = (filter ?? new WatchFilter()) with { Kinds = ["topic", "partition", "broker"] };
     }
 
     /// <summary>The metadata log offset the cache has applied; -1 until its first snapshot arrived.</summary>
@@ -131,6 +136,55 @@ public sealed class MetadataCache : IAsyncDisposable
         return false;
     }
 
+    /// <summary>The brokers the cache holds (registered, whatever their state), by id.</summary>
+    public IReadOnlyList<BrokerInfo> Brokers
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _brokers.Values.OrderBy(b => b.BrokerId)];
+            }
+        }
+    }
+
+    /// <summary>A registered broker as the cache holds it: its incarnation, epoch, listeners, rack and state.</summary>
+    /// <param name="brokerId">The broker id.</param>
+    /// <returns>Null when the cache holds no such broker (never registered, or unregistered).</returns>
+    public BrokerInfo? GetBroker(int brokerId)
+    {
+        lock (_lock)
+        {
+            return _brokers.GetValueOrDefault(brokerId);
+        }
+    }
+
+    /// <summary>Where the leader of a partition listens: what a producer connects to.</summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="partition">The partition index.</param>
+    /// <param name="endpoint">The leader, its epoch, and its listener.</param>
+    /// <param name="listenerName">The listener to use (matched ordinally); null for the broker's first.</param>
+    /// <returns>False when the cache does not hold the partition, the partition has no leader, the cache does not hold
+    /// the leader's broker, or the broker has no such listener.</returns>
+    public bool TryGetLeaderEndpoint(string topic, int partition, out LeaderEndpoint endpoint, string? listenerName = null)
+    {
+        ArgumentNullException.ThrowIfNull(topic);
+        lock (_lock)
+        {
+            if (_topics.TryGetValue(topic, out var state) && state.Partitions.TryGetValue(partition, out var p) && p.Leader >= 0 &&
+                _brokers.TryGetValue(p.Leader, out var broker) &&
+                (listenerName is null ? broker.Listeners.FirstOrDefault() : broker.Listeners.FirstOrDefault(l => string.Equals(l.Name, listenerName, StringComparison.Ordinal)))
+                    is { } listener)
+            {
+                endpoint = new LeaderEndpoint(broker.BrokerId, p.LeaderEpoch, broker.BrokerEpoch, listener);
+                return true;
+            }
+        }
+
+        endpoint = default;
+        return false;
+    }
+
     /// <summary>Stops the watch.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -176,6 +230,10 @@ public sealed class MetadataCache : IAsyncDisposable
             {
                 case WatchEventKinds.SnapshotStart:
                     _pending = new Dictionary<string, TopicState>(StringComparer.Ordinal);
+                    _pendingBrokers = [];
+                    return;
+                case WatchEventKinds.Snapshot when _pendingBrokers is not null && item.Type == "broker" && item.Record is { } broker:
+                    ApplyBroker(_pendingBrokers, broker, item.Offset);
                     return;
                 case WatchEventKinds.Snapshot when _pending is not null && item.Record is { } state:
                     ApplyRecord(_pending, item.Type, state, null);
@@ -191,7 +249,12 @@ public sealed class MetadataCache : IAsyncDisposable
 
                     _topics = _pending;
                     _pending = null;
+                    _brokers = _pendingBrokers ?? [];
+                    _pendingBrokers = null;
                     changed.AddRange(_topics.Select(t => t.Value.Describe(t.Key)));
+                    break;
+                case WatchEventKinds.Record when item.Type == "broker" && item.Record is { } broker:
+                    ApplyBroker(_brokers, broker, item.Offset);
                     break;
                 case WatchEventKinds.Record when item.Record is { } record:
                     var names = new HashSet<string>(StringComparer.Ordinal);
@@ -286,6 +349,37 @@ public sealed class MetadataCache : IAsyncDisposable
         }
     }
 
+    /// <summary>Applies a broker record as the silos' images do: an unregistered broker is dropped; a registered one
+    /// whose record carries no epoch yet gets the record's own offset, as its epoch is.</summary>
+    private static void ApplyBroker(Dictionary<int, BrokerInfo> brokers, JsonElement record, long offset)
+    {
+        var id = record.GetProperty("brokerId").GetInt32();
+        var change = record.TryGetProperty("change", out var c) ? c.GetString() : null;
+        if (change == "unregistered")
+        {
+            brokers.Remove(id);
+            return;
+        }
+
+        var epoch = record.GetProperty("brokerEpoch").GetInt64();
+        if (epoch == 0 && change == "registered")
+        {
+            epoch = offset;
+        }
+
+        brokers[id] = new BrokerInfo(
+            id,
+            record.GetProperty("incarnationId").GetGuid(),
+            epoch,
+            [.. record.GetProperty("listeners").EnumerateArray().Select(l => new BrokerListener(
+                l.GetProperty("name").GetString()!,
+                l.GetProperty("host").GetString()!,
+                l.GetProperty("port").GetInt32(),
+                l.TryGetProperty("securityProtocol", out var protocol) && protocol.GetString() is { } p ? p : "PLAINTEXT"))],
+            record.TryGetProperty("rack", out var rack) && rack.ValueKind == JsonValueKind.String ? rack.GetString() : null,
+            record.GetProperty("state").GetString()!);
+    }
+
     private static PartitionInfo Partition(JsonElement p) => new(
         p.GetProperty("partition").GetInt32(),
         p.GetProperty("leader").GetInt32(),
@@ -299,3 +393,10 @@ public sealed class MetadataCache : IAsyncDisposable
         public TopicMetadata Describe(string name) => new(name, TopicId, null, [.. Partitions.Values.OrderBy(p => p.Partition)]);
     }
 }
+
+/// <summary>Where a partition's leader listens, as a <see cref="MetadataCache"/> holds it.</summary>
+/// <param name="BrokerId">The leader.</param>
+/// <param name="LeaderEpoch">The partition's leader epoch.</param>
+/// <param name="BrokerEpoch">The leader's broker epoch (its current incarnation).</param>
+/// <param name="Listener">The leader's listener: name, host, port and security protocol.</param>
+public readonly record struct LeaderEndpoint(int BrokerId, int LeaderEpoch, long BrokerEpoch, BrokerListener Listener);

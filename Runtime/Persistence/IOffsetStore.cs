@@ -43,10 +43,6 @@ public interface IOffsetStore
     /// how many were deleted. Fenced like <see cref="CommitAsync"/>.</summary>
     Task<int> DeleteAsync(string groupId, IReadOnlyList<OffsetKey>? partitions, CancellationToken cancellationToken);
 
-    /// <summary>Up to <paramref name="limit"/> groups whose newest commit is older than <paramref name="before"/>
-    /// (candidates for offset expiry; the group decides whether it is empty).</summary>
-    Task<IReadOnlyList<string>> GroupsCommittedBeforeAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken);
-
     /// <summary>Up to <paramref name="limit"/> ids of groups that have offsets, in ordinal order, after
     /// <paramref name="after"/> (null: from the first). Silos page through it to load the groups they own.</summary>
     Task<IReadOnlyList<string>> ListGroupsAsync(string? after, int limit, CancellationToken cancellationToken);

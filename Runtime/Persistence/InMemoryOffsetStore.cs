@@ -109,24 +109,4 @@ public sealed class InMemoryOffsetStore : IOffsetStore
             return Task.FromResult(groups);
         }
     }
-
-    /// <inheritdoc />
-    public Task<IReadOnlyList<string>> GroupsCommittedBeforeAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        lock (_gate)
-        {
-            IReadOnlyList<string> groups =
-            [
-                .. _groups
-                    .Select(group => (Id: group.Key, Newest: group.Value.Values.Max(row => row.CommittedAt)))
-                    .Where(group => group.Newest < before)
-                    .OrderBy(group => group.Newest)
-                    .ThenBy(group => group.Id, StringComparer.Ordinal)
-                    .Take(limit)
-                    .Select(group => group.Id),
-            ];
-            return Task.FromResult(groups);
-        }
-    }
 }

@@ -11,13 +11,14 @@ namespace OrleansMeta.Silo.Api;
 
 /// <summary>
 /// Brokers' reports of their partitions' log offsets, for consumer-group lag and resets to earliest/latest. A report is
-/// checked against this silo's metadata image (the broker's epoch, who leads each partition), applied here, and passed
-/// on to every other silo, so every silo's groups compute lag from memory.
+/// checked against this silo's metadata image (the broker's epoch, who leads each partition), applied here, and handed
+/// to <see cref="LogOffsetsFanOut"/>, which passes it on to every other silo in the background (the broker's request
+/// does not wait for them), so every silo's groups compute lag from memory.
 /// </summary>
 public static class LogOffsetsEndpoints
 {
-    private const string PeerPath = "/log-offsets";
-    private static readonly TimeSpan PeerTimeout = TimeSpan.FromSeconds(2);
+    /// <summary>The silo-to-silo path reports are passed on to (under <see cref="SiloEndpoints.Prefix"/>).</summary>
+    internal const string PeerPath = "/log-offsets";
 
     public static IEndpointRouteBuilder MapLogOffsetsEndpoints(this IEndpointRouteBuilder endpoints)
     {
@@ -37,7 +38,7 @@ public static class LogOffsetsEndpoints
     }
 
     private static async Task<Ok<LogOffsetsReportResponse>> ReportAsync(
-        int id, LogOffsetsReport report, MetadataImageService image, IMetadataLog log, LogOffsetsTable table, SiloPeers peers,
+        int id, LogOffsetsReport report, MetadataImageService image, IMetadataLog log, LogOffsetsTable table, LogOffsetsFanOut fanOut,
         CancellationToken cancellationToken)
     {
         Validation.NonNegative(id, "path parameter 'id' (the broker id)");
@@ -90,14 +91,9 @@ public static class LogOffsetsEndpoints
 
         var accepted = table.Apply(entries);
         notLeader += entries.Count - accepted;
-        if (entries.Count > 0)
-        {
-            // Best effort: a silo that misses a report gets the next one, a few seconds later.
-            var body = entries.ToArray();
-            await peers.SendToOthersAsync<int>(
-                () => new HttpRequestMessage(HttpMethod.Post, SiloEndpoints.Prefix + PeerPath) { Content = JsonContent.Create(body, options: SiloPeers.Json) },
-                PeerTimeout, cancellationToken);
-        }
+
+        // Best effort and in the background: a silo that misses a report gets the next one, a few seconds later.
+        fanOut.Enqueue(entries);
 
         return TypedResults.Ok(new LogOffsetsReportResponse(accepted, notLeader, unknown, metadata.Offset));
     }

@@ -4,8 +4,8 @@ using OrleansMeta.Runtime.Cluster;
 namespace OrleansMeta.Silo.Api;
 
 /// <summary>
-/// Calls that go to every other active silo at once, for data every silo holds a part of (listing consumer groups) or
-/// must hold a copy of (partitions' log offsets), over the silo-to-silo endpoint and its secret.
+/// Calls that go to every other active silo at once, for data every silo holds a part of (listing consumer groups), over
+/// the silo-to-silo endpoint and its secret. (Log-offsets reports go through <see cref="LogOffsetsFanOut"/> instead.)
 /// </summary>
 internal sealed class SiloPeers(IClusterMembership membership, SiloHttpClient http)
 {

@@ -75,6 +75,9 @@ public static class SiloHostingExtensions
         services.AddHostedService<SiloStartupAnnouncer>();
         services.AddSingleton<MetadataResponseCache>();
         services.AddSingleton<SiloPeers>();
+        services.AddOptions<LogOffsetsFanOutOptions>().Bind(configuration.GetSection(LogOffsetsFanOutOptions.SectionName))
+            .Validate(options => options.IsValid, LogOffsetsFanOutOptions.ValidationMessage).ValidateOnStart();
+        services.AddSingleton<LogOffsetsFanOut>();
         services.AddOptions<Watch.WatchOptions>().Bind(configuration.GetSection(Watch.WatchOptions.SectionName)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<Watch.WatchOptions>, Watch.WatchOptionsValidator>();
         services.AddSingleton<Watch.WatchHub>();

@@ -1,8 +1,14 @@
+using System.Runtime.CompilerServices;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Client;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Contracts;
 using OrleansMeta.Grains.Groups;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Silo.Api;
 
 namespace OrleansMeta.Cluster.Tests;
 
@@ -37,13 +43,14 @@ public sealed class GroupLagTests
         var notLeader = await ReportAsync(setup, topic, 0, 1, reportOthersFor: setup.Brokers[0]);
         Assert.Equal(topic.Partitions.Count(p => p.Leader != setup.Brokers[0].Id), notLeader.Sum(a => a.NotLeader));
 
-        // Every silo lists every group with its lag, and describes a group with each partition's lag.
+        // Every silo lists every group with its lag, and describes a group with each partition's lag (reports reach
+        // the other silos in the background).
+        await WaitForEveryLagAsync(setup, groups);
         foreach (var silo in setup.Silos)
         {
             using var client = ClientOf(silo);
             var listed = await client.ListGroupsAsync();
             Assert.Empty(listed.UnreachableSilos);
-            Assert.Equal(groups, listed.Groups.Select(g => g.GroupId));
             Assert.All(listed.Groups, g => Assert.Equal((0, ExpectedLag(groups.IndexOf(g.GroupId)), "empty", 4),
                 (g.PartitionsWithoutLag, g.TotalLag, g.State, g.CommittedPartitions)));
             var described = await client.DescribeGroupAsync("lag-07");
@@ -90,6 +97,108 @@ public sealed class GroupLagTests
         Assert.Equal(ExpectedLag(2), (await setup.Client.DescribeGroupAsync("lag-02")).TotalLag);
         var badState = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.ListGroupsAsync(["busy"]));
         Assert.Equal(400, badState.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_report_to_one_silo_reaches_every_other_silo_in_the_background_latest_value_first()
+    {
+        await using var setup = await MetaSetup.StartAsync("groups-lag-fanout");
+        var topic = (await setup.Client.CreateTopicAsync(new CreateTopicRequest("clicks", 4, 3))).Topic;
+        var groups = Enumerable.Range(0, 30).Select(i => $"fan-{i:D2}").ToList();
+        for (var i = 0; i < groups.Count; i++)
+        {
+            await setup.Client.CommitOffsetsAsync(groups[i], new CommitOffsetsRequest(null, -1,
+                [.. Enumerable.Range(0, 4).Select(p => new PartitionOffset("clicks", p, Committed(i, p)))]));
+        }
+
+        // Groups live on every silo (each computes lag from its own silo's table), and every report goes through silo 0.
+        Assert.All(setup.Silos, s => Assert.True(s.Services.GetRequiredService<GroupDirectory>().Count > 0, $"{s} owns a group"));
+        var reporter = setup.Silos[0];
+        using (var client = ClientOf(reporter))
+        {
+            foreach (var end in new[] { LogEnd - 10, LogEnd })
+            {
+                foreach (var broker in setup.Brokers)
+                {
+                    var partitions = topic.Partitions.Where(p => p.Leader == broker.Id).Select(p => new PartitionLogOffsets(p.Partition, LogStart, end)).ToList();
+                    await client.ReportLogOffsetsAsync(broker.Id, new LogOffsetsReport(broker.Epoch, [new TopicLogOffsets("clicks", partitions)]));
+                }
+            }
+        }
+
+        // The later report wins everywhere, as it would if both had been sent one by one.
+        await WaitForEveryLagAsync(setup, groups);
+        foreach (var silo in setup.Silos)
+        {
+            using var client = ClientOf(silo);
+            Assert.Equal(ExpectedLag(5), (await client.DescribeGroupAsync("fan-05")).TotalLag);
+        }
+
+        var fanOut = reporter.Services.GetRequiredService<LogOffsetsFanOut>();
+        var self = reporter.Services.GetRequiredService<IClusterMembership>().Self!;
+        foreach (var peer in reporter.Services.GetRequiredService<IClusterMembership>().CurrentView.ActiveSilos.Where(s => s != self))
+        {
+            var statistics = fanOut.StatisticsOf(peer);
+            Assert.NotNull(statistics);
+            Assert.Equal((0, 0L, 0L), (statistics.Value.Pending, statistics.Value.FailedBatches, statistics.Value.Dropped));
+            Assert.InRange(statistics.Value.SentBatches, 1, 2 * setup.Brokers.Count);
+        }
+    }
+
+    [Fact]
+    public async Task A_stuck_silo_does_not_hold_up_a_report_nor_the_other_silos_copies()
+    {
+        // A minute per batch to a silo, and a silo whose log-offsets endpoint holds every request until the test lets
+        // it go: the report is answered while the batch to that silo is held there, neither sent nor failed.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var held = new StrongBox<int>();
+        await using var cluster = new TestCluster("groups-lag-stuck", new Dictionary<string, string>
+        {
+            ["Meta:LogOffsets:PeerTimeout"] = "00:01:00",
+        });
+        var reporter = await cluster.StartInProcessSiloAsync();
+        var other = await cluster.StartInProcessSiloAsync();
+        var stuck = await cluster.StartInProcessSiloAsync(configureServices: services =>
+            services.AddSingleton<IStartupFilter>(new HoldPath(SiloEndpoints.Prefix + "/log-offsets", release.Task, held)));
+        await cluster.WaitForAgreementAsync();
+        using var client = ClientOf(reporter);
+        await using var broker = new TestBroker(client, 1);
+        await broker.StartAsync();
+        await broker.WaitUnfencedAsync();
+        var created = await client.CreateTopicAsync(new CreateTopicRequest("views", 2, 1));
+        var topic = created.Topic;
+        Assert.All(topic.Partitions, p => Assert.Equal(broker.Id, p.Leader));
+
+        // The reporting silo checks reports on its image: it must hold the topic first.
+        await reporter.Services.GetRequiredService<MetadataImageService>().WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(30));
+        var stuckAddress = stuck.Services.GetRequiredService<IClusterMembership>().Self!;
+        var fanOut = reporter.Services.GetRequiredService<LogOffsetsFanOut>();
+
+        try
+        {
+            var answer = await client.ReportLogOffsetsAsync(broker.Id,
+                new LogOffsetsReport(broker.Epoch, [new TopicLogOffsets("views", [new PartitionLogOffsets(0, 1, 50), new PartitionLogOffsets(1, 2, 60)])]));
+            Assert.Equal(2, answer.Accepted);
+
+            // Answered while the stuck silo's batch is neither sent nor failed: the request did not wait for it.
+            var toStuck = fanOut.StatisticsOf(stuckAddress);
+            Assert.NotNull(toStuck);
+            Assert.Equal((0L, 0L), (toStuck.Value.SentBatches, toStuck.Value.FailedBatches));
+            Assert.Equal(2, toStuck.Value.Pending + toStuck.Value.InFlight);
+            await Eventually.Until(() => Task.FromResult(Volatile.Read(ref held.Value) >= 1), "the batch reaches the stuck silo and is held there", TimeSpan.FromSeconds(30));
+
+            // The running silo gets its copy meanwhile: each silo has its own sender.
+            await Eventually.Until(() => Task.FromResult(HasLogEnds(other, topic.TopicId)), "the running silo holds the reported log ends", TimeSpan.FromSeconds(30));
+            Assert.False(HasLogEnds(stuck, topic.TopicId), "the stuck silo has not applied the report");
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+
+        // Let go, the stuck silo applies the batch it was holding.
+        await Eventually.Until(() => Task.FromResult(HasLogEnds(stuck, topic.TopicId)), "the stuck silo holds the reported log ends once let go", TimeSpan.FromSeconds(30));
+        await Eventually.Until(() => Task.FromResult(fanOut.StatisticsOf(stuckAddress)?.SentBatches == 1), "the batch to the stuck silo is counted sent", TimeSpan.FromSeconds(30));
     }
 
     [Fact]
@@ -163,6 +272,48 @@ public sealed class GroupLagTests
     }
 
     private static long Committed(int group, int partition) => (10 * group) + partition;
+
+    private static bool HasLogEnds(InProcessSilo silo, Guid topicId)
+    {
+        var table = silo.Services.GetRequiredService<LogOffsetsTable>();
+        return table.TryGetLogEnd(topicId, 0, out var end0) && end0 == 50 && table.TryGetLogEnd(topicId, 1, out var end1) && end1 == 60;
+    }
+
+    /// <summary>Holds every request to <paramref name="path"/> until <paramref name="release"/> completes, counting them.</summary>
+    private sealed class HoldPath(string path, Task release, StrongBox<int> held) : IStartupFilter
+    {
+        public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
+        {
+            app.Use(async (context, rest) =>
+            {
+                if (context.Request.Path.Equals(path, StringComparison.Ordinal))
+                {
+                    Interlocked.Increment(ref held.Value);
+                    await release.WaitAsync(context.RequestAborted);
+                }
+
+                await rest(context);
+            });
+            next(app);
+        };
+    }
+
+    /// <summary>Waits until every silo lists every group with the lag of the last report (LogEnd).</summary>
+    private static Task WaitForEveryLagAsync(MetaSetup setup, List<string> groups) => Eventually.Until(async () =>
+    {
+        foreach (var silo in setup.Silos)
+        {
+            using var client = ClientOf(silo);
+            var listed = await client.ListGroupsAsync();
+            if (listed.UnreachableSilos.Count > 0 || !listed.Groups.Select(g => g.GroupId).SequenceEqual(groups) ||
+                listed.Groups.Any(g => g.PartitionsWithoutLag != 0 || g.TotalLag != ExpectedLag(groups.IndexOf(g.GroupId))))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }, "every silo lists every group with its lag", TimeSpan.FromSeconds(30));
 
     private static long ExpectedLag(int group) => Enumerable.Range(0, 4).Sum(p => LogEnd - Committed(group, p));
 

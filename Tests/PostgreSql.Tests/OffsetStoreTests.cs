@@ -113,7 +113,7 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         Assert.Equal(20, owned.Store.Statistics.FencedCalls);
         Assert.Equal([(0, 5L)], (await owned.Store.ReadAsync("g0", CancellationToken.None)).Select(o => (o.Partition, o.Offset)));
         Assert.Equal(1, await CountRowsAsync(owned.ClusterId, "consumer_offsets"));
-        Assert.Equal(["g0"], await owned.Store.GroupsCommittedBeforeAsync(DateTimeOffset.UtcNow.AddDays(1), 100, CancellationToken.None));
+        Assert.Equal(["g0"], await owned.Store.ListGroupsAsync(null, 100, CancellationToken.None));
     }
 
     [Fact]
@@ -155,7 +155,6 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         await Assert.ThrowsAsync<ArgumentException>(() => store.CommitAsync("g", [new OffsetCommit(Orders, null!, 0, 1, -1, null)], CancellationToken.None));
         await Assert.ThrowsAsync<ArgumentException>(() => store.CommitAsync("", [Commit(Orders, 0, 1)], CancellationToken.None));
         await Assert.ThrowsAsync<ArgumentException>(() => store.CommitAsync(new string('g', OffsetValidation.MaxGroupIdLength + 1), [Commit(Orders, 0, 1)], CancellationToken.None));
-        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => store.GroupsCommittedBeforeAsync(DateTimeOffset.UtcNow, 0, CancellationToken.None));
 
         // The longest accepted values are storable.
         await store.CommitAsync(new string('g', OffsetValidation.MaxGroupIdLength), [Commit(Orders, 0, 0, new string('m', OffsetValidation.MaxMetadataLength))], CancellationToken.None);
@@ -178,34 +177,6 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     }
 
     [Fact]
-    public async Task Groups_committed_before_a_time_are_those_whose_newest_commit_is_older()
-    {
-        await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());
-        var store = owned.Store;
-        await store.CommitAsync("old", [Commit(Orders, 0, 1)], CancellationToken.None);
-        await store.CommitAsync("mixed", [Commit(Orders, 0, 1)], CancellationToken.None);
-        await store.CommitAsync("mixed", [Commit(Orders, 1, 1)], CancellationToken.None);
-        await store.CommitAsync("new", [Commit(Orders, 0, 1)], CancellationToken.None);
-        var mixed = await store.ReadAsync("mixed", CancellationToken.None);
-        var newAt = (await store.ReadAsync("new", CancellationToken.None)).Single().CommittedAt;
-        Assert.True(mixed[0].CommittedAt < mixed[1].CommittedAt && mixed[1].CommittedAt < newAt, "each commit is a later transaction");
-
-        Assert.Equal(["old", "mixed"], await store.GroupsCommittedBeforeAsync(newAt, 100, CancellationToken.None));
-        Assert.Equal(["old"], await store.GroupsCommittedBeforeAsync(mixed[1].CommittedAt, 100, CancellationToken.None));
-        Assert.Equal(["old"], await store.GroupsCommittedBeforeAsync(newAt.AddHours(1), 1, CancellationToken.None));
-
-        // Deleting the newest offset of a group makes its newest commit the one left; deleting all removes the group.
-        Assert.Equal(1, await store.DeleteAsync("mixed", [new OffsetKey(Orders, 1), new OffsetKey(Payments, 1)], CancellationToken.None));
-        Assert.Equal(["old", "mixed"], await store.GroupsCommittedBeforeAsync(mixed[1].CommittedAt, 100, CancellationToken.None));
-        Assert.Equal(1, await store.DeleteAsync("old", null, CancellationToken.None));
-        Assert.Equal(["mixed", "new"], await store.GroupsCommittedBeforeAsync(newAt.AddHours(1), 100, CancellationToken.None));
-
-        // A new commit makes the group current again.
-        await store.CommitAsync("mixed", [Commit(Orders, 0, 2)], CancellationToken.None);
-        Assert.Equal(["new"], await store.GroupsCommittedBeforeAsync(newAt.AddTicks(10), 100, CancellationToken.None));
-    }
-
-    [Fact]
     public async Task Groups_with_offsets_are_listed_in_ordinal_pages_by_both_stores()
     {
         await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());
@@ -215,10 +186,12 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
             string[] ids = ["b", "B", "a.1", "a-2", "z", "gone"];
             foreach (var id in ids)
             {
-                await store.CommitAsync(id, [Commit(Orders, 0, 1)], CancellationToken.None);
+                await store.CommitAsync(id, [Commit(Orders, 0, 1), Commit(Orders, 1, 1)], CancellationToken.None);
             }
 
-            await store.DeleteAsync("gone", null, CancellationToken.None);
+            // A group stays listed while it has an offset left, and goes with its last one.
+            Assert.Equal(1, await store.DeleteAsync("z", [new OffsetKey(Orders, 1)], CancellationToken.None));
+            Assert.Equal(2, await store.DeleteAsync("gone", null, CancellationToken.None));
             string[] expected = [.. ids.Where(id => id != "gone").Order(StringComparer.Ordinal)];
             Assert.Equal(expected, await store.ListGroupsAsync(null, 100, CancellationToken.None));
             var pages = new List<string>();

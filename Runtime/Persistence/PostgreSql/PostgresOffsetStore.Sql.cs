@@ -19,11 +19,9 @@ public sealed partial class PostgresOffsetStore
     // index for a conflict, locks the row (a WAL record of its own), then updates it (measured: 15-20 ms against
     // 5-9 ms per 1000 rows). A commit changes no indexed column, so the update is HOT (005_consumer_offsets.sql).
     //
-    // The group summary (consumer_group_commits) is a lower bound of each group's newest commit, which is all the
-    // expiry query needs (it re-checks its candidates against the offsets). A group with offset rows has a summary
-    // row, so only groups that got a new offset row here may lack one (probing the others cost 2 ms per 1000 groups);
-    // a summary row is moved forward only once it is a minute old, so a group committing all the time costs one summary
-    // update a minute, not one per batch (which was a third of a batch's time when every call came from another group).
+    // The group summary (consumer_group_commits) has one row per group with offsets, which is what silos page through to
+    // load the groups they own (ListGroupsSql). Only groups that got a new offset row here may lack one (probing the
+    // others cost 2 ms per 1000 groups); an existing summary row is never touched by a commit.
     // Unreferenced data-modifying CTEs run to completion after the main query.
     private const string CommitSql =
         """
@@ -62,22 +60,12 @@ public sealed partial class PostgresOffsetStore
                 metadata = excluded.metadata, committed_at = excluded.committed_at
             RETURNING o.group_id
         ),
-        batch_group AS (
-            SELECT DISTINCT i.group_id FROM input AS i
-        ),
         group_added AS (
-            INSERT INTO consumer_group_commits AS g (cluster_id, group_id, last_commit_at)
-            SELECT DISTINCT $1, n.group_id, now()
+            INSERT INTO consumer_group_commits AS g (cluster_id, group_id)
+            SELECT DISTINCT $1, n.group_id
             FROM inserted AS n
             ORDER BY 2
             ON CONFLICT (cluster_id, group_id) DO NOTHING
-        ),
-        group_moved AS (
-            UPDATE consumer_group_commits AS g
-            SET last_commit_at = now()
-            FROM batch_group AS b
-            WHERE (SELECT alive FROM writer)
-              AND g.cluster_id = $1 AND g.group_id = b.group_id AND g.last_commit_at < now() - interval '1 minute'
         )
         SELECT (SELECT alive FROM writer) AS alive, (SELECT count(*) FROM updated) + (SELECT count(*) FROM inserted) AS written
         """;
@@ -110,27 +98,14 @@ public sealed partial class PostgresOffsetStore
         SELECT (SELECT alive FROM writer) AS alive, (SELECT count(*) FROM deleted) AS deleted
         """;
 
-    // After a delete, in its transaction: the group's newest commit among the offsets left, or no summary row when
-    // none is left. Exactly one of the two branches can match.
-    private const string RecomputeGroupSql =
+    // After a delete, in its transaction: the group's summary row goes when no offset of the group is left.
+    private const string DropEmptyGroupSql =
         """
-        WITH newest AS (
-            SELECT max(o.committed_at) AS at FROM consumer_offsets AS o WHERE o.cluster_id = $1 AND o.group_id = $2
-        ),
-        updated AS (
-            UPDATE consumer_group_commits AS g SET last_commit_at = n.at
-            FROM newest AS n
-            WHERE g.cluster_id = $1 AND g.group_id = $2 AND n.at IS NOT NULL
-        )
         DELETE FROM consumer_group_commits AS g
-        USING newest AS n
-        WHERE g.cluster_id = $1 AND g.group_id = $2 AND n.at IS NULL
+        WHERE g.cluster_id = $1 AND g.group_id = $2
+          AND NOT EXISTS (SELECT 1 FROM consumer_offsets AS o WHERE o.cluster_id = $1 AND o.group_id = $2)
         """;
 
-    // A scan of the summary table (one row per group with offsets; see 005_consumer_offsets.sql for why it has no
-    // index on last_commit_at). Its times are lower bounds (see CommitSql), so every group whose newest commit is
-    // older than $2 is a candidate, and the few candidates that committed since their summary last moved are dropped
-    // by a look at their own offset rows (a primary key range). Oldest summary first.
     // The summary table has one row per group with offsets. "C" collation: ordinal order, as the in-memory store and
     // .NET's ordinal comparison give, whatever the database's default collation.
     private const string ListGroupsSql =
@@ -139,18 +114,6 @@ public sealed partial class PostgresOffsetStore
         FROM consumer_group_commits
         WHERE cluster_id = $1 AND ($2::text IS NULL OR group_id COLLATE "C" > $2::text COLLATE "C")
         ORDER BY group_id COLLATE "C"
-        LIMIT $3
-        """;
-
-    private const string GroupsCommittedBeforeSql =
-        """
-        SELECT g.group_id
-        FROM consumer_group_commits AS g
-        WHERE g.cluster_id = $1 AND g.last_commit_at < $2
-          AND NOT EXISTS (
-              SELECT 1 FROM consumer_offsets AS o
-              WHERE o.cluster_id = $1 AND o.group_id = g.group_id AND o.committed_at >= $2)
-        ORDER BY g.last_commit_at, g.group_id
         LIMIT $3
         """;
 }

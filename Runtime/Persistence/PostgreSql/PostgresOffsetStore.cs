@@ -124,8 +124,8 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
 
     /// <inheritdoc />
     /// <remarks>One transaction, fenced like a commit batch. It is not ordered with the group's commits still in flight
-    /// (the contract says one group's calls never overlap). The group's newest-commit time is recomputed from what is
-    /// left, so <see cref="GroupsCommittedBeforeAsync"/> stays exact.</remarks>
+    /// (the contract says one group's calls never overlap). The group's summary row goes with its last offset, so
+    /// <see cref="ListGroupsAsync"/> no longer lists it.</remarks>
     /// <exception cref="SiloFencedException">The writer silo has been declared dead; nothing was deleted.</exception>
     /// <exception cref="WriteOutcomeUnknownException">The delete failed in a way that leaves its outcome unknown; retry.</exception>
     public async Task<int> DeleteAsync(string groupId, IReadOnlyList<OffsetKey>? partitions, CancellationToken cancellationToken)
@@ -165,20 +165,6 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         await using var command = _dataSource.CreateCommand(ListGroupsSql);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)after ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
-        return await GroupIdsAsync(command, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <inheritdoc />
-    /// <remarks>Oldest first. Reads the per-group summary table (one row per group with offsets), not the offsets.</remarks>
-    public async Task<IReadOnlyList<string>> GroupsCommittedBeforeAsync(DateTimeOffset before, int limit, CancellationToken cancellationToken)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
-        await using var command = _dataSource.CreateCommand(GroupsCommittedBeforeSql);
-        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-
-        // Npgsql writes timestamptz only from UTC values.
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = before.ToUniversalTime() });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
         return await GroupIdsAsync(command, cancellationToken).ConfigureAwait(false);
     }
@@ -238,9 +224,9 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
 
         if (deleted > 0)
         {
-            // A statement's CTEs all see the table as it was before the statement, so the summary is recomputed by a
-            // second statement that sees the deletion; the fence row stays locked until the commit.
-            await using var summary = new NpgsqlCommand(RecomputeGroupSql, connection, transaction);
+            // A statement's CTEs all see the table as it was before the statement, so whether any offset is left is
+            // asked by a second statement that sees the deletion; the fence row stays locked until the commit.
+            await using var summary = new NpgsqlCommand(DropEmptyGroupSql, connection, transaction);
             summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
             summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
             await summary.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
