@@ -1,8 +1,10 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Client;
 using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
+using OrleansMeta.Grains.Metadata;
 
 namespace OrleansMeta.Cluster.Tests;
 
@@ -67,9 +69,11 @@ public sealed class WatchApiTests
     public async Task The_sdk_watch_starts_with_a_snapshot_and_the_metadata_cache_answers_leader_lookups_without_a_request()
     {
         await using var setup = await MetaSetup.StartAsync("watch-cache", silos: 1);
-        await setup.Client.CreateTopicAsync(new CreateTopicRequest("cached", 3, 2));
+        var cached = await setup.Client.CreateTopicAsync(new CreateTopicRequest("cached", 3, 2));
 
-        // A watch without an offset: a marked snapshot of the current state, then the records after it.
+        // A watch without an offset: a marked snapshot of the current state, then the records after it. The snapshot is
+        // the silo's image: once that holds the topic, the snapshot does (before, the topic would come as a record).
+        await setup.Silos[0].Services.GetRequiredService<MetadataImageService>().WaitForAsync(cached.MetadataOffset, TimeSpan.FromSeconds(30));
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var events = new List<WatchEvent>();
         await foreach (var item in setup.Client.WatchAsync(new WatchFilter { Topics = ["cached"] }, cancellationToken: stop.Token))
