@@ -81,9 +81,31 @@ public sealed class GrainFactory(GrainTypeRegistry registry, GrainCallInvoker in
     {
         ArgumentNullException.ThrowIfNull(key);
         var grainInterface = registry.GetInterface(typeof(TGrainInterface));
-        var proxy = DispatchProxy.Create<TGrainInterface, GrainReference>();
+        var proxy = ProxyFactory<TGrainInterface>.Create();
         ((GrainReference)(object)proxy).Initialize(new GrainId(grainInterface.GrainType, key), grainInterface, invoker);
         return proxy;
+    }
+
+    /// <summary>
+    /// API endpoints take a reference on every request; <see cref="DispatchProxy.Create{T, TProxy}"/> finds the
+    /// generated class and runs its constructor through reflection each time (a few percent of a write request's CPU).
+    /// The generated class is the same for every reference of one interface, so its constructor is called directly.
+    /// </summary>
+    private static class ProxyFactory<TGrainInterface> where TGrainInterface : IGrainWithStringKey
+    {
+        private static readonly Func<TGrainInterface> s_create = Build();
+
+        public static TGrainInterface Create() => s_create();
+
+        private static Func<TGrainInterface> Build()
+        {
+            var sample = DispatchProxy.Create<TGrainInterface, GrainReference>();
+            var constructor = sample!.GetType().GetConstructor(Type.EmptyTypes);
+            return constructor is null
+                ? DispatchProxy.Create<TGrainInterface, GrainReference>
+                : System.Linq.Expressions.Expression.Lambda<Func<TGrainInterface>>(
+                    System.Linq.Expressions.Expression.Convert(System.Linq.Expressions.Expression.New(constructor), typeof(TGrainInterface))).Compile();
+        }
     }
 }
 
