@@ -30,7 +30,7 @@ function request()
    for i = 0, per_call - 1 do
       offsets[#offsets + 1] = string.format('{"topic":"%s","partition":%d,"offset":%d}', topic, (first + i) % partitions, n)
    end
-   local body = '{"memberEpoch":-1,"offsets":[' .. table.concat(offsets, ",") .. ']}'
+   local body = '{"memberId":null,"memberEpoch":-1,"offsets":[' .. table.concat(offsets, ",") .. ']}'
    return wrk.format("PUT", "/v1/groups/" .. group .. "/offsets", headers, body)
 end
 
