@@ -10,12 +10,12 @@ using OrleansMeta.Runtime.Persistence;
 namespace OrleansMeta.Benchmarks;
 
 /// <summary>
-/// Durable offset commits through the public API and the SDK (issue 10) on a three-silo cluster: 1000 groups of 10
-/// partitions, committed by 64 concurrent committers that each own a disjoint set of groups, once with the SDK sending
-/// each group's commits to the group's coordinator and once through any silo (each committer's client bound to one
-/// silo, so two of every three commits are forwarded); next to PostgreSQL's single-row UPDATE rate (pgbench, 64
-/// clients) measured on the same server in the same run. The silos and the committers share this process, and the
-/// machine's cores with PostgreSQL and pgbench.
+/// Durable offset commits through the public API (issue 10) on a three-silo cluster: 1000 groups of 10 partitions,
+/// committed over 64 connections, once with each group's commits sent to the group's coordinator and once through any
+/// silo (two of every three commits forwarded); next to PostgreSQL's single-row UPDATE rate (pgbench, 64 clients)
+/// measured on the same server in the same run. First with wrk in separate processes (one per silo, its groups in a
+/// file: to the coordinator, the groups that silo owns), so the load generator's CPU is not the silos'; then, with
+/// <c>--sdk</c>, with 64 committers in this process through the SDK (<c>MetaClient</c>), sharing the silos' runtime.
 /// </summary>
 public static class GroupCommitScenario
 {
@@ -25,8 +25,13 @@ public static class GroupCommitScenario
     private const int Committers = 64;
     private const string Topic = "commits";
 
-    public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(string connectionString, TimeSpan warmup, TimeSpan duration)
+    public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(string connectionString, TimeSpan warmup, TimeSpan duration, bool sdk = false)
     {
+        if (!Wrk.IsAvailable)
+        {
+            throw new InvalidOperationException("group-commits needs wrk (apt-get install wrk; scripts/bench.sh installs it when run as root).");
+        }
+
         if (PgBench.Find() is null)
         {
             throw new InvalidOperationException("group-commits needs pgbench for its reference (PostgreSQL's server package ships it; scripts/bench.sh installs it).");
@@ -68,6 +73,25 @@ public static class GroupCommitScenario
                 var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
                 foreach (var routed in new[] { true, false, false, true })
                 {
+                    var (measurement, forwardedShare, cpu) = await RunWrkCommittersAsync(silos, routed, partitionsPerCall, ++run, warmup, duration, firstRun: run == 1, notes);
+                    results.Add(measurement);
+                    rates[routed].Add(measurement.PerSecond);
+                    notes.Add($"{measurement.Scenario}: {measurement.PerSecond:N0} commits/s = {measurement.PerSecond * partitionsPerCall:N0} partitions/s = " +
+                        $"{measurement.PerSecond / reference.PerSecond:0.00}× ({measurement.PerSecond * partitionsPerCall / reference.PerSecond:0.00}× in partitions) " +
+                        $"pgbench's {Committers}-client single-row UPDATE rate ({reference.PerSecond:N0}/s); " +
+                        $"p50 {measurement.P50Micros / 1000:0.0} ms, p99 {measurement.P99Micros / 1000:0.0} ms (highest of the wrk processes); " +
+                        $"{forwardedShare:P0} of the group calls were forwarded; {cpu}");
+                }
+
+                notes.Add($"wrk, {partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
+                    $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
+            }
+
+            foreach (var partitionsPerCall in sdk ? new[] { 1, PartitionsPerGroup } : [])
+            {
+                var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
+                foreach (var routed in new[] { true, false, false, true })
+                {
                     var (measurement, forwardedShare) = await RunCommittersAsync(silos, routed, partitionsPerCall, ++run, warmup, duration);
                     results.Add(measurement);
                     rates[routed].Add(measurement.PerSecond);
@@ -76,7 +100,7 @@ public static class GroupCommitScenario
                         $"p50 {measurement.P50Micros / 1000:0.0} ms, p99 {measurement.P99Micros / 1000:0.0} ms; {forwardedShare:P0} of the group calls were forwarded");
                 }
 
-                notes.Add($"{partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
+                notes.Add($"SDK, {partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
                     $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
             }
 
@@ -89,6 +113,79 @@ public static class GroupCommitScenario
             foreach (var silo in Enumerable.Reverse(silos))
             {
                 await silo.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>
+    /// One wrk process per silo, <see cref="Committers"/> connections in all. To the coordinator, process i commits the
+    /// groups silo i owns; through any silo, every third group whoever owns it.
+    /// </summary>
+    private static async Task<(Measurement Measurement, double ForwardedShare, string Cpu)> RunWrkCommittersAsync(
+        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int run, TimeSpan warmup, TimeSpan duration, bool firstRun, List<string> notes)
+    {
+        var services = silos[0].App.Services;
+        var grains = services.GetRequiredService<IGrainFactory>();
+        var groupType = services.GetRequiredService<OrleansMeta.Runtime.Calls.GrainTypeRegistry>().GetInterface(typeof(IConsumerGroupGrain)).GrainType;
+        var dispatchers = silos.Select(s => s.App.Services.GetRequiredService<ClusterCallDispatcher>()).ToList();
+        var groups = Enumerable.Range(0, Groups).Select(g => $"wrk{run}-{g}").ToList();
+
+        // One commit per group first (activations), so that the measured commits are the steady state's.
+        await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = Committers }, async (group, _) =>
+            await grains.GetGrain<IConsumerGroupGrain>(group).CommitAsync(new CommitOffsetsRequest(null, -1, [new PartitionOffset(Topic, 0, 0)])));
+        var files = new List<string>();
+        try
+        {
+            for (var i = 0; i < silos.Count; i++)
+            {
+                var silo = i;
+                var mine = routed
+                    ? groups.Where(g => dispatchers[silo].IsLocalOwner(new GrainId(groupType, g)))
+                    : groups.Where((_, index) => index % silos.Count == silo);
+                var file = Path.Combine(Path.GetTempPath(), $"orleans-meta-bench-groups-{Guid.NewGuid():N}.txt");
+                await File.WriteAllLinesAsync(file, mine);
+                files.Add(file);
+            }
+
+            var arguments = (int silo) => (IReadOnlyList<string>)[files[silo], Topic, $"{PartitionsPerGroup}", $"{partitionsPerCall}", "1"];
+            async Task<WrkRun[]> RunAllAsync(string scenario, TimeSpan length) => await Task.WhenAll(silos.Select((silo, i) => Wrk.RunScriptAsync(
+                scenario, silo.Address, Committers / silos.Count + (i < Committers % silos.Count ? 1 : 0), 1, length, "group-commits.lua", arguments(i))));
+
+            if (firstRun)
+            {
+                await ApiWriteScenario.WarmUpAsync(warmup + warmup, async slice => await RunAllAsync("warm-up", slice));
+            }
+            else
+            {
+                await RunAllAsync("warm-up", warmup);
+            }
+
+            long ForwardedNow() => dispatchers.Sum(d => d.ForwardedCalls(groupType));
+            var forwardedBefore = ForwardedNow();
+            var cpuBefore = Environment.CpuUsage.TotalTime;
+            var scenario = $"API commit via wrk, {partitionsPerCall} partition{(partitionsPerCall == 1 ? "" : "s")}/call, " +
+                (routed ? "to the coordinator" : "through any silo") + $" (run {run})";
+            var runs = await RunAllAsync(scenario, duration);
+            var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+            var forwarded = ForwardedNow() - forwardedBefore;
+            await Task.Delay(500);
+            var requests = runs.Sum(r => r.Requests);
+            foreach (var wrk in runs.Where(r => r.NonSuccess > 0 || r.Starved > 0))
+            {
+                notes.Add($"  !! {scenario}: {wrk.Describe()} {string.Join(" ", wrk.FirstFailures)}");
+            }
+
+            var measurement = new Measurement($"{scenario} [wrk ×{runs.Length}]", Committers, runs.Sum(r => r.Measurement.Operations),
+                TimeSpan.FromTicks(runs.Max(r => r.Measurement.Elapsed.Ticks)), runs.Max(r => r.Measurement.P50Micros), runs.Max(r => r.Measurement.P99Micros));
+            var seconds = measurement.Elapsed.TotalSeconds;
+            return (measurement, (double)forwarded / Math.Max(1, requests),
+                $"silos' process CPU {cpu.TotalSeconds / seconds:0.00} cores, {cpu.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit");
+        }
+        finally
+        {
+            foreach (var file in files)
+            {
+                File.Delete(file);
             }
         }
     }

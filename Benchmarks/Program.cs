@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits [--sdk]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -13,6 +13,7 @@ var logPartitions = ReadOption("--log-partitions") is { } lp ? int.Parse(lp, Cul
 var logChanges = ReadOption("--log-changes") is { } lc ? long.Parse(lc, CultureInfo.InvariantCulture) : 10_000_000;
 var logTail = ReadOption("--log-tail") is { } lt ? long.Parse(lt, CultureInfo.InvariantCulture) : 100_000;
 var skipFullReplay = arguments.Remove("--skip-full-replay");
+var withSdk = arguments.Remove("--sdk");
 List<string> scenarios = arguments.Count > 0 ? [.. arguments] : ["grain-calls", "state-writes", "remote-calls", "metadata-reads", "failover"];
 var duration = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
@@ -144,7 +145,7 @@ foreach (var scenario in scenarios)
 
             try
             {
-                var commits = await GroupCommitScenario.RunAsync(postgres, warmup, duration);
+                var commits = await GroupCommitScenario.RunAsync(postgres, warmup, duration, withSdk);
                 results.AddRange(commits.Results);
                 notes.AddRange(commits.Notes);
             }

@@ -43,9 +43,19 @@ internal static class Mapping
     /// <summary>Every config this service knows for a topic: its own value (Kafka's DYNAMIC_TOPIC_CONFIG) or Kafka's
     /// default (DEFAULT_CONFIG).</summary>
     public static List<TopicConfigEntry> Configs(TopicRecord topic)
-        => [.. TopicRules.KnownConfigs.Select(key => topic.Configs.TryGetValue(key, out var value)
-            ? new TopicConfigEntry(key, value, false, "DYNAMIC_TOPIC_CONFIG")
-            : new TopicConfigEntry(key, TopicRules.DefaultOf(key), true, "DEFAULT_CONFIG"))];
+    {
+        var configs = new List<TopicConfigEntry>(s_defaults.Length);
+        foreach (var entry in s_defaults)
+        {
+            configs.Add(topic.Configs.TryGetValue(entry.Name, out var value) ? new TopicConfigEntry(entry.Name, value, false, "DYNAMIC_TOPIC_CONFIG") : entry);
+        }
+
+        return configs;
+    }
+
+    /// <summary>Every known config at its default, in name order: built once, since every config change answers with them.</summary>
+    private static readonly TopicConfigEntry[] s_defaults =
+        [.. TopicRules.KnownConfigs.Select(key => new TopicConfigEntry(key, TopicRules.DefaultOf(key), true, "DEFAULT_CONFIG"))];
 
     private static IReadOnlyList<int> Offline(IReadOnlyList<int> replicas, MetadataImage image)
     {
