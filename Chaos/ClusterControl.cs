@@ -165,9 +165,20 @@ internal sealed class ClusterControl(PostgresServer postgres, IReadOnlyList<Silo
             {
                 var before = await postgres.ReadLogAsync("chaos", cancellationToken);
                 var images = new Dictionary<string, MetadataResponse>();
-                foreach (var (name, client) in clients)
+                try
                 {
-                    images[name] = await client.GetMetadataAsync(null, before.Head, includeFenced: true, cancellationToken);
+                    foreach (var (name, client) in clients)
+                    {
+                        images[name] = await client.GetMetadataAsync(null, before.Head, includeFenced: true, cancellationToken);
+                    }
+                }
+                catch (MetaApiException exception) when (DateTime.UtcNow < deadline)
+                {
+                    // A silo its peers declared dead after the heal (a starved machine) stops serving and exits; the
+                    // supervisor starts it again, as during the run, and settling goes on once every silo is back.
+                    log($"settle: a silo did not answer ({exception.Message}); waiting for every silo to be ready again");
+                    await WaitAllReadyAsync(TimeSpan.FromSeconds(90), cancellationToken, revive: true);
+                    continue;
                 }
 
                 var after = await postgres.ReadLogAsync("chaos", cancellationToken);
