@@ -40,9 +40,11 @@ trap 'pg_stop; rm -rf "$work_dir"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-PG_FIRST_PORT=56432 pg_start "$work_dir" -c max_connections=300 -c shared_buffers=256MB
+# BENCH_POSTGRES_SETTINGS adds server settings to try, e.g. "-c commit_delay=200 -c commit_siblings=2".
+# shellcheck disable=SC2086
+PG_FIRST_PORT=56432 pg_start "$work_dir" -c max_connections=300 -c shared_buffers=256MB ${BENCH_POSTGRES_SETTINGS:-}
 pg_psql postgres "CREATE DATABASE orleans_meta_bench" >/dev/null
-echo "bench.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port, default durability"
+echo "bench.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port, default durability${BENCH_POSTGRES_SETTINGS:+, with $BENCH_POSTGRES_SETTINGS}"
 
 export ORLEANS_META_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=orleans_meta_bench;Maximum Pool Size=100"
 dotnet run -c Release --project Benchmarks -- "$@"
