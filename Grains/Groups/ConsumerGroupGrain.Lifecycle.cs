@@ -275,7 +275,6 @@ internal sealed partial class ConsumerGroupGrain
                 LogGroupExpired(logger, GroupId);
             }
 
-            Publish();
             DeactivateOnIdle();
         }
 
