@@ -12,7 +12,7 @@ namespace OrleansMeta.Benchmarks;
 /// <summary>
 /// Durable metadata writes through the public API (issue 9), driven by wrk from separate processes with 64 connections:
 /// topic config changes over 1000 topics and AlterPartition from the leaders of 10k partitions, on one silo and on
-/// three silos written at once; next to two references measured in the same run with 64 clients: etcd's put rate
+/// three silos written at once (`--silos` picks the counts); next to two references measured in the same run with 64 clients: etcd's put rate
 /// through its JSON gateway (Debian's etcd-server, default durability) and PostgreSQL's single-row UPDATE rate
 /// (pgbench) on the same server the silos write to.
 /// </summary>
@@ -25,7 +25,7 @@ public static class ApiWriteScenario
     private const string IsrTopic = "isr";
 
     public static async Task<(IReadOnlyList<Measurement> Results, IReadOnlyList<string> Notes, bool Failed)> RunAsync(
-        string connectionString, TimeSpan warmup, TimeSpan duration)
+        string connectionString, IReadOnlyList<int> siloCounts, TimeSpan warmup, TimeSpan duration)
     {
         var missing = new List<string>();
         if (!Wrk.IsAvailable)
@@ -65,7 +65,7 @@ public static class ApiWriteScenario
         run.Results.Add(pgUpdates);
 
         var api = new List<Measurement>();
-        foreach (var silos in new[] { 1, 3 })
+        foreach (var silos in siloCounts)
         {
             api.AddRange(await RunApiAsync(connectionString, silos, warmup, duration, run));
         }
@@ -172,7 +172,8 @@ public static class ApiWriteScenario
         Func<int, int, IReadOnlyList<string>> scriptArguments, Run run, bool check)
     {
         var storage = silos.Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
-        var (transactions, writes, records) = (storage.Sum(s => s.Transactions), storage.Sum(s => s.Writes), storage.Sum(s => s.RecordsAppended));
+        var (transactions, writes, records, flushes) =
+            (storage.Sum(s => s.Transactions), storage.Sum(s => s.Writes), storage.Sum(s => s.RecordsAppended), storage.Sum(s => s.Flushes));
         var threads = ThreadsPerProcess(silos.Count);
         await using var sampler = check ? PgActivitySampler.Start(silos[0].ConnectionString) : null;
         // The silos run in this process and wrk, etcd and PostgreSQL in others, so this process's CPU is the silos'.
@@ -201,9 +202,11 @@ public static class ApiWriteScenario
             var txns = storage.Sum(s => s.Transactions) - transactions;
             var rows = storage.Sum(s => s.Writes) - writes;
             var appended = storage.Sum(s => s.RecordsAppended) - records;
+            var flushed = storage.Sum(s => s.Flushes) - flushes;
             var seconds = measurement.Elapsed.TotalSeconds;
             run.Notes.Add($"  {scenario}: storage committed {txns / seconds:N0} transactions/s, {rows / Math.Max(1.0, txns):0.0} rows " +
-                          $"and {appended / Math.Max(1.0, txns):0.0} log records per transaction (includes the 0.5 s after wrk stopped)");
+                          $"and {appended / Math.Max(1.0, txns):0.0} log records per transaction, {flushed / seconds:N0} flushes/s of " +
+                          $"{appended / Math.Max(1.0, flushed):0.0} records (includes the 0.5 s after wrk stopped)");
             run.Notes.Add($"  {scenario}: PostgreSQL backends not idle, on average: {activity}");
             var answered = runs.Sum(r => r.Requests);
             run.Notes.Add($"  {scenario}: silo process CPU {cpu.TotalSeconds / seconds:0.00} cores, " +

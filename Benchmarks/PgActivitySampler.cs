@@ -5,7 +5,7 @@ namespace OrleansMeta.Benchmarks;
 /// <summary>
 /// Samples pg_stat_activity every 20 ms while a run goes on and tells, on average, how many of the database's client
 /// backends were busy and on what (waiting for a lock, flushing the WAL, on CPU) or held a transaction open while
-/// waiting for the client: a cheap look at where a durable write's time goes on the database side.
+/// waiting for the client, and in which statement: a cheap look at where a durable write's time goes on the database side.
 /// </summary>
 public sealed class PgActivitySampler : IAsyncDisposable
 {
@@ -23,7 +23,8 @@ public sealed class PgActivitySampler : IAsyncDisposable
 
     public static PgActivitySampler Start(string connectionString) => new(connectionString);
 
-    /// <summary>Stops sampling; answers e.g. "4.1 active Lock:transactionid, 1.0 active IO:WALSync, ..." (average backends per sample).</summary>
+    /// <summary>Stops sampling; answers e.g. "4.1 active Lock:transactionid (WITH input AS ( SELECT t.ord), ..." (average
+    /// backends per sample, with the start of the statement they ran).</summary>
     public async Task<string> StopAsync()
     {
         await _stop.CancelAsync();
@@ -42,7 +43,7 @@ public sealed class PgActivitySampler : IAsyncDisposable
             while (!_stop.IsCancellationRequested)
             {
                 await using (var command = new NpgsqlCommand(
-                    "SELECT state || ' ' || coalesce(wait_event_type || ':' || wait_event, 'on CPU'), count(*) FROM pg_stat_activity " +
+                    "SELECT state || ' ' || coalesce(wait_event_type || ':' || wait_event, 'on CPU') || ' (' || left(regexp_replace(query, '\\s+', ' ', 'g'), 28) || ')', count(*) FROM pg_stat_activity " +
                     "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle' GROUP BY 1",
                     connection))
                 await using (var reader = await command.ExecuteReaderAsync(_stop.Token))

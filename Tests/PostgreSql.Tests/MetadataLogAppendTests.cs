@@ -86,6 +86,49 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
     }
 
     [Fact]
+    public async Task Appends_that_commit_while_a_flush_is_in_flight_share_the_next_one_and_none_is_acknowledged_or_read_before_its_flush()
+    {
+        var clusterId = NewClusterId();
+        await using var silo = new OwnedStorage(fixture.Database, clusterId, maxAppendingBatches: 1);
+        await using var log = silo.CreateLog();
+        Task<WriteResult> Append(string key)
+            => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
+        await Append("seed");
+        var flushes = silo.Storage.Statistics.Flushes;
+
+        // While this lock is held no durability transaction can record a frontier: the flush in flight waits (and so
+        // does the once-a-second keeper, which would otherwise make the records readable).
+        await using var held = await silo.DataSource.OpenConnectionAsync();
+        await using var transaction = await held.BeginTransactionAsync();
+        await using (var lockTable = new NpgsqlCommand("LOCK TABLE metadata_log_durable IN EXCLUSIVE MODE", held, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
+        // One append commits and its flush waits; ten more commit meanwhile (a batch gives its slot back at its commit).
+        var first = Append("a0");
+        await Eventually.Until(async () => await CountRecordsAsync(silo) == 2, "the first append commits");
+        var later = Enumerable.Range(1, 10).Select(i => Append($"a{i}")).ToList();
+        await Eventually.Until(async () => await CountRecordsAsync(silo) == 12, "the later appends commit while the first flush waits");
+        await Task.Delay(1000);
+
+        // Committed is not durable: nothing is acknowledged and readers stop at the seed.
+        Assert.False(first.IsCompleted);
+        Assert.All(later, write => Assert.False(write.IsCompleted));
+        Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
+        Assert.Equal(["seed"], (await log.ReadAsync(0, 100, CancellationToken.None)).Select(r => r.Key));
+
+        await transaction.CommitAsync();
+        var results = await Task.WhenAll(later.Prepend(first)).WaitAsync(TimeSpan.FromSeconds(30));
+        var records = await log.ReadAsync(0, 100, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, 12).Select(o => (long)o), records.Select(r => r.Offset));
+        Assert.Equal(results.Select(r => r.LastLogOffset!.Value).Order(), Enumerable.Range(2, 11).Select(o => (long)o));
+
+        // The first flush covered the first append; the ten that committed while it waited shared the next one.
+        Assert.Equal(2, silo.Storage.Statistics.Flushes - flushes);
+    }
+
+    [Fact]
     public async Task An_append_whose_statement_fails_leaves_its_pooled_connection_clean_for_the_next_batch()
     {
         var clusterId = NewClusterId();
@@ -133,6 +176,14 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         await woken.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
         Assert.Equal(["orphan"], (await log.ReadAsync(0, 10, CancellationToken.None)).Select(r => r.Key));
+    }
+
+    /// <summary>Records committed to the cluster's log, durable or not.</summary>
+    private static async Task<long> CountRecordsAsync(OwnedStorage silo)
+    {
+        await using var command = silo.DataSource.CreateCommand("SELECT count(*) FROM metadata_log WHERE cluster_id = $1");
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = silo.ClusterId });
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 
     private static async Task<long> CountWaitingForTheHeadAsync(OwnedStorage silo)

@@ -10,11 +10,25 @@ public sealed partial class PostgresGrainStorage
     /// <summary>The durable-frontier row of the once-a-second keeper, apart from the appending batches' slots.</summary>
     private const int KeeperSlot = -1;
 
-    private async Task ExecuteAndReportAsync(List<PendingWrite> batch, int appendSlot)
+    private async Task ExecuteAndReportAsync(List<PendingWrite> batch, bool appending)
     {
+        var holdsAppendSlot = appending;
         try
         {
-            var outcomes = await ExecuteBatchAsync(batch, appendSlot).ConfigureAwait(false);
+            var outcomes = await ExecuteBatchAsync(batch, appending).ConfigureAwait(false);
+            if (appending)
+            {
+                // Committed, not yet flushed: the next appending batch may take the log's head row now, while this one
+                // waits for a durability transaction it shares with every batch that committed meanwhile. Nothing of it
+                // is acknowledged before that (its writes without records committed asynchronously too).
+                holdsAppendSlot = false;
+                _writeInbox.Writer.TryWrite(AppendCommitted.Instance);
+                if (Array.Exists(outcomes, outcome => outcome.NewVersion is not null))
+                {
+                    await WhenDurableAsync().ConfigureAwait(false);
+                }
+            }
+
             var conflicts = 0;
             var fenced = 0;
             var records = 0;
@@ -83,18 +97,17 @@ public sealed partial class PostgresGrainStorage
         }
         finally
         {
-            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, appendSlot));
+            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, holdsAppendSlot));
         }
     }
 
-    private async Task<Outcome[]> ExecuteBatchAsync(List<PendingWrite> batch, int appendSlot)
+    private async Task<Outcome[]> ExecuteBatchAsync(List<PendingWrite> batch, bool appends)
     {
         // Rows in a fixed order lower the odds of a deadlock with another silo's batch (two activations of one grain
         // during a membership change); the statement applies them in input order where PostgreSQL lets it.
         var order = Enumerable.Range(0, batch.Count).ToArray();
         Array.Sort(order, (a, b) => CompareKeys(batch[a].Key, batch[b].Key));
         var full = batch.Exists(write => write.Fences.Length > 0 || write.Records.Length > 0);
-        var appends = batch.Exists(write => write.Records.Length > 0);
 
         // The statement names a failed fence by its place in the flat fence list, which runs in row order.
         var firstFence = new int[batch.Count];
@@ -116,21 +129,25 @@ public sealed partial class PostgresGrainStorage
                 {
                     var statement = new NpgsqlBatchCommand(full ? FencedLoggedWriteSql : WriteSql);
                     AddParameters(statement.Parameters, batch, order, full);
-                    if (appends)
+
+                    // A small batch runs a prepared statement with its generic plan: planning the statement costs the
+                    // server about a millisecond, more than running it for a few rows. Larger batches are planned
+                    // for their own row counts, where the generic plan's guesses cost more than planning.
+                    var generic = batch.Count <= GenericPlanMaxRows;
+                    var settings = (appends, generic) switch
                     {
-                        // Three transactions in one round trip, run one after another: the batch, committed without
-                        // waiting for its flush so that it holds the log's head row only briefly; the durability
-                        // transaction, which is flushed after it (see DurableSql); the readers' wake-up (NotifySql).
+                        (true, true) => AsynchronousCommitGenericPlanSql,
+                        (true, false) => AsynchronousCommitSql,
+                        (false, true) => GenericPlanSql,
+                        _ => null,
+                    };
+                    if (settings is not null)
+                    {
+                        // An appending batch commits without waiting for its flush, so that it holds the log's head row
+                        // only briefly; the caller makes it durable (WhenDurableAsync) before acknowledging anything.
                         command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand(AsynchronousCommitSql));
+                        command.BatchCommands.Add(new NpgsqlBatchCommand(settings));
                         command.BatchCommands.Add(statement);
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                        command.BatchCommands.Add(DurableCommand(appendSlot));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand(AsynchronousCommitSql));
-                        command.BatchCommands.Add(NotifyCommand());
                         command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
                     }
                     else
@@ -138,10 +155,16 @@ public sealed partial class PostgresGrainStorage
                         command.BatchCommands.Add(statement);
                     }
 
+                    if (generic)
+                    {
+                        // Once per physical connection: the pool keeps prepared statements, later calls cost nothing.
+                        await command.PrepareAsync().ConfigureAwait(false);
+                    }
+
                     // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
-                    // statement (and with it the implicit transaction) completed.
+                    // statement (and with it the transaction) completed.
                     await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-                    while (appends && !IsOutcomes(reader) && await reader.NextResultAsync().ConfigureAwait(false))
+                    while (settings is not null && !IsOutcomes(reader) && await reader.NextResultAsync().ConfigureAwait(false))
                     {
                     }
 
@@ -158,18 +181,9 @@ public sealed partial class PostgresGrainStorage
                             full ? NullableInt64(reader, 6) : null);
                     }
 
-                    try
+                    // The COMMIT's result: an error there (a deferred check, a lost connection) surfaces here.
+                    while (await reader.NextResultAsync().ConfigureAwait(false))
                     {
-                        // The durability and wake-up transactions: their errors surface here.
-                        while (await reader.NextResultAsync().ConfigureAwait(false))
-                        {
-                        }
-                    }
-                    catch (PostgresException exception)
-                    {
-                        // The batch's own transaction committed: never run it again; every write of it has an unknown
-                        // outcome, as when a commit acknowledgement is lost.
-                        throw new NpgsqlException($"The batch committed, but making it durable failed ({exception.SqlState}): {exception.MessageText}", exception);
                     }
                 }
 

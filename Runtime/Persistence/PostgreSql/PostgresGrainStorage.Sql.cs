@@ -229,6 +229,20 @@ public sealed partial class PostgresGrainStorage
     /// <summary>Makes the rest of the current transaction commit without waiting for its WAL flush.</summary>
     private const string AsynchronousCommitSql = "SELECT set_config('synchronous_commit', 'off', true)";
 
+    /// <summary>
+    /// Makes prepared statements in the rest of the current transaction run their generic plan. Measured on
+    /// PostgreSQL 15 for the fenced and logged write: planning it costs about 1 ms; its generic plan runs 4 rows in
+    /// 0.3 ms and 16 in 1.1 ms (custom plans: 0.4 and 1.2 ms, plus the planning), about even at 64 rows, and at 128 to
+    /// 512 rows 1.6 to 6 times slower than a custom plan, which is why larger batches are not prepared.
+    /// </summary>
+    private const string GenericPlanSql = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
+
+    private const string AsynchronousCommitGenericPlanSql =
+        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)";
+
+    /// <summary>The largest batch that runs the prepared statement's generic plan (see <see cref="GenericPlanSql"/>).</summary>
+    private const int GenericPlanMaxRows = 32;
+
     /// <summary>The channel <see cref="PostgresMetadataLog"/> listens on; payloads are <c>cluster_id:durable_offset</c>.</summary>
     internal const string LogChannel = "meta_log";
 }

@@ -8,19 +8,15 @@ public sealed partial class PostgresGrainStorage
     // Fences add one rule, so that this storage's batches never wait on each other's row locks (and so cannot
     // deadlock each other): a row is either written by one batch in flight or share-locked as a fence by any number
     // of them, never both. A write that would break the rule is deferred until a batch finishes.
-    // Log records add another (group commit): at most one batch that appends records is in flight. Every such batch
-    // holds the log's head row from its append to its commit, so two of them from one silo could only commit one
-    // after the other anyway, each paying its own WAL flush; holding the records that arrive meanwhile back lets them
-    // all share the next batch and its one flush. Batches grow with load instead of queueing on the head row, and
-    // writes without records (most grain state) still go in parallel batches.
+    // Log records add another (group commit): at most MaxAppendingBatches batches that append records are between
+    // their start and their commit. Every such batch holds the log's head row from its append to its commit, so
+    // batches of one silo commit one after another anyway; holding the records that arrive meanwhile back lets them
+    // share the next batch. A batch gives its slot back once committed (without its flush) and then waits for a flush
+    // it shares with every batch that committed meanwhile (WhenDurableAsync). Batches grow with load instead of
+    // queueing on the head row, and writes without records (most grain state) still go in parallel batches.
     private async Task RunWriterAsync()
     {
-        var state = new WriterState();
-        for (var slot = _options.MaxAppendingBatches - 1; slot >= 0; slot--)
-        {
-            state.FreeAppendSlots.Push(slot);
-        }
-
+        var state = new WriterState { FreeAppendSlots = _options.MaxAppendingBatches };
         var inFlight = 0;
         var stopping = false;
         try
@@ -35,11 +31,15 @@ public sealed partial class PostgresGrainStorage
                             write.Sequence = state.NextSequence++;
                             state.Ready.Enqueue(write);
                             break;
+                        case AppendCommitted:
+                            state.FreeAppendSlots++;
+                            state.ReleaseLogWaiting();
+                            break;
                         case BatchCompleted completed:
                             inFlight--;
-                            if (completed.AppendSlot >= 0)
+                            if (completed.HoldsAppendSlot)
                             {
-                                state.FreeAppendSlots.Push(completed.AppendSlot);
+                                state.FreeAppendSlots++;
                                 state.ReleaseLogWaiting();
                             }
 
@@ -82,8 +82,13 @@ public sealed partial class PostgresGrainStorage
                     if (batch.Count > 0)
                     {
                         inFlight++;
-                        var slot = batch.Exists(write => write.Records.Length > 0) ? state.FreeAppendSlots.Pop() : -1;
-                        _ = ExecuteAndReportAsync(batch, slot);
+                        var appending = batch.Exists(write => write.Records.Length > 0);
+                        if (appending)
+                        {
+                            state.FreeAppendSlots--;
+                        }
+
+                        _ = ExecuteAndReportAsync(batch, appending);
                     }
 
                     continue;
@@ -132,7 +137,7 @@ public sealed partial class PostgresGrainStorage
             }
 
             var write = queue.Peek();
-            if (write.Records.Length > 0 && state.FreeAppendSlots.Count == 0)
+            if (write.Records.Length > 0 && state.FreeAppendSlots == 0)
             {
                 state.LogWaiting.Add(key);
                 continue;
@@ -163,7 +168,7 @@ public sealed partial class PostgresGrainStorage
             // One statement cannot apply two writes to one row in order, and two batches on one row would contend
             // for its lock; so the write waits for the row's earlier writes.
             var mustWait = state.Busy.Contains(write.Key) || state.Blocked.ContainsKey(write.Key);
-            var waitsForLog = !mustWait && write.Records.Length > 0 && state.FreeAppendSlots.Count == 0;
+            var waitsForLog = !mustWait && write.Records.Length > 0 && state.FreeAppendSlots == 0;
             if (mustWait || waitsForLog || !CanJoin(state, write, arriving: true))
             {
                 if (!state.Blocked.TryGetValue(write.Key, out var queue))
@@ -252,10 +257,10 @@ public sealed partial class PostgresGrainStorage
         public HashSet<RowKey> Deferred { get; } = [];
 
         /// <summary>
-        /// Slots for batches that append log records, free ones only (<see cref="PostgresStorageOptions.MaxAppendingBatches"/>
-        /// in all). A slot names the row its batch makes durable under (see DurableSql).
+        /// How many more batches that append log records may start (<see cref="PostgresStorageOptions.MaxAppendingBatches"/>
+        /// in all). A batch holds its slot until it commits, not through its flush.
         /// </summary>
-        public Stack<int> FreeAppendSlots { get; } = new();
+        public int FreeAppendSlots { get; set; }
 
         /// <summary>Rows whose next write appends records and waits for a batch in flight that appends to finish.</summary>
         public HashSet<RowKey> LogWaiting { get; } = [];

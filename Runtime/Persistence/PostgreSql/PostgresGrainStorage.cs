@@ -273,8 +273,15 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         public long Sequence { get; set; }
     }
 
-    /// <summary>A batch finished (committed or failed); <paramref name="AppendSlot"/> is its appending slot, -1 for none.</summary>
-    private sealed record BatchCompleted(List<PendingWrite> Writes, int AppendSlot);
+    /// <summary>A batch finished (durable or failed); <paramref name="HoldsAppendSlot"/> when it appended and still counts
+    /// among the appending batches (it failed before its commit).</summary>
+    private sealed record BatchCompleted(List<PendingWrite> Writes, bool HoldsAppendSlot);
+
+    /// <summary>An appending batch committed; it waits for its flush without holding an appending slot.</summary>
+    private sealed class AppendCommitted
+    {
+        public static readonly AppendCommitted Instance = new();
+    }
 
     private sealed class StopSignal
     {

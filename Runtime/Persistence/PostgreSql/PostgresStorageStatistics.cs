@@ -9,6 +9,7 @@ public sealed class PostgresStorageStatistics
     private long _fenced;
     private long _records;
     private long _appendingTransactions;
+    private long _flushes;
     private long _readBatches;
     private long _reads;
 
@@ -33,6 +34,13 @@ public sealed class PostgresStorageStatistics
     /// </summary>
     public long AppendingTransactions => Interlocked.Read(ref _appendingTransactions);
 
+    /// <summary>
+    /// Durability transactions that made appending batches durable, each one WAL flush shared by every batch that
+    /// committed while the one before it was in flight: <see cref="AppendingTransactions"/> / this is how well batches
+    /// share flushes.
+    /// </summary>
+    public long Flushes => Interlocked.Read(ref _flushes);
+
     /// <summary>Read statements answered: each is one round trip carrying one or more reads.</summary>
     public long ReadBatches => Interlocked.Read(ref _readBatches);
 
@@ -52,6 +60,8 @@ public sealed class PostgresStorageStatistics
         Interlocked.Add(ref _writes, writes);
         Interlocked.Add(ref _conflicts, conflicts);
     }
+
+    internal void RecordFlush() => Interlocked.Increment(ref _flushes);
 
     internal void RecordReadBatch(int reads)
     {
