@@ -25,9 +25,10 @@ public sealed class PostgresStorageOptions
     public int MaxConcurrentBatches { get; set; } = 4;
 
     /// <summary>
-    /// The most of those batches that append metadata log records (group commit). Every such batch holds the log's
-    /// head row from its append to its commit, so they commit one after another whatever this is; appends that
-    /// arrive while the limit is reached wait and share the next batch, and so its commit. More than one lets a
+    /// The most of those batches that append metadata log records and have not committed yet (group commit). Every
+    /// such batch holds the log's head row from its append to its commit, so they commit one after another whatever
+    /// this is; appends that arrive while the limit is reached wait and share the next batch. A batch counts until its
+    /// commit, not through its flush, which it shares with every batch that committed meanwhile. More than one lets a
     /// batch do its compare-and-sets while the one before it commits. A value above <see cref="MaxConcurrentBatches"/>
     /// means that many. Default: 3 (one of the default four batch slots stays free for writes without records, whatever holds the head row).
     /// </summary>
