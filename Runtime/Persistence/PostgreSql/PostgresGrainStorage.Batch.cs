@@ -12,16 +12,17 @@ public sealed partial class PostgresGrainStorage
 
     private async Task ExecuteAndReportAsync(List<PendingWrite> batch, bool appending)
     {
-        var holdsAppendSlot = appending;
+        var onConnection = true;
         try
         {
             var outcomes = await ExecuteBatchAsync(batch, appending).ConfigureAwait(false);
             if (appending)
             {
-                // Committed, not yet flushed: the next appending batch may take the log's head row now, while this one
-                // waits for a durability transaction it shares with every batch that committed meanwhile. Nothing of it
+                // Committed, not yet flushed: the next batch may take this one's connection, and the next appending
+                // batch the log's head row, while this one waits for a durability transaction it shares with every
+                // batch that committed meanwhile. Nothing of it
                 // is acknowledged before that (its writes without records committed asynchronously too).
-                holdsAppendSlot = false;
+                onConnection = false;
                 _writeInbox.Writer.TryWrite(AppendCommitted.Instance);
                 if (Array.Exists(outcomes, outcome => outcome.NewVersion is not null))
                 {
@@ -97,7 +98,7 @@ public sealed partial class PostgresGrainStorage
         }
         finally
         {
-            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, holdsAppendSlot));
+            _writeInbox.Writer.TryWrite(new BatchCompleted(batch, appending, onConnection));
         }
     }
 

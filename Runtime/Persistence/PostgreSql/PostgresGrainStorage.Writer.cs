@@ -11,13 +11,14 @@ public sealed partial class PostgresGrainStorage
     // Log records add another (group commit): at most MaxAppendingBatches batches that append records are between
     // their start and their commit. Every such batch holds the log's head row from its append to its commit, so
     // batches of one silo commit one after another anyway; holding the records that arrive meanwhile back lets them
-    // share the next batch. A batch gives its slot back once committed (without its flush) and then waits for a flush
-    // it shares with every batch that committed meanwhile (WhenDurableAsync). Batches grow with load instead of
+    // share the next batch. A batch gives its connection and its slot back once committed (without its flush) and then
+    // waits, holding only its rows, for a flush it shares with every batch that committed meanwhile (WhenDurableAsync). Batches grow with load instead of
     // queueing on the head row, and writes without records (most grain state) still go in parallel batches.
     private async Task RunWriterAsync()
     {
         var state = new WriterState { FreeAppendSlots = _options.MaxAppendingBatches };
-        var inFlight = 0;
+        var inFlight = 0;   // batches on a connection: at most MaxConcurrentBatches
+        var unfinished = 0; // those plus batches that committed and wait for their flush (they still hold their rows)
         var stopping = false;
         try
         {
@@ -32,15 +33,20 @@ public sealed partial class PostgresGrainStorage
                             state.Ready.Enqueue(write);
                             break;
                         case AppendCommitted:
+                            inFlight--;
                             state.FreeAppendSlots++;
                             state.ReleaseLogWaiting();
                             break;
                         case BatchCompleted completed:
-                            inFlight--;
-                            if (completed.HoldsAppendSlot)
+                            unfinished--;
+                            if (completed.StillOnConnection)
                             {
-                                state.FreeAppendSlots++;
-                                state.ReleaseLogWaiting();
+                                inFlight--;
+                                if (completed.Appending)
+                                {
+                                    state.FreeAppendSlots++;
+                                    state.ReleaseLogWaiting();
+                                }
                             }
 
                             foreach (var write in completed.Writes)
@@ -68,7 +74,7 @@ public sealed partial class PostgresGrainStorage
                     }
                 }
 
-                if (inFlight == 0)
+                if (unfinished == 0)
                 {
                     // Nothing holds a row or the log any more, so every deferred write can go (normally a finishing
                     // batch releases them).
@@ -82,6 +88,7 @@ public sealed partial class PostgresGrainStorage
                     if (batch.Count > 0)
                     {
                         inFlight++;
+                        unfinished++;
                         var appending = batch.Exists(write => write.Records.Length > 0);
                         if (appending)
                         {
@@ -94,7 +101,7 @@ public sealed partial class PostgresGrainStorage
                     continue;
                 }
 
-                if (stopping && inFlight == 0 && state.Ready.Count == 0 && state.Blocked.Count == 0 && state.Releasable.Count == 0)
+                if (stopping && unfinished == 0 && state.Ready.Count == 0 && state.Blocked.Count == 0 && state.Releasable.Count == 0)
                 {
                     break;
                 }

@@ -273,11 +273,12 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
         public long Sequence { get; set; }
     }
 
-    /// <summary>A batch finished (durable or failed); <paramref name="HoldsAppendSlot"/> when it appended and still counts
-    /// among the appending batches (it failed before its commit).</summary>
-    private sealed record BatchCompleted(List<PendingWrite> Writes, bool HoldsAppendSlot);
+    /// <summary>A batch finished (durable or failed) and releases its rows; <paramref name="StillOnConnection"/> when it
+    /// still counts among the batches on a connection (and, <paramref name="Appending"/>, among the appending ones):
+    /// it did not report <see cref="AppendCommitted"/>.</summary>
+    private sealed record BatchCompleted(List<PendingWrite> Writes, bool Appending, bool StillOnConnection);
 
-    /// <summary>An appending batch committed; it waits for its flush without holding an appending slot.</summary>
+    /// <summary>An appending batch committed; it waits for its flush without a connection or an appending slot.</summary>
     private sealed class AppendCommitted
     {
         public static readonly AppendCommitted Instance = new();
