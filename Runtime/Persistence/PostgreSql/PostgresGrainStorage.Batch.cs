@@ -20,8 +20,8 @@ public sealed partial class PostgresGrainStorage
             {
                 // Committed, not yet flushed: the next batch may take this one's connection, and the next appending
                 // batch the log's head row, while this one waits for a durability transaction it shares with every
-                // batch that committed meanwhile. Nothing of it
-                // is acknowledged before that (its writes without records committed asynchronously too).
+                // batch that committed meanwhile. Nothing of it is acknowledged before that (its writes without
+                // records committed asynchronously too).
                 onConnection = false;
                 _writeInbox.Writer.TryWrite(AppendCommitted.Instance);
                 if (Array.Exists(outcomes, outcome => outcome.NewVersion is not null))
