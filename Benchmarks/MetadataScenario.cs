@@ -9,6 +9,7 @@ using Npgsql;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
 using OrleansMeta.Silo.Hosting;
 
 namespace OrleansMeta.Benchmarks;
@@ -89,6 +90,8 @@ public static class MetadataScenario
             await image.WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(30));
             var led = image.Current.Topics["failover"].Partitions.Count(p => p.Leader == 3);
 
+            var storage = silo.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics;
+            var (transactions, writes, readBatches) = (storage.Transactions, storage.Writes, storage.ReadBatches);
             await victimAlive.CancelAsync();
             var watch = Stopwatch.StartNew();
             TimeSpan? fencedAt = null;
@@ -116,7 +119,8 @@ public static class MetadataScenario
 
             var releadAt = watch.Elapsed;
             lines.Add($"{partitions,7} partitions ({led} led by the dead broker): session expired (fenced in the image) {fencedAt?.TotalSeconds:0.00} s after its last heartbeat, " +
-                      $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that");
+                      $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that " +
+                      $"({storage.Writes - writes} state writes in {storage.Transactions - transactions} transactions, {storage.ReadBatches - readBatches} read batches, by then)");
             await alive.CancelAsync();
             await Task.WhenAll(loops);
         }
