@@ -2,12 +2,13 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes] [offsets] [group-commits [--sdk]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N]] [api-writes] [offsets] [group-commits [--sdk]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
 var partitionCounts = (ReadOption("--partitions") ?? "1000,10000").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
 var postgres = ReadOption("--postgres") ?? Environment.GetEnvironmentVariable("ORLEANS_META_BENCH_POSTGRES");
+var failoverSilos = ReadOption("--silos") is { } fs ? int.Parse(fs, CultureInfo.InvariantCulture) : 1;
 var groupCount = ReadOption("--groups") is { } g ? int.Parse(g, CultureInfo.InvariantCulture) : 10_000;
 var logPartitions = ReadOption("--log-partitions") is { } lp ? int.Parse(lp, CultureInfo.InvariantCulture) : 1_000_000;
 var logChanges = ReadOption("--log-changes") is { } lc ? long.Parse(lc, CultureInfo.InvariantCulture) : 10_000_000;
@@ -69,7 +70,7 @@ foreach (var scenario in scenarios)
 
             if (scenario == "failover")
             {
-                notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts));
+                notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts, failoverSilos));
             }
             else
             {
