@@ -233,9 +233,10 @@ internal sealed partial class ControllerGrain(
     /// <summary>
     /// Sends the command to every partition and returns each partition's outcome. Partitions are grouped by the silo
     /// that owns them and sent in batches, one call per batch to a relay on that silo (<see cref="IPartitionBatchGrain"/>),
-    /// so a failover costs a few calls per silo rather than one per partition; each silo gets
-    /// <see cref="BatchesPerSilo"/> batches at once, and silos are served side by side. Once a partition reports that a
-    /// newer controller exists, no further batch is sent.
+    /// so a failover costs a few calls per silo rather than one per partition. Partitions of topics that allow unclean
+    /// election travel in batches of their own (the command carries the rule); each such stream of a silo has
+    /// <see cref="BatchesPerSilo"/> batches in flight, and silos are served side by side. Once a partition reports that
+    /// a newer controller exists, no further batch is sent.
     /// </summary>
     private async Task<List<PartitionChange>> SendAsync(
         MetadataImage metadata, IEnumerable<(TopicImage Topic, PartitionState State)> partitions, PartitionCommandKind kind, int? broker)
