@@ -96,6 +96,36 @@ public sealed class PartitionBatchTests
         }
     }
 
+    [Fact]
+    public async Task A_controller_whose_epoch_was_taken_writes_nothing_more_and_its_successor_finishes_the_failover()
+    {
+        await using var setup = await MetaSetup.StartAsync("batch-successor");
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("handed", 1500, 3));
+        var epoch = (await setup.Client.GetClusterAsync()).Controller!.Epoch;
+        await using var database = NpgsqlDataSource.Create(TestPostgres.ConnectionString);
+        await using (var bump = database.CreateCommand(
+            "UPDATE grain_state SET version = version + 1 WHERE cluster_id = $1 AND grain_type = 'controller' AND state_name = 'epoch'"))
+        {
+            bump.Parameters.AddWithValue(setup.Cluster.ClusterId);
+            Assert.Equal(1, await bump.ExecuteNonQueryAsync());
+        }
+
+        // The running controller still believes in its epoch when broker 1 dies: every batch it sends is refused, it
+        // steps down, and the next controller re-leads everything.
+        await setup.Brokers[0].StopHeartbeatsAsync();
+        await MetadataTests.WaitForAsync(setup.Client, "handed", t => t.Partitions.All(p => p.Leader != 1 && !p.Isr.Contains(1)), "broker 1 is gone from every partition");
+
+        Assert.True((await setup.Client.GetClusterAsync()).Controller!.Epoch > epoch + 1);
+        await using var records = database.CreateCommand("SELECT payload FROM metadata_log WHERE cluster_id = $1 AND type = 'partition'");
+        records.Parameters.AddWithValue(setup.Cluster.ClusterId);
+        await using var reader = await records.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var record = JsonSerializer.Deserialize<PartitionRecord>(reader.GetFieldValue<byte[]>(0), JsonSerializerOptions.Web)!;
+            Assert.True(record.ControllerEpoch > epoch + 1, $"a partition record carries epoch {record.ControllerEpoch}, taken from controller {epoch}");
+        }
+    }
+
     private static IPartitionBatchGrain Relay(MetaSetup setup)
         => setup.Silos[0].Services.GetRequiredService<IGrainFactory>().GetGrain<IPartitionBatchGrain>("test");
 
