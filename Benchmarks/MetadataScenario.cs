@@ -9,6 +9,8 @@ using Npgsql;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
 using OrleansMeta.Silo.Hosting;
 
 namespace OrleansMeta.Benchmarks;
@@ -71,14 +73,28 @@ public static class MetadataScenario
         return results;
     }
 
-    /// <summary>Session expiry to all of the broker's partitions re-led, for each partition count.</summary>
-    public static async Task<IReadOnlyList<string>> RunFailoverAsync(string connectionString, IReadOnlyList<int> partitionCounts)
+    /// <summary>Session expiry to all of the broker's partitions re-led, for each partition count, on
+    /// <paramref name="silos"/> silos (the partitions' grains spread over them; the first one is watched).</summary>
+    public static async Task<IReadOnlyList<string>> RunFailoverAsync(string connectionString, IReadOnlyList<int> partitionCounts, int silos = 1)
     {
         var lines = new List<string>();
         foreach (var partitions in partitionCounts)
         {
             var session = TimeSpan.FromSeconds(3);
-            await using var silo = await StartSiloAsync(connectionString, session);
+            var (clusterId, secret) = ($"bench-{Guid.NewGuid():N}"[..20], $"{Guid.NewGuid():N}{Guid.NewGuid():N}");
+            await using var silo = await StartSiloAsync(connectionString, session, clusterId, secret);
+            await using var others = new BenchSilos();
+            for (var i = 1; i < silos; i++)
+            {
+                others.Add(await StartSiloAsync(connectionString, session, clusterId, secret));
+            }
+
+            var view = silo.App.Services.GetRequiredService<IClusterMembership>();
+            while (view.CurrentView.ActiveSilos.Count < silos)
+            {
+                await Task.Delay(50);
+            }
+
             var grains = silo.App.Services.GetRequiredService<IGrainFactory>();
             var image = silo.App.Services.GetRequiredService<MetadataImageService>();
             using var alive = new CancellationTokenSource();
@@ -89,6 +105,9 @@ public static class MetadataScenario
             await image.WaitForAsync(created.MetadataOffset, TimeSpan.FromSeconds(30));
             var led = image.Current.Topics["failover"].Partitions.Count(p => p.Leader == 3);
 
+            var storages = others.Prepend(silo).Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
+            long Total(Func<PostgresStorageStatistics, long> counter) => storages.Sum(counter);
+            var (transactions, writes, readBatches) = (Total(s => s.Transactions), Total(s => s.Writes), Total(s => s.ReadBatches));
             await victimAlive.CancelAsync();
             var watch = Stopwatch.StartNew();
             TimeSpan? fencedAt = null;
@@ -115,8 +134,9 @@ public static class MetadataScenario
             }
 
             var releadAt = watch.Elapsed;
-            lines.Add($"{partitions,7} partitions ({led} led by the dead broker): session expired (fenced in the image) {fencedAt?.TotalSeconds:0.00} s after its last heartbeat, " +
-                      $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that");
+            lines.Add($"{partitions,7} partitions ({led} led by the dead broker), {silos} silo{(silos > 1 ? "s" : "")}: session expired (fenced in the image) {fencedAt?.TotalSeconds:0.00} s after its last heartbeat, " +
+                      $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that " +
+                      $"({Total(s => s.Writes) - writes} state writes in {Total(s => s.Transactions) - transactions} transactions, {Total(s => s.ReadBatches) - readBatches} read batches, by then)");
             await alive.CancelAsync();
             await Task.WhenAll(loops);
         }
@@ -234,6 +254,18 @@ public static class MetadataScenario
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Silos started together and stopped together.</summary>
+    internal sealed class BenchSilos : List<BenchSilo>, IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var silo in this)
+            {
+                await silo.DisposeAsync();
+            }
+        }
     }
 
     internal sealed record BenchSilo(WebApplication App, Uri Address, string ClusterId, string ConnectionString) : IAsyncDisposable

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover] [api-writes [--silos 1,3]] [offsets] [group-commits [--sdk]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...]] [api-writes [--silos 1,3]] [offsets] [group-commits [--sdk]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -12,7 +12,8 @@ var groupCount = ReadOption("--groups") is { } g ? int.Parse(g, CultureInfo.Inva
 var logPartitions = ReadOption("--log-partitions") is { } lp ? int.Parse(lp, CultureInfo.InvariantCulture) : 1_000_000;
 var logChanges = ReadOption("--log-changes") is { } lc ? long.Parse(lc, CultureInfo.InvariantCulture) : 10_000_000;
 var logTail = ReadOption("--log-tail") is { } lt ? long.Parse(lt, CultureInfo.InvariantCulture) : 100_000;
-var siloCounts = (ReadOption("--silos") ?? "1,3").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
+var siloOption = ReadOption("--silos");
+List<int> SiloCounts(string fallback) => (siloOption ?? fallback).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
 var skipFullReplay = arguments.Remove("--skip-full-replay");
 var withSdk = arguments.Remove("--sdk");
 List<string> scenarios = arguments.Count > 0 ? [.. arguments] : ["grain-calls", "state-writes", "remote-calls", "metadata-reads", "failover"];
@@ -70,7 +71,10 @@ foreach (var scenario in scenarios)
 
             if (scenario == "failover")
             {
-                notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts));
+                foreach (var silos in SiloCounts("1"))
+                {
+                    notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts, silos));
+                }
             }
             else
             {
@@ -105,7 +109,7 @@ foreach (var scenario in scenarios)
 
             try
             {
-                var writes = await ApiWriteScenario.RunAsync(postgres, siloCounts, warmup, duration);
+                var writes = await ApiWriteScenario.RunAsync(postgres, SiloCounts("1,3"), warmup, duration);
                 results.AddRange(writes.Results);
                 notes.AddRange(writes.Notes);
                 failed |= writes.Failed;

@@ -49,6 +49,30 @@ public interface IPartitionGrain : IGrainWithStringKey
     Task<PartitionChange> ApplyAsync(PartitionCommand command);
 }
 
+/// <summary>One controller command for many partitions, sent in one call to the silo that owns them.</summary>
+/// <param name="Command">The command every partition applies (same kind, epoch, liveness and unclean rule).</param>
+/// <param name="Partitions">Partition keys (<see cref="PartitionKeys.For"/>).</param>
+public sealed record PartitionBatch(PartitionCommand Command, IReadOnlyList<string> Partitions);
+
+/// <summary>A partition of a batch whose command failed (the exception's error code and message): nothing was changed,
+/// or, for a write with an unknown outcome, the partition reloads before it answers again.</summary>
+public sealed record PartitionFailure(string Partition, string ErrorCode, string Message);
+
+/// <summary>What a batch did: the outcome of every partition whose command ran, and those that failed.</summary>
+public sealed record PartitionBatchResult(IReadOnlyList<PartitionChange> Changes, IReadOnlyList<PartitionFailure> Failures);
+
+/// <summary>
+/// Relays a controller's batch to the partition grains of the silo it runs on (the controller picks a key placed on
+/// the silo that owns the batch's partitions), so that a failover costs one silo-to-silo call per batch rather than
+/// one per partition. Stateless: every decision is still taken and written by each partition grain.
+/// </summary>
+[GrainType("partition-batch")]
+public interface IPartitionBatchGrain : IGrainWithStringKey
+{
+    [ReadOnly]
+    Task<PartitionBatchResult> ApplyAsync(PartitionBatch batch);
+}
+
 public static class PartitionKeys
 {
     public static string For(Guid topicId, int partition) => $"{topicId:N}/{partition}";

@@ -6,6 +6,7 @@ using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Persistence;
+using OrleansMeta.Runtime.Placement;
 
 namespace OrleansMeta.Grains;
 
@@ -31,13 +32,23 @@ internal sealed partial class ControllerGrain(
     MetadataImageService image,
     IMetadataLog log,
     IClusterMembership membership,
+    GrainLocator locator,
     IOptions<ControllerOptions> options,
     ILogger<ControllerGrain> logger) : Grain, IControllerGrain
 {
     public const string EpochStateName = "epoch";
 
-    /// <summary>Partition commands in flight at once; the storage batches their writes into few transactions.</summary>
-    private const int Parallelism = 4096;
+    /// <summary>Partitions per batch call: two of the storage's write batches.</summary>
+    private const int BatchSize = 1024;
+
+    /// <summary>Batches in flight per silo: 4096 partition commands at once on each, which the storage writes in few transactions.</summary>
+    private const int BatchesPerSilo = 4;
+
+    /// <summary>Keys tried to find one that hash placement puts on a given silo (each lands there with odds 1/silos).</summary>
+    private const int MaxRelayKeyTries = 1000;
+
+    /// <summary>Relay keys found per silo; checked on every use, since placement moves with the membership view.</summary>
+    private readonly Dictionary<SiloAddress, string> _relayKeys = [];
 
     private readonly ControllerOptions _options = options.Value;
     private bool _stale;
@@ -219,59 +230,125 @@ internal sealed partial class ControllerGrain(
     private static IEnumerable<(TopicImage Topic, PartitionState State)> Partitions(MetadataImage metadata)
         => metadata.Topics.Values.SelectMany(t => t.Partitions.Select(p => (t, p)));
 
-    /// <summary>Sends one command per partition, many in flight at once; returns each partition's outcome.</summary>
+    /// <summary>
+    /// Sends the command to every partition and returns each partition's outcome. Partitions are grouped by the silo
+    /// that owns them and sent in batches, one call per batch to a relay on that silo (<see cref="IPartitionBatchGrain"/>),
+    /// so a failover costs a few calls per silo rather than one per partition. Partitions of topics that allow unclean
+    /// election travel in batches of their own (the command carries the rule); each such stream of a silo has
+    /// <see cref="BatchesPerSilo"/> batches in flight, and silos are served side by side. Once a partition reports that
+    /// a newer controller exists, no further batch is sent.
+    /// </summary>
     private async Task<List<PartitionChange>> SendAsync(
         MetadataImage metadata, IEnumerable<(TopicImage Topic, PartitionState State)> partitions, PartitionCommandKind kind, int? broker)
     {
         var live = metadata.LiveBrokers.Select(b => b.Record.BrokerId).ToArray();
         var shuttingDown = metadata.Brokers.Values.Where(b => b.IsShuttingDown).Select(b => b.Record.BrokerId).ToArray();
-        var results = new List<PartitionChange>();
-        var failures = new List<Exception>();
-
-        // A sliding window rather than fixed chunks: a slow partition holds up only its own slot.
-        using var window = new SemaphoreSlim(Parallelism);
-        var calls = new List<Task>();
+        var streams = new Dictionary<(SiloAddress? Owner, bool AllowUnclean), List<string>>();
         foreach (var p in partitions)
         {
-            await window.WaitAsync();
-            var command = new PartitionCommand(kind, Epoch, live, shuttingDown, TopicRules.AllowsUncleanElection(p.Topic.Topic), broker, metadata.Offset);
-            var call = GrainFactory.GetGrain<IPartitionGrain>(PartitionKeys.For(p.Topic.Topic.TopicId, p.State.Partition)).ApplyAsync(command);
-            calls.Add(Collect(call, results, failures, window));
+            var key = PartitionKeys.For(p.Topic.Topic.TopicId, p.State.Partition);
+            var stream = (locator.Locate<IPartitionGrain>(key).Owner?.Address, TopicRules.AllowsUncleanElection(p.Topic.Topic));
+            if (!streams.TryGetValue(stream, out var keys))
+            {
+                streams[stream] = keys = [];
+            }
+
+            keys.Add(key);
         }
 
-        await Task.WhenAll(calls);
-        if (failures.OfType<MetaException>().FirstOrDefault(e => e.Code == ErrorCodes.NotController) is { } fenced)
+        var outcome = new BatchOutcome();
+        await Task.WhenAll(streams.Select(s => SendToSiloAsync(
+            s.Key.Owner, new PartitionCommand(kind, Epoch, live, shuttingDown, s.Key.AllowUnclean, broker, metadata.Offset), s.Value, outcome)));
+        if (outcome.Fenced is { } fenced)
         {
             // A newer controller exists: stop deciding and make room for it.
             _stale = true;
             LogFenced(logger, Epoch);
             DeactivateOnIdle();
-            throw fenced;
+            throw new MetaException(ErrorCodes.NotController, fenced.Message, 503, retryable: true);
         }
 
-        if (failures.Count > 0)
+        if (outcome.Failures.Count > 0)
         {
             // Some partitions failed (e.g. a silo went away mid-call); the next reconcile retries them.
-            LogPartialFailure(logger, failures[0], failures.Count, calls.Count);
+            var first = outcome.Failures[0];
+            LogPartialFailure(logger, outcome.Failures.Count, streams.Values.Sum(k => k.Count), first.Partition, first.ErrorCode, first.Message);
         }
 
-        return results;
+        return outcome.Changes;
     }
 
-    private async Task Collect(Task<PartitionChange> call, List<PartitionChange> results, List<Exception> failures, SemaphoreSlim window)
+    /// <summary>The batches of one silo, <see cref="BatchesPerSilo"/> at a time.</summary>
+    private async Task SendToSiloAsync(SiloAddress? owner, PartitionCommand command, List<string> keys, BatchOutcome outcome)
+    {
+        var relay = GrainFactory.GetGrain<IPartitionBatchGrain>(RelayKey(owner));
+        using var window = new SemaphoreSlim(BatchesPerSilo);
+        var batches = new List<Task>();
+        foreach (var batch in keys.Chunk(BatchSize))
+        {
+            await window.WaitAsync();
+            if (outcome.Fenced is not null)
+            {
+                break;
+            }
+
+            batches.Add(SendBatchAsync(relay, new PartitionBatch(command, batch), outcome, window));
+        }
+
+        await Task.WhenAll(batches);
+    }
+
+    private static async Task SendBatchAsync(IPartitionBatchGrain relay, PartitionBatch batch, BatchOutcome outcome, SemaphoreSlim window)
     {
         try
         {
-            results.Add(await call);
+            var result = await relay.ApplyAsync(batch);
+            outcome.Changes.AddRange(result.Changes);
+            outcome.Failures.AddRange(result.Failures);
+            outcome.Fenced ??= result.Failures.FirstOrDefault(f => f.ErrorCode == ErrorCodes.NotController);
         }
         catch (Exception exception)
         {
-            failures.Add(exception);
+            // The relay's silo went away or the call timed out: whatever its partitions did, the next reconcile sees.
+            outcome.Failures.AddRange(batch.Partitions.Select(p => new PartitionFailure(p, ErrorCodes.Unavailable, exception.Message)));
         }
         finally
         {
             window.Release();
         }
+    }
+
+    /// <summary>A relay key that hash placement puts on <paramref name="owner"/> in this silo's view (any key when there
+    /// is no owner, or none is found: the relay then calls its partitions remotely, which is slower but as correct).</summary>
+    private string RelayKey(SiloAddress? owner)
+    {
+        if (owner is not null && _relayKeys.TryGetValue(owner, out var cached) && locator.Locate<IPartitionBatchGrain>(cached).Owner?.Address == owner)
+        {
+            return cached;
+        }
+
+        for (var i = 0; i < MaxRelayKeyTries && owner is not null; i++)
+        {
+            var key = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (locator.Locate<IPartitionBatchGrain>(key).Owner?.Address == owner)
+            {
+                _relayKeys[owner] = key;
+                return key;
+            }
+        }
+
+        return "0";
+    }
+
+    /// <summary>What the batches of one command did. Only touched on this activation's turn, one continuation at a time.</summary>
+    private sealed class BatchOutcome
+    {
+        public List<PartitionChange> Changes { get; } = [];
+
+        public List<PartitionFailure> Failures { get; } = [];
+
+        /// <summary>The first partition that found a newer controller epoch.</summary>
+        public PartitionFailure? Fenced { get; set; }
     }
 
     [LoggerMessage(2200, LogLevel.Information, "Controller epoch {Epoch} took over on {Silo}; it decides on images from offset {Offset}")]
@@ -280,8 +357,8 @@ internal sealed partial class ControllerGrain(
     [LoggerMessage(2201, LogLevel.Warning, "Controller epoch {Epoch} was fenced by a newer controller; deactivating")]
     private static partial void LogFenced(ILogger logger, long epoch);
 
-    [LoggerMessage(2202, LogLevel.Warning, "{Failed} of {Total} partition commands failed; the next reconcile retries them")]
-    private static partial void LogPartialFailure(ILogger logger, Exception exception, int failed, int total);
+    [LoggerMessage(2202, LogLevel.Warning, "{Failed} of {Total} partition commands failed (the first, {Partition}: {Code} {Reason}); the next reconcile retries them")]
+    private static partial void LogPartialFailure(ILogger logger, int failed, int total, string partition, string code, string reason);
 
     [LoggerMessage(2203, LogLevel.Information, "Leadership is imbalanced; running preferred elections for {Count} partitions")]
     private static partial void LogRebalancing(ILogger logger, int count);

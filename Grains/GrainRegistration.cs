@@ -52,6 +52,7 @@ public static class GrainRegistration
             .AddGrain<IBrokerGrain, BrokerGrain>()
             .AddGrain<ITopicGrain, TopicGrain>()
             .AddGrain<IPartitionGrain, PartitionGrain>()
+            .AddGrain<IPartitionBatchGrain, PartitionBatchGrain>()
             .AddGrain<IControllerGrain, ControllerGrain>()
             .AddGrain<IConsumerGroupGrain, ConsumerGroupGrain>();
     }

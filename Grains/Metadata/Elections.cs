@@ -16,8 +16,10 @@ public static class Elections
 {
     public static ElectionDecision Decide(PartitionState state, PartitionCommand command)
     {
-        var live = command.LiveBrokers.ToHashSet();
-        var shuttingDown = command.ShuttingDownBrokers.ToHashSet();
+        // A failover decides for tens of thousands of partitions over a handful of brokers: scanning the short lists
+        // costs less than building sets for every decision.
+        var live = command.LiveBrokers;
+        var shuttingDown = command.ShuttingDownBrokers;
         bool CanLead(int broker) => live.Contains(broker) && !shuttingDown.Contains(broker);
 
         switch (command.Kind)

@@ -90,7 +90,14 @@ public sealed partial class MetadataImageService(
 
     /// <summary>The image once it holds <paramref name="offset"/>; waits at most <paramref name="timeout"/>.</summary>
     /// <exception cref="MetaException">OFFSET_NOT_AVAILABLE (retryable) when the offset is not reached in time.</exception>
-    public async Task<MetadataImage> WaitForAsync(long offset, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public Task<MetadataImage> WaitForAsync(long offset, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        // The common case (every partition command of a failover) needs no deadline timer: the image is already there.
+        var current = _current;
+        return current.Offset >= offset ? Task.FromResult(current) : WaitForLaterAsync(offset, timeout, cancellationToken);
+    }
+
+    private async Task<MetadataImage> WaitForLaterAsync(long offset, TimeSpan timeout, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);

@@ -8,12 +8,18 @@ public sealed partial class PostgresGrainStorage
     // One statement answers a whole batch. Each requested key keeps its ordinal, so duplicates each get their row;
     // keys without a row return nothing and their callers get null. Nothing is cached anywhere: every read is answered
     // by a statement that started after the read was queued, so it sees every write acknowledged before it was issued.
+    // Each key is one primary-key lookup (LATERAL, kept from being flattened into a join by LIMIT): a join left to the
+    // planner hashed every row of the cluster whenever its statistics were older than the cluster, as in a failover
+    // that writes tens of thousands of partition rows in seconds (measured: 100 ms per batch of 1024 at 30k rows).
     private const string ReadSql =
         """
         SELECT k.ord, g.payload, g.version
         FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS k(grain_type, grain_key, state_name, ord)
-        JOIN grain_state AS g ON g.cluster_id = $1 AND g.grain_type = k.grain_type AND g.grain_key = k.grain_key
-            AND g.state_name = k.state_name
+        CROSS JOIN LATERAL (
+            SELECT g.payload, g.version FROM grain_state AS g
+            WHERE g.cluster_id = $1 AND g.grain_type = k.grain_type AND g.grain_key = k.grain_key AND g.state_name = k.state_name
+            LIMIT 1
+        ) AS g
         """;
 
     // The writer loop's shape without its row bookkeeping: reads take no locks and need no order among themselves.
