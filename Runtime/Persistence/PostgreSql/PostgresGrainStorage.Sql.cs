@@ -61,8 +61,12 @@ public sealed partial class PostgresGrainStorage
         SELECT i.ord, w.version AS new_version, s.version AS seen_version, (SELECT alive FROM writer) AS writer_alive
         FROM input AS i
         LEFT JOIN written AS w ON w.ord = i.ord
-        LEFT JOIN grain_state AS s ON s.cluster_id = $1 AND s.grain_type = i.grain_type AND s.grain_key = i.grain_key
-            AND s.state_name = i.state_name
+        LEFT JOIN LATERAL (
+            -- One primary-key lookup per write (see fence_row below); LIMIT keeps the planner from flattening it into a join.
+            SELECT s.version FROM grain_state AS s
+            WHERE s.cluster_id = $1 AND s.grain_type = i.grain_type AND s.grain_key = i.grain_key AND s.state_name = i.state_name
+            LIMIT 1
+        ) AS s ON true
         """;
 
     // The same compare-and-set, plus fences and log records, still one statement and one transaction. The order of
