@@ -129,6 +129,46 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
     }
 
     [Fact]
+    public async Task When_the_shared_flush_fails_its_writes_fail_as_unknown_outcomes_and_their_records_become_readable_with_a_later_flush()
+    {
+        var clusterId = NewClusterId();
+        await using var silo = new OwnedStorage(fixture.Database, clusterId, maxAppendingBatches: 1);
+        await using var log = silo.CreateLog();
+        Task<WriteResult> Append(string key)
+            => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
+        await Append("seed");
+
+        // The flush waits on this lock; then its backend is terminated, as when the database connection is lost mid-flush.
+        await using var held = await silo.DataSource.OpenConnectionAsync();
+        await using var transaction = await held.BeginTransactionAsync();
+        await using (var lockTable = new NpgsqlCommand("LOCK TABLE metadata_log_durable IN EXCLUSIVE MODE", held, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
+        var writes = new[] { Append("a"), Append("b") };
+        await Eventually.Until(async () => await CountRecordsAsync(silo) == 3, "both appends commit");
+        await Eventually.Until(async () => await TerminateWaitingFlushesAsync(silo) > 0, "the flush waits for the lock and is cut off");
+
+        // They committed, but nothing said so durably: each write fails with an unknown outcome (its grain reloads).
+        foreach (var write in writes)
+        {
+            var failure = await Assert.ThrowsAnyAsync<NpgsqlException>(() => write.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Contains("unknown outcome", failure.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
+        await transaction.CommitAsync();
+
+        // The next flush covers them: the log holds them, in order, before the next append.
+        var next = await Append("c");
+        Assert.Equal(4, next.LastLogOffset);
+        var records = await log.ReadAsync(0, 100, CancellationToken.None);
+        Assert.Equal(Enumerable.Range(1, 4).Select(o => (long)o), records.Select(r => r.Offset));
+        Assert.Equal(["seed", "a", "b", "c"], records.Select(r => r.Key));
+    }
+
+    [Fact]
     public async Task An_append_whose_statement_fails_leaves_its_pooled_connection_clean_for_the_next_batch()
     {
         var clusterId = NewClusterId();
@@ -176,6 +216,15 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         await woken.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
         Assert.Equal(["orphan"], (await log.ReadAsync(0, 10, CancellationToken.None)).Select(r => r.Key));
+    }
+
+    /// <summary>Ends every backend of this test's database that waits for a lock in a durability transaction; returns how many.</summary>
+    private static async Task<long> TerminateWaitingFlushesAsync(OwnedStorage silo)
+    {
+        await using var command = silo.DataSource.CreateCommand(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() " +
+            "AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO metadata_log_durable%' AND pid <> pg_backend_pid()");
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>Records committed to the cluster's log, durable or not.</summary>
