@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Calls;
+using OrleansMeta.Runtime.Messaging;
 using OrleansMeta.Runtime.Persistence;
 using OrleansMeta.Runtime.Persistence.PostgreSql;
 
@@ -12,7 +14,8 @@ namespace OrleansMeta.Benchmarks;
 /// <summary>
 /// Durable metadata writes through the public API (issue 9), driven by wrk from separate processes with 64 connections:
 /// topic config changes over 1000 topics and AlterPartition from the leaders of 10k partitions, on one silo and on
-/// three silos written at once (`--silos` picks the counts); next to two references measured in the same run with 64 clients: etcd's put rate
+/// three silos written at once (`--silos` picks the counts; with `--to-owner`, each silo's wrk process sends only the
+/// writes whose grain that silo owns, as a client that talks to the owner would, so no write is forwarded); next to two references measured in the same run with 64 clients: etcd's put rate
 /// through its JSON gateway (Debian's etcd-server, default durability) and PostgreSQL's single-row UPDATE rate
 /// (pgbench) on the same server the silos write to.
 /// </summary>
@@ -25,7 +28,7 @@ public static class ApiWriteScenario
     private const string IsrTopic = "isr";
 
     public static async Task<(IReadOnlyList<Measurement> Results, IReadOnlyList<string> Notes, bool Failed)> RunAsync(
-        string connectionString, IReadOnlyList<int> siloCounts, TimeSpan warmup, TimeSpan duration)
+        string connectionString, IReadOnlyList<int> siloCounts, bool toOwner, TimeSpan warmup, TimeSpan duration)
     {
         var missing = new List<string>();
         if (!Wrk.IsAvailable)
@@ -67,7 +70,7 @@ public static class ApiWriteScenario
         var api = new List<Measurement>();
         foreach (var silos in siloCounts)
         {
-            api.AddRange(await RunApiAsync(connectionString, silos, warmup, duration, run));
+            api.AddRange(await RunApiAsync(connectionString, silos, toOwner && silos > 1, warmup, duration, run));
         }
 
         run.Results.AddRange(api);
@@ -81,7 +84,7 @@ public static class ApiWriteScenario
         return (run.Results, run.Notes, run.Failed);
     }
 
-    private static async Task<List<Measurement>> RunApiAsync(string connectionString, int siloCount, TimeSpan warmup, TimeSpan duration, Run run)
+    private static async Task<List<Measurement>> RunApiAsync(string connectionString, int siloCount, bool toOwner, TimeSpan warmup, TimeSpan duration, Run run)
     {
         var clusterId = $"bench-{Guid.NewGuid():N}"[..20];
         var secret = $"{Guid.NewGuid():N}{Guid.NewGuid():N}";
@@ -116,33 +119,62 @@ public static class ApiWriteScenario
             await grains.GetGrain<ITopicGrain>(TopicKeys.For(IsrTopic)).CreateAsync(new CreateTopic(IsrTopic, IsrPartitions, 3, null, null));
             await AllAtHeadAsync(silos, log);
 
-            var where = siloCount == 1 ? "1 silo" : $"{siloCount} silos";
+            var where = siloCount == 1 ? "1 silo" : $"{siloCount} silos{(toOwner ? ", to the owner" : "")}";
             var results = new List<Measurement>();
+            var dispatchers = silos.Select(s => s.App.Services.GetRequiredService<ClusterCallDispatcher>()).ToList();
+            var types = services.GetRequiredService<GrainTypeRegistry>();
+            var topicType = types.GetInterface(typeof(ITopicGrain)).GrainType;
+            var partitionType = types.GetInterface(typeof(IPartitionGrain)).GrainType;
 
             // Topic configs: the first seconds run unoptimised (tier-0) code, so warm up longer than the references.
+            // To the owner, process i changes only the topics whose grain silo i owns (a list file per process).
+            var ownedTopics = new List<string>();
+            for (var i = 0; toOwner && i < silos.Count; i++)
+            {
+                var silo = i;
+                var file = Path.Combine(Path.GetTempPath(), $"orleans-meta-bench-topics-{Guid.NewGuid():N}.txt");
+                await File.WriteAllLinesAsync(file, Enumerable.Range(0, ConfigTopics).Select(t => $"{ConfigTopicPrefix}{t}")
+                    .Where(name => dispatchers[silo].IsLocalOwner(new GrainId(topicType, TopicKeys.For(name)))));
+                ownedTopics.Add(file);
+            }
+
             var configArguments = (int process, int processes) => (IReadOnlyList<string>)
-                [ConfigTopicPrefix, ConfigTopics.ToString(CultureInfo.InvariantCulture), Str(process), Str(processes)];
+                [ConfigTopicPrefix, ConfigTopics.ToString(CultureInfo.InvariantCulture), Str(process), Str(processes), .. toOwner ? [ownedTopics[process]] : Array.Empty<string>()];
             await WarmUpAsync(warmup + warmup, slice => RunWrkAsync("warm-up", silos, slice, "topic-configs.lua", configArguments, run, check: false), run);
             results.Add(await RunWrkAsync($"PATCH topic configs, {ConfigTopics} topics, {where}", silos, duration, "topic-configs.lua", configArguments, run, check: true));
 
             // AlterPartition: the script needs each partition's state at the start of every run (the warm-up changes it).
-            var stateFile = Path.Combine(Path.GetTempPath(), $"orleans-meta-bench-isr-{Guid.NewGuid():N}.txt");
+            // To the owner, each process gets a state file of its own with the partitions whose grain its silo owns.
+            var stateFiles = Enumerable.Range(0, toOwner ? silos.Count : 1)
+                .Select(_ => Path.Combine(Path.GetTempPath(), $"orleans-meta-bench-isr-{Guid.NewGuid():N}.txt")).ToList();
+            var topicId = image.Current.Topics[IsrTopic].Topic.TopicId;
+            Func<int, bool> OwnedBy(int silo) => partition => dispatchers[silo].IsLocalOwner(new GrainId(partitionType, PartitionKeys.For(topicId, partition)));
+            async Task WriteStateFilesAsync()
+            {
+                for (var i = 0; i < stateFiles.Count; i++)
+                {
+                    await WriteStateFileAsync(stateFiles[i], silos, log, toOwner ? OwnedBy(i) : _ => true);
+                }
+            }
+
             try
             {
                 var threads = ThreadsPerProcess(siloCount);
-                var isrArguments = (int process, int processes) => (IReadOnlyList<string>)[stateFile, Str(process), Str(processes), Str(threads)];
+                var isrArguments = (int process, int processes) => (IReadOnlyList<string>)(toOwner
+                    ? [stateFiles[process], "0", "1", Str(threads)]
+                    : [stateFiles[0], Str(process), Str(processes), Str(threads)]);
                 await WarmUpAsync(warmup + warmup, async slice =>
                 {
-                    await WriteStateFileAsync(stateFile, silos, log);
+                    await WriteStateFilesAsync();
                     await RunWrkAsync("warm-up", silos, slice, "alter-partition.lua", isrArguments, run, check: false);
                 }, run);
-                await WriteStateFileAsync(stateFile, silos, log);
+                await WriteStateFilesAsync();
                 results.Add(await RunWrkAsync($"AlterPartition, {IsrPartitions / 1000}k partitions, {where}",
                     silos, duration, "alter-partition.lua", isrArguments, run, check: true));
             }
             finally
             {
-                File.Delete(stateFile);
+                stateFiles.Concat(ownedTopics).ToList().ForEach(File.Delete);
             }
 
             if (Volatile.Read(ref heartbeatFailures[0]) > 0)
@@ -244,12 +276,12 @@ public static class ApiWriteScenario
     private static int ThreadsPerProcess(int processes) => processes == 1 ? 2 : 1;
 
     /// <summary>One line per partition of the ISR topic, from silo 1's image once every silo has applied the log head.</summary>
-    private static async Task WriteStateFileAsync(string path, List<MetadataScenario.BenchSilo> silos, IMetadataLog log)
+    private static async Task WriteStateFileAsync(string path, List<MetadataScenario.BenchSilo> silos, IMetadataLog log, Func<int, bool> include)
     {
         await AllAtHeadAsync(silos, log);
         var image = silos[0].App.Services.GetRequiredService<MetadataImageService>().Current;
         var text = new StringBuilder();
-        foreach (var p in image.Topics[IsrTopic].Partitions)
+        foreach (var p in image.Topics[IsrTopic].Partitions.Where(p => include(p.Partition)))
         {
             var brokerEpoch = image.Brokers[p.Leader].Record.BrokerEpoch;
             text.Append(CultureInfo.InvariantCulture,
