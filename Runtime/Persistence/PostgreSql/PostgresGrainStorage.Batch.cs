@@ -7,7 +7,7 @@ public sealed partial class PostgresGrainStorage
 {
     private const int MaxAttempts = 3;
 
-    /// <summary>The durable-frontier row of the once-a-second keeper, apart from the appending batches' slots.</summary>
+    /// <summary>The durable-frontier row of the once-a-second keeper, apart from the shared flush's (<see cref="FlushSlot"/>).</summary>
     private const int KeeperSlot = -1;
 
     private async Task ExecuteAndReportAsync(List<PendingWrite> batch, bool appending)
@@ -207,8 +207,10 @@ public sealed partial class PostgresGrainStorage
     }
 
     /// <summary>
-    /// Makes every record committed so far durable and readable (DurableSql), under this writer's row for the
-    /// appending batch slot: two batches of one writer in flight at once never wait on each other's row.
+    /// Makes every record committed so far durable and readable (DurableSql), under this writer's row
+    /// <paramref name="slot"/>, and wakes the readers only when the frontier moved (the keeper's check: most seconds
+    /// it finds the frontier at the head and writes nothing). The keeper and the shared flush use rows of their own, so
+    /// they never wait on each other.
     /// </summary>
     private async Task MakeDurableAsync(int slot)
     {
