@@ -44,8 +44,6 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         }
 
         // Both silos append while it is open: one write first, then, while that one's batch waits, ten more each.
-        Task<WriteResult> Append(OwnedStorage silo, string key)
-            => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
         var firstAppends = first.Storage.Statistics.AppendingTransactions;
         var secondAppends = second.Storage.Statistics.AppendingTransactions;
         var writes = new List<(string Key, Task<WriteResult> Write)> { ("a0", Append(first, "a0")), ("b0", Append(second, "b0")) };
@@ -91,24 +89,17 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         var clusterId = NewClusterId();
         await using var silo = new OwnedStorage(fixture.Database, clusterId, maxAppendingBatches: 1);
         await using var log = silo.CreateLog();
-        Task<WriteResult> Append(string key)
-            => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
-        await Append("seed");
+        await Append(silo, "seed");
         var flushes = silo.Storage.Statistics.Flushes;
 
         // While this lock is held no durability transaction can record a frontier: the flush in flight waits (and so
         // does the once-a-second keeper, which would otherwise make the records readable).
-        await using var held = await silo.DataSource.OpenConnectionAsync();
-        await using var transaction = await held.BeginTransactionAsync();
-        await using (var lockTable = new NpgsqlCommand("LOCK TABLE metadata_log_durable IN EXCLUSIVE MODE", held, transaction))
-        {
-            await lockTable.ExecuteNonQueryAsync();
-        }
+        await using var held = await HoldDurabilityAsync(silo);
 
         // One append commits and its flush waits; ten more commit meanwhile (a batch gives its slot back at its commit).
-        var first = Append("a0");
+        var first = Append(silo, "a0");
         await Eventually.Until(async () => await CountRecordsAsync(silo) == 2, "the first append commits");
-        var later = Enumerable.Range(1, 10).Select(i => Append($"a{i}")).ToList();
+        var later = Enumerable.Range(1, 10).Select(i => Append(silo, $"a{i}")).ToList();
         await Eventually.Until(async () => await CountRecordsAsync(silo) == 12, "the later appends commit while the first flush waits");
         await Task.Delay(1000);
 
@@ -118,7 +109,7 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
         Assert.Equal(["seed"], (await log.ReadAsync(0, 100, CancellationToken.None)).Select(r => r.Key));
 
-        await transaction.CommitAsync();
+        await held.CommitAsync();
         var results = await Task.WhenAll(later.Prepend(first)).WaitAsync(TimeSpan.FromSeconds(30));
         var records = await log.ReadAsync(0, 100, CancellationToken.None);
         Assert.Equal(Enumerable.Range(1, 12).Select(o => (long)o), records.Select(r => r.Offset));
@@ -134,19 +125,12 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         var clusterId = NewClusterId();
         await using var silo = new OwnedStorage(fixture.Database, clusterId, maxAppendingBatches: 1);
         await using var log = silo.CreateLog();
-        Task<WriteResult> Append(string key)
-            => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
-        await Append("seed");
+        await Append(silo, "seed");
 
         // The flush waits on this lock; then its backend is terminated, as when the database connection is lost mid-flush.
-        await using var held = await silo.DataSource.OpenConnectionAsync();
-        await using var transaction = await held.BeginTransactionAsync();
-        await using (var lockTable = new NpgsqlCommand("LOCK TABLE metadata_log_durable IN EXCLUSIVE MODE", held, transaction))
-        {
-            await lockTable.ExecuteNonQueryAsync();
-        }
+        await using var held = await HoldDurabilityAsync(silo);
 
-        var writes = new[] { Append("a"), Append("b") };
+        var writes = new[] { Append(silo, "a"), Append(silo, "b") };
         await Eventually.Until(async () => await CountRecordsAsync(silo) == 3, "both appends commit");
         await Eventually.Until(async () => await TerminateWaitingFlushesAsync(silo) > 0, "the flush waits for the lock and is cut off");
 
@@ -158,10 +142,10 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         }
 
         Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
-        await transaction.CommitAsync();
+        await held.CommitAsync();
 
         // The next flush covers them: the log holds them, in order, before the next append.
-        var next = await Append("c");
+        var next = await Append(silo, "c");
         Assert.Equal(4, next.LastLogOffset);
         var records = await log.ReadAsync(0, 100, CancellationToken.None);
         Assert.Equal(Enumerable.Range(1, 4).Select(o => (long)o), records.Select(r => r.Offset));
@@ -216,6 +200,25 @@ public sealed class MetadataLogAppendTests(MigratedDatabaseFixture fixture) : IC
         await woken.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(1, await log.GetHeadAsync(CancellationToken.None));
         Assert.Equal(["orphan"], (await log.ReadAsync(0, 10, CancellationToken.None)).Select(r => r.Key));
+    }
+
+    private static Task<WriteResult> Append(OwnedStorage silo, string key)
+        => silo.Storage.WriteAsync(new GrainId("partition", key), State, new StateWrite(Json.Bytes("1"), 0, [Record(key, $"\"{key}\"")], []), CancellationToken.None);
+
+    /// <summary>
+    /// A transaction that holds <c>metadata_log_durable</c> locked: no durability transaction can record a frontier
+    /// until it ends (committing it lets them go on).
+    /// </summary>
+    private static async Task<NpgsqlTransaction> HoldDurabilityAsync(OwnedStorage silo)
+    {
+        var connection = await silo.DataSource.OpenConnectionAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using (var lockTable = new NpgsqlCommand("LOCK TABLE metadata_log_durable IN EXCLUSIVE MODE", connection, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
+        return transaction;
     }
 
     /// <summary>Ends every backend of this test's database that waits for a lock in a durability transaction; returns how many.</summary>

@@ -206,43 +206,6 @@ public sealed partial class PostgresGrainStorage
         }
     }
 
-    /// <summary>
-    /// Makes every record committed so far durable and readable (DurableSql), under this writer's row
-    /// <paramref name="slot"/>, and wakes the readers only when the frontier moved (the keeper's check: most seconds
-    /// it finds the frontier at the head and writes nothing). The keeper and the shared flush use rows of their own, so
-    /// they never wait on each other.
-    /// </summary>
-    private async Task MakeDurableAsync(int slot)
-    {
-        await using var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
-        await using (var durable = new NpgsqlBatch(connection) { BatchCommands = { DurableCommand(slot) } })
-        {
-            if (await durable.ExecuteScalarAsync().ConfigureAwait(false) is not long)
-            {
-                return; // The frontier was at the head already.
-            }
-        }
-
-        await using var notify = new NpgsqlBatch(connection)
-        {
-            BatchCommands =
-            {
-                new NpgsqlBatchCommand(AsynchronousCommitSql),
-                NotifyCommand(),
-            },
-        };
-        try
-        {
-            await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
-        }
-        catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
-        {
-            // The records are durable already; readers that miss the wake-up find them on their next poll (at most a
-            // second later), so this is no reason to fail the batch's writes.
-            LogNotifyFailed(_logger, exception);
-        }
-    }
-
     /// <summary>Whether the reader is at the batch statement's result (its first column is the write's ordinal).</summary>
     private static bool IsOutcomes(NpgsqlDataReader reader) => reader.FieldCount > 3 && reader.GetName(0) == "ord";
 

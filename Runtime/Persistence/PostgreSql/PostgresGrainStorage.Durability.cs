@@ -56,38 +56,59 @@ public sealed partial class PostgresGrainStorage
 
             try
             {
-                await FlushOnceAsync().ConfigureAwait(false);
-                Statistics.RecordFlush();
-                round.SetResult();
+                await MakeDurableAsync(FlushSlot, onDurable: () =>
+                {
+                    Statistics.RecordFlush();
+                    round.TrySetResult();
+                }).ConfigureAwait(false);
             }
             catch (Exception exception)
             {
-                round.SetException(new NpgsqlException(
+                round.TrySetException(new NpgsqlException(
                     $"The batch committed, but making it durable failed: {exception.Message} Its writes have an unknown outcome.", exception));
             }
         }
     }
 
     /// <summary>
-    /// The durability transaction and the readers' wake-up (NotifySql, committed without a flush of its own), one
-    /// after the other in one round trip.
+    /// Makes every record committed so far durable and readable (DurableSql), under this writer's row
+    /// <paramref name="slot"/>; then runs <paramref name="onDurable"/>, and wakes the readers (NotifySql, committed
+    /// without a flush of its own) only when the frontier moved. Most seconds the keeper finds the frontier at the head
+    /// and writes nothing; a shared flush finds it there when another writer's flush covered its batches. The keeper and
+    /// the shared flush use rows of their own, so they never wait on each other.
     /// </summary>
-    private async Task FlushOnceAsync()
+    private async Task MakeDurableAsync(int slot, Action? onDurable = null)
     {
         await using var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
-        await using var flush = new NpgsqlBatch(connection)
+        bool moved;
+        await using (var durable = new NpgsqlBatch(connection) { BatchCommands = { DurableCommand(slot) } })
+        {
+            moved = await durable.ExecuteScalarAsync().ConfigureAwait(false) is long;
+        }
+
+        onDurable?.Invoke();
+        if (!moved)
+        {
+            return;
+        }
+
+        await using var notify = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
-                new NpgsqlBatchCommand("BEGIN"),
-                DurableCommand(FlushSlot),
-                new NpgsqlBatchCommand("COMMIT"),
-                new NpgsqlBatchCommand("BEGIN"),
                 new NpgsqlBatchCommand(AsynchronousCommitSql),
                 NotifyCommand(),
-                new NpgsqlBatchCommand("COMMIT"),
             },
         };
-        await flush.ExecuteNonQueryAsync().ConfigureAwait(false);
+        try
+        {
+            await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
+        }
+        catch (Exception exception) when (exception is NpgsqlException or TimeoutException)
+        {
+            // The records are durable already; readers that miss the wake-up find them on their next poll (at most a
+            // second later), so this is no reason to fail any write.
+            LogNotifyFailed(_logger, exception);
+        }
     }
 }
