@@ -198,7 +198,7 @@ public static class GroupCommitScenario
         var clients = silos.Select(s => new MetaClient(new MetaClientOptions
         {
             BootstrapUrls = [s.Address],
-            RouteGroupCallsToCoordinator = routed,
+            RouteCallsToOwner = routed,
         })).ToList();
         try
         {

@@ -225,7 +225,7 @@ public interface IMetaClient
     Task<LogOffsetsReportResponse> ReportLogOffsetsAsync(int brokerId, LogOffsetsReport report, CancellationToken cancellationToken = default);
 
     /// <summary>Finds the silo that coordinates a consumer group (<c>GET /v1/groups/{groupId}/coordinator</c>, Kafka's
-    /// FindCoordinator). With <see cref="MetaClientOptions.RouteGroupCallsToCoordinator"/> on, the group's heartbeats,
+    /// FindCoordinator). With <see cref="MetaClientOptions.RouteCallsToOwner"/> on, the group's heartbeats,
     /// commits and fetches go there from now on; the client also learns the coordinator without this call, from the
     /// first group call a silo forwards.</summary>
     /// <param name="groupId">The group id.</param>

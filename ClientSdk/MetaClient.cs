@@ -11,9 +11,9 @@ namespace OrleansMeta.Client;
 /// <remarks>
 /// <para>Any silo serves every request. The client keeps sending to one silo of
 /// <see cref="MetaClientOptions.BootstrapUrls"/> and moves on to the next when that one cannot be reached or answers
-/// with a retryable error. A consumer group's heartbeats, commits and fetches go to the group's coordinator instead once
-/// the client knows it (see <see cref="MetaClientOptions.RouteGroupCallsToCoordinator"/>), and back to the bootstrap
-/// silos when a call there fails.</para>
+/// with a retryable error. A consumer group's heartbeats, commits and fetches, a topic's and a partition's writes and a
+/// broker's registration and heartbeats go to the silo owning their grain instead once the client knows it (see
+/// <see cref="MetaClientOptions.RouteCallsToOwner"/>), and back to the bootstrap silos when a call there fails.</para>
 /// <para>Retries (up to <see cref="MetaClientOptions.MaxAttempts"/> attempts, exponential backoff with jitter) happen
 /// only for failures the same request may survive: the silo could not be reached (connection refused, DNS, TLS), HTTP
 /// 429, 502, 503 and 504, and problem answers with <c>retryable: true</c>. Other errors (400, 404, 409, 413, ...) are
@@ -59,7 +59,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Post, $"v1/brokers/{Num(brokerId)}/registration",
             MetaTransport.Serialize(request, MetaJsonContext.Default.BrokerRegistrationRequest),
-            MetaJsonContext.Default.BrokerRegistrationResponse, cancellationToken);
+            MetaJsonContext.Default.BrokerRegistrationResponse, cancellationToken, Routes.Broker(brokerId));
     }
 
     /// <inheritdoc />
@@ -69,7 +69,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Post, $"v1/brokers/{Num(brokerId)}/heartbeat",
             MetaTransport.Serialize(request, MetaJsonContext.Default.BrokerHeartbeatRequest),
-            MetaJsonContext.Default.BrokerHeartbeatResponse, cancellationToken);
+            MetaJsonContext.Default.BrokerHeartbeatResponse, cancellationToken, Routes.Broker(brokerId));
     }
 
     /// <inheritdoc />
@@ -82,7 +82,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         var response = await SendAsync(HttpMethod.Post, "v1/topics",
             MetaTransport.Serialize(request, MetaJsonContext.Default.CreateTopicRequest),
-            MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
+            MetaJsonContext.Default.TopicResponse, cancellationToken, Routes.Topic(request.Name)).ConfigureAwait(false);
         if (!request.ValidateOnly)
         {
             // A dry run's answer describes a topic that does not exist: nothing to learn leaders from.
@@ -111,7 +111,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         var response = await SendAsync(HttpMethod.Delete, TopicPath(topic), null,
-            MetaJsonContext.Default.DeleteTopicResponse, cancellationToken).ConfigureAwait(false);
+            MetaJsonContext.Default.DeleteTopicResponse, cancellationToken, Routes.Topic(topic)).ConfigureAwait(false);
         Leaders.Update(response);
         return response;
     }
@@ -123,7 +123,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         var response = await SendAsync(HttpMethod.Post, TopicPath(topic) + "/partitions",
             MetaTransport.Serialize(request, MetaJsonContext.Default.AddPartitionsRequest),
-            MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
+            MetaJsonContext.Default.TopicResponse, cancellationToken, Routes.Topic(topic)).ConfigureAwait(false);
         if (!request.ValidateOnly)
         {
             Leaders.Update(response);
@@ -139,7 +139,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Patch, TopicPath(topic) + "/configs",
             MetaTransport.Serialize(request, MetaJsonContext.Default.AlterConfigsRequest),
-            MetaJsonContext.Default.TopicConfigsResponse, cancellationToken);
+            MetaJsonContext.Default.TopicConfigsResponse, cancellationToken, Routes.Topic(topic));
     }
 
     /// <inheritdoc />
@@ -150,7 +150,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentNullException.ThrowIfNull(request);
         var response = await SendAsync(HttpMethod.Post, $"{TopicPath(topic)}/partitions/{Num(partition)}/isr",
             MetaTransport.Serialize(request, MetaJsonContext.Default.AlterPartitionRequest),
-            MetaJsonContext.Default.PartitionResponse, cancellationToken).ConfigureAwait(false);
+            MetaJsonContext.Default.PartitionResponse, cancellationToken, Routes.Partition(topic, partition)).ConfigureAwait(false);
         Leaders.Update(response);
         return response;
     }
@@ -237,7 +237,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
     public Task<BrokerUnregistrationResponse> UnregisterBrokerAsync(int brokerId, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(brokerId);
-        return SendAsync(HttpMethod.Delete, $"v1/brokers/{Num(brokerId)}", null, MetaJsonContext.Default.BrokerUnregistrationResponse, cancellationToken);
+        return SendAsync(HttpMethod.Delete, $"v1/brokers/{Num(brokerId)}", null, MetaJsonContext.Default.BrokerUnregistrationResponse, cancellationToken, Routes.Broker(brokerId));
     }
 
     /// <inheritdoc />
@@ -285,7 +285,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Post, GroupPath(groupId) + "/heartbeat",
-            MetaTransport.Serialize(request, MetaJsonContext.Default.GroupHeartbeatRequest), MetaJsonContext.Default.GroupHeartbeatResponse, cancellationToken, groupId);
+            MetaTransport.Serialize(request, MetaJsonContext.Default.GroupHeartbeatRequest), MetaJsonContext.Default.GroupHeartbeatResponse, cancellationToken, Routes.Group(groupId));
     }
 
     /// <inheritdoc />
@@ -308,14 +308,14 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         ArgumentNullException.ThrowIfNull(request);
         return SendAsync(HttpMethod.Put, GroupPath(groupId) + "/offsets",
-            MetaTransport.Serialize(request, MetaJsonContext.Default.CommitOffsetsRequest), MetaJsonContext.Default.CommitOffsetsResponse, cancellationToken, groupId);
+            MetaTransport.Serialize(request, MetaJsonContext.Default.CommitOffsetsRequest), MetaJsonContext.Default.CommitOffsetsResponse, cancellationToken, Routes.Group(groupId));
     }
 
     /// <inheritdoc />
     public Task<GroupOffsetsResponse> FetchOffsetsAsync(string groupId, IEnumerable<string>? topics = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(groupId);
-        return SendAsync(HttpMethod.Get, GroupPath(groupId) + "/offsets" + TopicsQuery(topics), null, MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken, groupId);
+        return SendAsync(HttpMethod.Get, GroupPath(groupId) + "/offsets" + TopicsQuery(topics), null, MetaJsonContext.Default.GroupOffsetsResponse, cancellationToken, Routes.Group(groupId));
     }
 
     /// <inheritdoc />
@@ -353,7 +353,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
         ArgumentException.ThrowIfNullOrEmpty(groupId);
         var response = await SendAsync(HttpMethod.Get, GroupPath(groupId) + "/coordinator", null,
             MetaJsonContext.Default.GroupCoordinatorResponse, cancellationToken).ConfigureAwait(false);
-        _transport.Coordinators?.Learn(groupId, response.Url);
+        _transport.Owners?.Learn(Routes.Group(groupId), response.Url);
         return response;
     }
 
@@ -367,17 +367,20 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     private Task<T> SendAsync<T>(HttpMethod method, string path, byte[]? body,
-        System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> responseType, CancellationToken cancellationToken, string? group = null)
+        System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> responseType, CancellationToken cancellationToken, string? route = null)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
-        return _transport.SendAsync(method, path, body, responseType, cancellationToken, group);
+        return _transport.SendAsync(method, path, body, responseType, cancellationToken, route);
     }
 
     /// <summary>Test hook: takes <paramref name="coordinator"/> as <paramref name="groupId"/>'s coordinator.</summary>
-    internal void LearnCoordinator(string groupId, Uri coordinator) => _transport.Coordinators?.Learn(groupId, coordinator.AbsoluteUri);
+    internal void LearnCoordinator(string groupId, Uri coordinator) => _transport.Owners?.Learn(Routes.Group(groupId), coordinator.AbsoluteUri);
 
     /// <summary>The coordinator this client sends <paramref name="groupId"/>'s calls to now, or null (bootstrap silos).</summary>
-    internal Uri? CoordinatorOf(string groupId) => _transport.Coordinators is { } cache && cache.TryGet(groupId, out var coordinator) ? coordinator : null;
+    internal Uri? CoordinatorOf(string groupId) => OwnerOf(Routes.Group(groupId));
+
+    /// <summary>The silo this client sends <paramref name="route"/>'s calls to now (a key of <see cref="Routes"/>), or null (bootstrap silos).</summary>
+    internal Uri? OwnerOf(string route) => _transport.Owners is { } cache && cache.TryGet(route, out var owner) ? owner : null;
 
     private static string TopicPath(string topic) => "v1/topics/" + Uri.EscapeDataString(topic);
 

@@ -35,14 +35,15 @@ public sealed class MetaClientOptions
     /// <see cref="HttpMessageHandler"/>. Default: null.</summary>
     public HttpClient? HttpClient { get; set; }
 
-    /// <summary>Whether a consumer group's heartbeats, offset commits and offset fetches go straight to the silo that
-    /// coordinates the group (Kafka's FindCoordinator), saving the hop a silo that does not own the group makes to forward
-    /// them. The client learns the coordinator from <see cref="IMetaClient.FindCoordinatorAsync"/> or from the first
-    /// such call (a silo that forwarded a group's call names the coordinator in its answer), never with an extra request
-    /// of its own; when a call sent there fails (the silo went away, or is not serving), the group's calls go to
-    /// <see cref="BootstrapUrls"/> again until a silo names the new coordinator. Turn it off when the silos' advertised
-    /// URLs are not reachable from this client (all traffic must pass a gateway). Default: true.</summary>
-    public bool RouteGroupCallsToCoordinator { get; set; } = true;
+    /// <summary>Whether calls for one grain go straight to the silo that owns it, saving the hop a silo that does not own
+    /// it makes to forward them: a consumer group's heartbeats, offset commits and offset fetches (to its coordinator, as
+    /// Kafka's FindCoordinator), a topic's creation, deletion, partition additions and config changes, a partition's
+    /// AlterPartition, and a broker's registration, heartbeats and unregistration. The client learns the owner from
+    /// <see cref="IMetaClient.FindCoordinatorAsync"/> or from the first such call (a silo that forwarded a call names the
+    /// owner in its answer), never with an extra request of its own; when a call sent there fails (the silo went away, or
+    /// is not serving), the calls go to <see cref="BootstrapUrls"/> again until a silo names the new owner. Turn it off
+    /// when the silos' advertised URLs are not reachable from this client (all traffic must pass a gateway). Default: true.</summary>
+    public bool RouteCallsToOwner { get; set; } = true;
 
     /// <summary>How long a watch (<see cref="IMetaClient.WatchAsync"/>) waits without receiving a byte (silos send a
     /// keep-alive every 15 seconds by default) before it takes the connection for dead and reconnects. Default: 45 seconds.</summary>

@@ -21,8 +21,8 @@ internal sealed class MetaTransport : IDisposable
     private readonly ResiliencePipeline _pipeline;
     private int _current;
 
-    /// <summary>Where groups' coordinators are, when <see cref="MetaClientOptions.RouteGroupCallsToCoordinator"/> is on.</summary>
-    internal CoordinatorCache? Coordinators { get; }
+    /// <summary>Which silos own the grains behind routed calls, when <see cref="MetaClientOptions.RouteCallsToOwner"/> is on.</summary>
+    internal OwnerCache? Owners { get; }
 
     internal MetaTransport(MetaClientOptions options)
     {
@@ -31,7 +31,7 @@ internal sealed class MetaTransport : IDisposable
         _requestTimeout = options.RequestTimeout;
         WatchIdleTimeout = options.WatchIdleTimeout;
         RetryDelays = (options.RetryBaseDelay, options.RetryMaxDelay);
-        Coordinators = options.RouteGroupCallsToCoordinator ? new CoordinatorCache(TimeProvider.System) : null;
+        Owners = options.RouteCallsToOwner ? new OwnerCache(TimeProvider.System) : null;
         if (options.HttpClient is { } client)
         {
             _http = client;
@@ -72,18 +72,19 @@ internal sealed class MetaTransport : IDisposable
             }).Build();
     }
 
-    /// <summary>Sends a call and reads its answer as <typeparamref name="T"/>. With <paramref name="group"/> (a consumer
-    /// group's heartbeats, commits and fetches), the call goes to the group's coordinator when it is known rather than
-    /// to the bootstrap silos.</summary>
+    /// <summary>Sends a call and reads its answer as <typeparamref name="T"/>. With <paramref name="route"/> (a key of
+    /// <see cref="Routes"/>: a consumer group's heartbeats, commits and fetches, a topic's or partition's writes, a
+    /// broker's heartbeats), the call goes to the silo owning the route's grain when it is known rather than to the
+    /// bootstrap silos.</summary>
     internal async Task<T> SendAsync<T>(
         HttpMethod method,
         string path,
         byte[]? body,
         JsonTypeInfo<T> responseType,
         CancellationToken cancellationToken,
-        string? group = null)
+        string? route = null)
     {
-        var call = new Call<T>(this, method, path, body, responseType, Coordinators is null ? null : group);
+        var call = new Call<T>(this, method, path, body, responseType, Owners is null ? null : route);
         return await _pipeline.ExecuteAsync(
             static (call, token) => call.Transport.AttemptAsync(call, token),
             call,
@@ -121,13 +122,13 @@ internal sealed class MetaTransport : IDisposable
 
     private async ValueTask<T> AttemptAsync<T>(Call<T> call, CancellationToken cancellationToken)
     {
-        // A group's call goes to its coordinator when one is known; otherwise (and after a call there failed) to the
-        // bootstrap silo in use, which forwards it and names the coordinator in its answer. -1: no bootstrap silo to move on from.
+        // A routed call goes to its grain's owner when one is known; otherwise (and after a call there failed) to the
+        // bootstrap silo in use, which forwards it and names the owner in its answer. -1: no bootstrap silo to move on from.
         int index;
         Uri silo;
-        if (call.Group is not null && Coordinators!.TryGet(call.Group, out var coordinator))
+        if (call.Route is not null && Owners!.TryGet(call.Route, out var owner))
         {
-            (index, silo) = (-1, coordinator);
+            (index, silo) = (-1, owner);
         }
         else
         {
@@ -180,9 +181,10 @@ internal sealed class MetaTransport : IDisposable
             {
                 if (ProblemReader.IsSuccess(response.StatusCode))
                 {
-                    if (call.Group is not null && response.Headers.TryGetValues(GroupHeaders.Coordinator, out var named))
+                    if (call.Route is not null
+                        && (response.Headers.TryGetValues(RoutingHeaders.Owner, out var named) || response.Headers.TryGetValues(GroupHeaders.Coordinator, out named)))
                     {
-                        Coordinators!.Learn(call.Group, named.FirstOrDefault());
+                        Owners!.Learn(call.Route, named.FirstOrDefault());
                     }
 
                     var stream = await response.Content.ReadAsStreamAsync(attempt.Token).ConfigureAwait(false);
@@ -231,13 +233,13 @@ internal sealed class MetaTransport : IDisposable
     internal static TimeSpan ConnectTimeoutFor(TimeSpan requestTimeout) =>
         requestTimeout / 2 < TimeSpan.FromSeconds(10) ? requestTimeout / 2 : TimeSpan.FromSeconds(10);
 
-    /// <summary>After a failure that another silo may not meet: a group's coordinator is dropped (the group's calls go
-    /// to the bootstrap silos again); a bootstrap silo is moved on from, unless another call already did.</summary>
+    /// <summary>After a failure that another silo may not meet: a route's owner is dropped (the route's calls go to the
+    /// bootstrap silos again); a bootstrap silo is moved on from, unless another call already did.</summary>
     private void MoveOn<T>(Call<T> call, Uri silo, int index)
     {
         if (index < 0)
         {
-            Coordinators!.Failed(call.Group!, silo);
+            Owners!.Failed(call.Route!, silo);
         }
         else
         {
@@ -270,7 +272,7 @@ internal sealed class MetaTransport : IDisposable
         { ShouldResend = resend };
     }
 
-    private sealed record Call<T>(MetaTransport Transport, HttpMethod Method, string Path, byte[]? Body, JsonTypeInfo<T> ResponseType, string? Group)
+    private sealed record Call<T>(MetaTransport Transport, HttpMethod Method, string Path, byte[]? Body, JsonTypeInfo<T> ResponseType, string? Route)
     {
         /// <summary>GET, PUT, DELETE and HEAD may be sent again after an attempt whose outcome is unknown; POST and PATCH may not.</summary>
         public bool Idempotent { get; } = Method == HttpMethod.Get || Method == HttpMethod.Put || Method == HttpMethod.Delete || Method == HttpMethod.Head;

@@ -19,18 +19,26 @@ public static class BrokerEndpoints
         // parameter), not a missing endpoint (404).
         group.MapPost("/{id}/registration", RegisterAsync).WithName("RegisterBroker")
             .WithSummary("Registers a broker incarnation; returns its broker epoch. Brokers start fenced.")
-            .Problems(ApiDocs.Write, (409, [ErrorCodes.DuplicateBrokerRegistration]));
+            .Problems(ApiDocs.Write, (409, [ErrorCodes.DuplicateBrokerRegistration]))
+            .NamesBrokerOwner();
         group.MapPost("/{id}/heartbeat", HeartbeatAsync).WithName("BrokerHeartbeat")
             .WithSummary("Keeps the broker's session alive (default every 2 s, session 9 s); unfences a caught-up broker; drives controlled shutdown.")
-            .Problems(ApiDocs.Write, (400, [ErrorCodes.OffsetOutOfRange]), (404, [ErrorCodes.BrokerIdNotRegistered]), (409, [ErrorCodes.StaleBrokerEpoch]));
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.OffsetOutOfRange]), (404, [ErrorCodes.BrokerIdNotRegistered]), (409, [ErrorCodes.StaleBrokerEpoch]))
+            .NamesBrokerOwner();
         group.MapDelete("/{id}", UnregisterAsync).WithName("UnregisterBroker")
             .WithSummary("Removes a broker that is gone for good (Kafka's UnregisterBroker). Refused while it is unfenced or its session is alive " +
                 "(BROKER_SESSION_ALIVE) and while partitions list it as a replica (BROKER_HAS_REPLICAS: reassign them first).")
-            .Problems(ApiDocs.Write, (404, [ErrorCodes.BrokerIdNotRegistered]), (409, [ErrorCodes.BrokerSessionAlive, ErrorCodes.BrokerHasReplicas]));
+            .Problems(ApiDocs.Write, (404, [ErrorCodes.BrokerIdNotRegistered]), (409, [ErrorCodes.BrokerSessionAlive, ErrorCodes.BrokerHasReplicas]))
+            .NamesBrokerOwner();
         group.MapGet("/", ListAsync).WithName("ListBrokers").WithSummary("Registered brokers and their state, from this silo's metadata image.")
             .Problems(ApiDocs.Read);
         return endpoints;
     }
+
+    /// <summary>A call for the broker in the route that this silo forwarded names the owner of the broker's grain: the
+    /// broker's heartbeats, every couple of seconds for as long as it runs, then skip the hop.</summary>
+    private static RouteHandlerBuilder NamesBrokerOwner(this RouteHandlerBuilder builder)
+        => builder.NamesOwner<IBrokerGrain>(context => context.Arguments is [int id, ..] ? BrokerKey(id) : null);
 
     private static async Task<Ok<BrokerRegistrationResponse>> RegisterAsync(int id, BrokerRegistrationRequest request, IGrainFactory grains)
     {
@@ -63,5 +71,7 @@ public static class BrokerEndpoints
         return TypedResults.Ok(new BrokersResponse(metadata.Brokers.Values.OrderBy(b => b.Record.BrokerId).Select(Mapping.Broker).ToList(), metadata.Offset));
     }
 
-    private static IBrokerGrain Broker(IGrainFactory grains, int id) => grains.GetGrain<IBrokerGrain>(id.ToString(CultureInfo.InvariantCulture));
+    private static IBrokerGrain Broker(IGrainFactory grains, int id) => grains.GetGrain<IBrokerGrain>(BrokerKey(id));
+
+    private static string BrokerKey(int id) => id.ToString(CultureInfo.InvariantCulture);
 }

@@ -20,7 +20,7 @@ public static class GroupEndpoints
                 (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidRegularExpression, ErrorCodes.UnsupportedAssignor, ErrorCodes.InvalidTopic]),
                 (404, [ErrorCodes.UnknownMemberId]),
                 (409, [ErrorCodes.FencedMemberEpoch, ErrorCodes.UnreleasedInstanceId, ErrorCodes.GroupMaxSizeReached]))
-            .AddEndpointFilter(NameCoordinatorIfForwarded);
+            .NamesCoordinator();
         group.MapGet("/{groupId}", DescribeAsync).WithName("DescribeGroup")
             .WithSummary("The group's state, epochs, assignor, members with their assignments, and committed offsets.")
             .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidGroupId]), (404, [ErrorCodes.GroupIdNotFound]));
@@ -34,11 +34,11 @@ public static class GroupEndpoints
                 (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]),
                 (404, [ErrorCodes.UnknownMemberId, ErrorCodes.UnknownTopicOrPartition]),
                 (409, [ErrorCodes.StaleMemberEpoch, ErrorCodes.FencedMemberEpoch]))
-            .AddEndpointFilter(NameCoordinatorIfForwarded);
+            .NamesCoordinator();
         group.MapGet("/{groupId}/offsets", FetchAsync).WithName("FetchOffsets")
             .WithSummary("The group's committed offsets, all of them or those of the topics named by 'topic' (repeatable).")
             .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]))
-            .AddEndpointFilter(NameCoordinatorIfForwarded);
+            .NamesCoordinator();
         group.MapDelete("/{groupId}/offsets", DeleteOffsetsAsync).WithName("DeleteOffsets")
             .WithSummary("Deletes the offsets of the topics named by 'topic' (repeatable), or all of an empty group's.")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidGroupId, ErrorCodes.InvalidTopic]), (409, [ErrorCodes.GroupSubscribedToTopic, ErrorCodes.NonEmptyGroup]));
@@ -53,6 +53,11 @@ public static class GroupEndpoints
             .Problems(ApiDocs.Plain, (400, [ErrorCodes.InvalidGroupId]));
         return endpoints;
     }
+
+    /// <summary>A group call that this silo forwarded names the coordinator's URL: the client sends the group's next
+    /// calls there without asking.</summary>
+    private static RouteHandlerBuilder NamesCoordinator(this RouteHandlerBuilder builder)
+        => builder.NamesOwner<IConsumerGroupGrain>(context => context.HttpContext.Request.RouteValues["groupId"] as string, GroupHeaders.Coordinator);
 
     private static async Task<Ok<GroupHeartbeatResponse>> HeartbeatAsync(string groupId, GroupHeartbeatRequest request, IGrainFactory grains)
         => TypedResults.Ok(await Group(grains, groupId).HeartbeatAsync(request));
@@ -95,22 +100,6 @@ public static class GroupEndpoints
         }
 
         return TypedResults.Ok(new GroupCoordinatorResponse(groupId, owner.ClientUrl, owner.Address.ToString(), owner.Name, location.ViewVersion));
-    }
-
-    /// <summary>
-    /// After a group call succeeded on a silo that does not own the group in its view (so the call was forwarded), names
-    /// the owner's URL in a header: a client learns where to send the group's next calls without asking.
-    /// </summary>
-    private static async ValueTask<object?> NameCoordinatorIfForwarded(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        var result = await next(context);
-        if (context.HttpContext.Request.RouteValues["groupId"] is string groupId
-            && context.HttpContext.RequestServices.GetRequiredService<GrainLocator>().Locate<IConsumerGroupGrain>(groupId) is { IsLocal: false, Owner.ClientUrl: { } url })
-        {
-            context.HttpContext.Response.Headers[GroupHeaders.Coordinator] = url;
-        }
-
-        return result;
     }
 
     /// <summary>The group's grain, once its id is known to be valid (a bad id activates nothing).</summary>

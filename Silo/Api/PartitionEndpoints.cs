@@ -14,7 +14,8 @@ public static class PartitionEndpoints
     {
         // No route constraint on {partition}: "x" or an out-of-range number is a bad parameter (400), not a missing endpoint.
         endpoints.MapPost("/v1/topics/{name}/partitions/{partition}/isr", AlterPartitionAsync).WithTags("Partitions").WithName("AlterPartition")
-            .WithSummary("The partition leader changes the ISR: a compare-and-set on the partition epoch with its leader and broker epochs.")
+            .WithSummary("The partition leader changes the ISR: a compare-and-set on the partition epoch with its leader and broker epochs. " +
+                $"An answer that another silo forwarded names the partition's owner in the {RoutingHeaders.Owner} header.")
             .Problems(ApiDocs.Write,
                 (400, [ErrorCodes.InvalidTopic, ErrorCodes.IneligibleReplica]),
                 (404, [ErrorCodes.UnknownTopicOrPartition]),
@@ -28,7 +29,7 @@ public static class PartitionEndpoints
 
     private static async Task<Ok<PartitionResponse>> AlterPartitionAsync(
         string name, int partition, AlterPartitionRequest request, IGrainFactory grains, MetadataImageService image, IMetadataLog log,
-        CancellationToken cancellationToken)
+        HttpContext http, CancellationToken cancellationToken)
     {
         Validation.NonNegative(partition, "path parameter 'partition'");
         TopicRules.ValidateName(name);
@@ -46,8 +47,10 @@ public static class PartitionEndpoints
             throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"Topic '{name}' has partitions 0 to {topic.Partitions.Length - 1}; there is no partition {partition}.");
         }
 
-        var change = await grains.GetGrain<IPartitionGrain>(PartitionKeys.For(topic.Topic.TopicId, partition)).AlterPartitionAsync(
+        var key = PartitionKeys.For(topic.Topic.TopicId, partition);
+        var change = await grains.GetGrain<IPartitionGrain>(key).AlterPartitionAsync(
             new AlterPartition(request.LeaderId, request.BrokerEpoch, request.LeaderEpoch, request.PartitionEpoch, request.NewIsr, metadata.Offset));
+        OwnerRouting.NameOwnerIfForwarded<IPartitionGrain>(http, key);
         return TypedResults.Ok(new PartitionResponse(change.Topic, Mapping.Partition(change.State, image.Current), change.MetadataOffset ?? metadata.Offset));
     }
 

@@ -18,24 +18,32 @@ public static class TopicEndpoints
                 "With validateOnly, checks everything and answers 200 with the topic as it would be, writing nothing.")
             .Problems(ApiDocs.Write,
                 (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidPartitions, ErrorCodes.InvalidReplicationFactor, ErrorCodes.InvalidReplicaAssignment, ErrorCodes.InvalidConfig]),
-                (409, [ErrorCodes.TopicAlreadyExists]));
+                (409, [ErrorCodes.TopicAlreadyExists]))
+            .NamesOwner<ITopicGrain>(context => context.Arguments.OfType<CreateTopicRequest>().FirstOrDefault()?.Name is { } name ? TopicKeys.For(name) : null);
         group.MapGet("/", ListAsync).WithName("ListTopics").Problems(ApiDocs.Read);
         group.MapGet("/{name}", DescribeAsync).WithName("DescribeTopic")
             .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
         group.MapDelete("/{name}", DeleteAsync).WithName("DeleteTopic")
-            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]))
+            .NamesTopicOwner();
         group.MapPost("/{name}/partitions", AddPartitionsAsync).WithName("AddPartitions")
             .WithSummary("Grows the topic to totalCount partitions. With validateOnly, checks everything and answers as if done, writing nothing.")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidPartitions, ErrorCodes.InvalidReplicaAssignment]),
-                (404, [ErrorCodes.UnknownTopicOrPartition]));
+                (404, [ErrorCodes.UnknownTopicOrPartition]))
+            .NamesTopicOwner();
         group.MapGet("/{name}/configs", DescribeConfigsAsync).WithName("DescribeTopicConfigs")
             .WithSummary("Every topic config this service knows, with the value in effect, whether it is the default, and its source (Kafka's DescribeConfigs).")
             .Problems(ApiDocs.Read, (400, [ErrorCodes.InvalidTopic]), (404, [ErrorCodes.UnknownTopicOrPartition]));
         group.MapPatch("/{name}/configs", AlterConfigsAsync).WithName("AlterTopicConfigs")
             .WithSummary("Sets topic configs; a null value removes a key. Unknown keys and bad values are refused. With validateOnly, writes nothing.")
-            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidConfig]), (404, [ErrorCodes.UnknownTopicOrPartition]));
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidConfig]), (404, [ErrorCodes.UnknownTopicOrPartition]))
+            .NamesTopicOwner();
         return endpoints;
     }
+
+    /// <summary>A write to the topic in the route that this silo forwarded names the owner of the topic's grain.</summary>
+    private static RouteHandlerBuilder NamesTopicOwner(this RouteHandlerBuilder builder)
+        => builder.NamesOwner<ITopicGrain>(context => context.HttpContext.Request.RouteValues["name"] is string name ? TopicKeys.For(name) : null);
 
     private static async Task<Results<Created<TopicResponse>, Ok<TopicResponse>>> CreateAsync(
         CreateTopicRequest request, IGrainFactory grains, MetadataImageService image)

@@ -100,7 +100,7 @@ public sealed class CoordinatorRoutingTests
     {
         await using var coordinator = await FakeSilo.StartAsync(MapGroupCalls);
         await using var bootstrap = await FakeSilo.StartAsync(app => MapGroupCalls(app, coordinator.Url));
-        using var client = Samples.Client(o => o.RouteGroupCallsToCoordinator = false, bootstrap.Url);
+        using var client = Samples.Client(o => o.RouteCallsToOwner = false, bootstrap.Url);
 
         await client.CommitOffsetsAsync("g", Commit);
         await client.CommitOffsetsAsync("g", Commit);

@@ -46,7 +46,7 @@ public sealed class OptionsTests
         Assert.Equal(5, options.MaxAttempts);
         Assert.Equal(TimeSpan.FromMilliseconds(100), options.RetryBaseDelay);
         Assert.Equal(TimeSpan.FromSeconds(2), options.RetryMaxDelay);
-        Assert.True(options.RouteGroupCallsToCoordinator);
+        Assert.True(options.RouteCallsToOwner);
     }
 
     [Fact]

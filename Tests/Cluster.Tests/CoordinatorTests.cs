@@ -30,7 +30,7 @@ public sealed class CoordinatorTests
         using (var anySilo = new MetaClient(new MetaClientOptions
         {
             BootstrapUrls = [.. setup.Silos.Select(s => s.Http.BaseAddress!)],
-            RouteGroupCallsToCoordinator = false,
+            RouteCallsToOwner = false,
         }))
         {
             var before = ForwardedGroupCalls(setup);

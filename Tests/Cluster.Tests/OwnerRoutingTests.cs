@@ -1,0 +1,137 @@
+using System.Net.Http.Json;
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Client;
+using OrleansMeta.Cluster.Tests.Infrastructure;
+using OrleansMeta.Contracts;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Messaging;
+using OrleansMeta.Runtime.Placement;
+
+namespace OrleansMeta.Cluster.Tests;
+
+/// <summary>
+/// Talking to the owner for metadata writes, on three silos with PostgreSQL: a silo that forwards a topic's config
+/// change, a partition's AlterPartition or a broker's heartbeat names the owning silo in its answer, the owner does not,
+/// and the SDK sends the same grain's next writes there, so that once learned no write is forwarded.
+/// </summary>
+public sealed class OwnerRoutingTests
+{
+    [Fact]
+    public async Task Forwarded_metadata_writes_name_the_owner_and_the_sdk_sends_the_next_ones_there()
+    {
+        await using var setup = await MetaSetup.StartAsync("owner-routing");
+        var topics = Enumerable.Range(0, 6).Select(i => $"owned-{i}").ToList();
+        foreach (var name in topics)
+        {
+            await setup.Client.CreateTopicAsync(new CreateTopicRequest(name, 3, 3));
+        }
+
+        // Raw HTTP: the owner of a partition's grain answers AlterPartition without the header, any other silo with
+        // the owner's public URL.
+        var described = (await setup.Client.DescribeTopicAsync(topics[0])).Topic;
+        var partition = described.Partitions[0];
+        var owner = Owner<IPartitionGrain>(setup, PartitionKeys.For(described.TopicId, 0));
+        var other = setup.Silos.First(s => s != owner);
+        var leader = setup.Brokers.Single(b => b.Id == partition.Leader);
+        var smaller = partition.Isr.Where(b => b != partition.Replicas[2]).ToList();
+        var shrunk = await other.Http.PostAsJsonAsync($"/v1/topics/{topics[0]}/partitions/0/isr",
+            new AlterPartitionRequest(leader.Id, leader.Epoch, partition.LeaderEpoch, partition.PartitionEpoch, smaller));
+        shrunk.EnsureSuccessStatusCode();
+        Assert.Equal(Url(owner), Assert.Single(shrunk.Headers.GetValues(RoutingHeaders.Owner)));
+        var grown = await owner.Http.PostAsJsonAsync($"/v1/topics/{topics[0]}/partitions/0/isr",
+            new AlterPartitionRequest(leader.Id, leader.Epoch, partition.LeaderEpoch, partition.PartitionEpoch + 1, partition.Isr));
+        grown.EnsureSuccessStatusCode();
+        Assert.False(grown.Headers.Contains(RoutingHeaders.Owner));
+
+        // The same for a topic's config change and a broker's heartbeat.
+        var topicOwner = Owner<ITopicGrain>(setup, TopicKeys.For(topics[0]));
+        var patch = new AlterConfigsRequest(new Dictionary<string, string?> { ["retention.ms"] = "60000" });
+        var viaOther = await setup.Silos.First(s => s != topicOwner).Http.PatchAsJsonAsync($"/v1/topics/{topics[0]}/configs", patch);
+        viaOther.EnsureSuccessStatusCode();
+        Assert.Equal(Url(topicOwner), Assert.Single(viaOther.Headers.GetValues(RoutingHeaders.Owner)));
+        Assert.False((await topicOwner.Http.PatchAsJsonAsync($"/v1/topics/{topics[0]}/configs", patch)).Headers.Contains(RoutingHeaders.Owner));
+        var broker = setup.Brokers[0];
+        var brokerOwner = Owner<IBrokerGrain>(setup, broker.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var heartbeat = await setup.Silos.First(s => s != brokerOwner).Http.PostAsJsonAsync(
+            $"/v1/brokers/{broker.Id}/heartbeat", new BrokerHeartbeatRequest(broker.Epoch, 0));
+        heartbeat.EnsureSuccessStatusCode();
+        Assert.Equal(Url(brokerOwner), Assert.Single(heartbeat.Headers.GetValues(RoutingHeaders.Owner)));
+
+        // Through the SDK, with one bootstrap silo: each grain's first write may be forwarded (and teaches the owner);
+        // then three more rounds of config changes on six topics and ISR changes on eighteen partitions, none forwarded.
+        using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [setup.Silos[0].Http.BaseAddress!] });
+        await RoundAsync(client, setup, topics, 0);
+        var learned = (Forwarded(setup, "topic"), Forwarded(setup, "partition"));
+        Assert.True(learned.Item1 + learned.Item2 > 0, "some of 6 topics and 18 partitions are owned by another silo than the bootstrap silo");
+        for (var round = 1; round <= 3; round++)
+        {
+            await RoundAsync(client, setup, topics, round);
+        }
+
+        Assert.Equal(learned, (Forwarded(setup, "topic"), Forwarded(setup, "partition")));
+        foreach (var name in topics)
+        {
+            var configs = await client.DescribeTopicConfigsAsync(name);
+            Assert.Equal("3", configs.Configs.Single(c => c.Name == "retention.ms").Value);
+        }
+
+        // A broker's heartbeats: the first, to a silo that does not own the broker's grain, is forwarded and names the
+        // owner; every later one goes to the owner. (Counted at the client: the controller's pings of broker grains are
+        // forwarded grain calls too.)
+        var counting = new CountingHandler();
+        using (var brokerClient = new MetaClient(new MetaClientOptions { BootstrapUrls = [NotOwner(brokerOwner).Http.BaseAddress!], HttpMessageHandler = counting }))
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                await brokerClient.SendBrokerHeartbeatAsync(broker.Id, new BrokerHeartbeatRequest(broker.Epoch, 0));
+            }
+        }
+
+        Assert.Equal(
+            [NotOwner(brokerOwner).PublicPort, brokerOwner.PublicPort, brokerOwner.PublicPort, brokerOwner.PublicPort, brokerOwner.PublicPort],
+            counting.Sent.Select(u => u.Port));
+
+        InProcessSilo NotOwner(InProcessSilo owner) => setup.Silos.First(s => s != owner);
+    }
+
+    /// <summary>Sets retention.ms to <paramref name="round"/> on every topic, and shrinks (even rounds) or restores (odd
+    /// rounds) the ISR of every partition, each through its leader's AlterPartition.</summary>
+    private static async Task RoundAsync(MetaClient client, MetaSetup setup, List<string> topics, int round)
+    {
+        foreach (var name in topics)
+        {
+            await client.AlterTopicConfigsAsync(name, new AlterConfigsRequest(new Dictionary<string, string?> { ["retention.ms"] = round.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+            foreach (var p in (await client.DescribeTopicAsync(name)).Topic.Partitions)
+            {
+                var leader = setup.Brokers.Single(b => b.Id == p.Leader);
+                var isr = p.Isr.Count == 3 ? [.. p.Isr.Where(b => b != p.Leader).Take(1).Append(p.Leader)] : p.Replicas;
+                await client.AlterPartitionAsync(name, p.Partition, new AlterPartitionRequest(leader.Id, leader.Epoch, p.LeaderEpoch, p.PartitionEpoch, isr));
+            }
+        }
+    }
+
+    /// <summary>Records where each request of a client went.</summary>
+    private sealed class CountingHandler() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        public System.Collections.Concurrent.ConcurrentQueue<Uri> Sent { get; } = new();
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Sent.Enqueue(request.RequestUri!);
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    private static long Forwarded(MetaSetup setup, string grainType)
+        => setup.Silos.Sum(s => s.Services.GetRequiredService<ClusterCallDispatcher>().ForwardedCalls(grainType));
+
+    private static string Url(InProcessSilo silo) => $"http://127.0.0.1:{silo.PublicPort}/";
+
+    /// <summary>The owner by placement over the first silo's view (all silos agree once the setup has started).</summary>
+    private static InProcessSilo Owner<TGrain>(MetaSetup setup, string key) where TGrain : IGrainWithStringKey
+    {
+        var location = setup.Silos[0].Services.GetRequiredService<GrainLocator>().Locate<TGrain>(key);
+        return setup.Silos.Single(s => s.SiloEndpoint == location.Owner!.Address.Endpoint);
+    }
+}
