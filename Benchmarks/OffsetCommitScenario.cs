@@ -31,7 +31,7 @@ public static class OffsetCommitScenario
 
         var clusterId = $"bench-{Guid.NewGuid():N}";
         var silo = new SiloAddress("http://127.0.0.1:1", 1);
-        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var dataSource = PostgresStorageServiceCollectionExtensions.DataSource(connectionString); // as a silo's
         await new SchemaMigrator(dataSource).MigrateAsync();
         var postmaster = await PostmasterAsync(dataSource);
 

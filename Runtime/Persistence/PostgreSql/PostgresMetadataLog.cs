@@ -185,14 +185,21 @@ public sealed partial class PostgresMetadataLog : IMetadataLog, IAsyncDisposable
                 }
 
                 failures = 0;
-                while (true)
+                try
                 {
-                    // Read after LISTEN, so an append committed before it took effect is not missed; and again
-                    // whenever idle, which also proves the connection is still alive.
-                    Advance(await ReadHeadAsync(connection, stopping).ConfigureAwait(false));
-                    while (await connection.WaitAsync(IdleCheck, stopping).ConfigureAwait(false))
+                    while (true)
                     {
+                        // Read after LISTEN, so an append committed before it took effect is not missed; and again
+                        // whenever idle, which also proves the connection is still alive.
+                        Advance(await ReadHeadAsync(connection, stopping).ConfigureAwait(false));
+                        while (await connection.WaitAsync(IdleCheck, stopping).ConfigureAwait(false))
+                        {
+                        }
                     }
+                }
+                finally
+                {
+                    await UnlistenAsync(connection).ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -215,6 +222,26 @@ public sealed partial class PostgresMetadataLog : IMetadataLog, IAsyncDisposable
                     return;
                 }
             }
+        }
+    }
+
+    /// <summary>Before the listener's connection goes back to the pool, which does not reset sessions (see
+    /// <see cref="PostgresStorageServiceCollectionExtensions.DataSource"/>): a broken one is not taken back anyway.</summary>
+    private static async Task UnlistenAsync(NpgsqlConnection connection)
+    {
+        if (connection.State != System.Data.ConnectionState.Open)
+        {
+            return;
+        }
+
+        try
+        {
+            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection) { CommandTimeout = 5 };
+            await unlisten.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            // The connection is broken or busy: the pool discards a broken one.
         }
     }
 

@@ -18,10 +18,27 @@ public static class PostgresStorageServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
-        services.TryAddSingleton(provider => new NpgsqlDataSourceBuilder(connectionString)
-            .UseLoggerFactory(provider.GetService<ILoggerFactory>())
-            .Build());
+        services.TryAddSingleton(provider => DataSource(connectionString, provider.GetService<ILoggerFactory>()));
         return services.AddPostgresGrainStorage(clusterId);
+    }
+
+    /// <summary>
+    /// The data source for <paramref name="connectionString"/>. Unless the connection string says otherwise, connections
+    /// go back to the pool without a session reset (<c>No Reset On Close</c>): every setting the storage changes is
+    /// scoped to its transaction (<c>set_config(..., true)</c>, transaction advisory locks), and the log's listener
+    /// unlistens before its connection goes back, so the reset (a statement PostgreSQL runs at every checkout) would
+    /// only cost time.
+    /// </summary>
+    public static NpgsqlDataSource DataSource(string connectionString, ILoggerFactory? loggerFactory = null)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString).UseLoggerFactory(loggerFactory);
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (!given.ContainsKey("No Reset On Close") && !given.ContainsKey("NoResetOnClose"))
+        {
+            builder.ConnectionStringBuilder.NoResetOnClose = true;
+        }
+
+        return builder.Build();
     }
 
     /// <summary>
