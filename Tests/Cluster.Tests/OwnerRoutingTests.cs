@@ -95,6 +95,70 @@ public sealed class OwnerRoutingTests
         InProcessSilo NotOwner(InProcessSilo owner) => setup.Silos.First(s => s != owner);
     }
 
+    [Fact]
+    public async Task When_the_owner_of_a_topic_is_killed_the_sdk_falls_back_keeps_writing_and_loses_no_acknowledged_change()
+    {
+        await using var setup = await MetaSetup.StartAsync("owner-routing-kill");
+
+        // A topic whose grain the client's first bootstrap silo does not own, so that the fallback is to a live silo.
+        var topic = Enumerable.Range(0, 50).Select(i => $"moving-{i}").First(t => Owner<ITopicGrain>(setup, TopicKeys.For(t)) != setup.Silos[0]);
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest(topic, 2, 3));
+        var owner = Owner<ITopicGrain>(setup, TopicKeys.For(topic));
+        using var client = setup.Cluster.CreateClient();
+        var (acknowledged, offset) = (0, 0L);
+        async Task SetAsync(int value)
+        {
+            var answer = await client.AlterTopicConfigsAsync(topic, new AlterConfigsRequest(new Dictionary<string, string?> { ["retention.ms"] = Str(value) }));
+            (acknowledged, offset) = (value, answer.MetadataOffset);
+        }
+
+        for (var value = 1; value <= 5; value++)
+        {
+            await SetAsync(value);
+        }
+
+        var before = Forwarded(setup, "topic");
+        await SetAsync(6);
+        Assert.Equal(before, Forwarded(setup, "topic")); // learnt: sent to the owner
+
+        await owner.KillAsync();
+
+        // The next writes: the attempt at the dead owner cannot connect, so it goes to a bootstrap silo, which forwards
+        // it once the cluster has declared the dead silo dead and the topic has a new owner.
+        var next = 7;
+        await Eventually.Until(async () =>
+        {
+            try
+            {
+                await SetAsync(next);
+                next++;
+                return true;
+            }
+            catch (MetaApiException e) when (e.IsRetryable)
+            {
+                next++; // outcome unknown or refused: the next attempt sets a new value, the check below reads the last
+                return false;
+            }
+        }, "a config change succeeds after the topic's owner died", TimeSpan.FromSeconds(45));
+
+        // Routed to the new owner: a run of writes, none forwarded, and the last acknowledged value is what is read.
+        var survivors = setup.Silos.Where(s => s.IsRunning).ToList();
+        var newOwner = Owner<ITopicGrain>(setup, TopicKeys.For(topic), survivors[0]);
+        await SetAsync(next++);
+        var survivorsBefore = survivors.Sum(s => s.Services.GetRequiredService<ClusterCallDispatcher>().ForwardedCalls("topic"));
+        for (var i = 0; i < 5; i++)
+        {
+            await SetAsync(next++);
+        }
+
+        Assert.Equal(survivorsBefore, survivors.Sum(s => s.Services.GetRequiredService<ClusterCallDispatcher>().ForwardedCalls("topic")));
+        Assert.NotEqual(owner, newOwner);
+        var configs = await client.DescribeTopicConfigsAsync(topic, minOffset: offset); // read your writes
+        Assert.Equal(Str(acknowledged), configs.Configs.Single(c => c.Name == "retention.ms").Value);
+    }
+
+    private static string Str(int value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>Sets retention.ms to <paramref name="round"/> on every topic, and shrinks (even rounds) or restores (odd
     /// rounds) the ISR of every partition, each through its leader's AlterPartition.</summary>
     private static async Task RoundAsync(MetaClient client, MetaSetup setup, List<string> topics, int round)
@@ -124,14 +188,15 @@ public sealed class OwnerRoutingTests
     }
 
     private static long Forwarded(MetaSetup setup, string grainType)
-        => setup.Silos.Sum(s => s.Services.GetRequiredService<ClusterCallDispatcher>().ForwardedCalls(grainType));
+        => setup.Silos.Where(s => s.IsRunning).Sum(s => s.Services.GetRequiredService<ClusterCallDispatcher>().ForwardedCalls(grainType));
 
     private static string Url(InProcessSilo silo) => $"http://127.0.0.1:{silo.PublicPort}/";
 
-    /// <summary>The owner by placement over the first silo's view (all silos agree once the setup has started).</summary>
-    private static InProcessSilo Owner<TGrain>(MetaSetup setup, string key) where TGrain : IGrainWithStringKey
+    /// <summary>The owner by placement over <paramref name="viewOf"/>'s view, by default the first silo's (all silos
+    /// agree once the setup has started).</summary>
+    private static InProcessSilo Owner<TGrain>(MetaSetup setup, string key, InProcessSilo? viewOf = null) where TGrain : IGrainWithStringKey
     {
-        var location = setup.Silos[0].Services.GetRequiredService<GrainLocator>().Locate<TGrain>(key);
+        var location = (viewOf ?? setup.Silos[0]).Services.GetRequiredService<GrainLocator>().Locate<TGrain>(key);
         return setup.Silos.Single(s => s.SiloEndpoint == location.Owner!.Address.Endpoint);
     }
 }
