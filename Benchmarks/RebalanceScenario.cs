@@ -139,6 +139,7 @@ public static class RebalanceScenario
                 }
             }
 
+            Console.Error.WriteLine($"rebalance: {DateTime.UtcNow:HH:mm:ss} warm-up done");
             run.Notes.Add($"  {cluster.Where}: warm-up {warmStarted.Elapsed.TotalSeconds:0} s, {(System.Runtime.JitInfo.GetCompilationTime() - jitBefore).TotalSeconds:0.0} s of it compiling");
 
             var all = new List<BenchGroup>();
@@ -225,6 +226,17 @@ public static class RebalanceScenario
             group.Unsettle();
         }
 
+        // The process's CPU while no member heartbeats (timers, broker sessions, membership): it counts in every
+        // phase's CPU, and weighs most in phases of few writes per second.
+        var idle = 0.0;
+        if (measured)
+        {
+            var idleCpuBefore = Environment.CpuUsage.TotalTime;
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            idle = (Environment.CpuUsage.TotalTime - idleCpuBefore).TotalSeconds;
+            Console.Error.WriteLine($"rebalance: {DateTime.UtcNow:HH:mm:ss} {what}");
+        }
+
         var storage = cluster.Storage;
         var (writes, records, transactions) = (storage.Sum(s => s.Writes), storage.Sum(s => s.RecordsAppended), storage.Sum(s => s.Transactions));
         var forwardedBefore = cluster.Forwarded();
@@ -279,7 +291,7 @@ public static class RebalanceScenario
             $"{writesDone:N0} group writes = {writesDone / seconds:N0}/s ({writesDone / (double)Math.Max(1, kicked.Count):0.0} per {(what.StartsWith("one member of", StringComparison.Ordinal) ? "leave" : "join")}), " +
             $"{recordsDone:N0} log records, {writesDone / (double)Math.Max(1, transactionsDone):0.0} writes per transaction; " +
             $"process CPU {cpu.TotalSeconds / seconds:0.00} cores = {cpu.TotalMicroseconds / Math.Max(1, writesDone):N0} µs per group write, " +
-            $"{cpu.TotalMicroseconds / Math.Max(1, heartbeatsSent):N0} µs per heartbeat (silos and the SDK driver together); JIT compiling {compiling.TotalMilliseconds:N0} ms"));
+            $"{cpu.TotalMicroseconds / Math.Max(1, heartbeatsSent):N0} µs per heartbeat (silos and the SDK driver together; {idle:0.00} cores when idle just before); JIT compiling {compiling.TotalMilliseconds:N0} ms"));
         var violations = groups.Sum(g => g.History.Violations.Count);
         var observations = groups.Sum(g => g.History.Observations);
         cluster.Run.Notes.Add($"  ownership history: {observations:N0} answers checked, {violations} partitions owned by two members (at one time or in one epoch); " +
