@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection;
@@ -10,10 +9,7 @@ using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Groups;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
-using OrleansMeta.Runtime.Calls;
-using OrleansMeta.Runtime.Messaging;
 using OrleansMeta.Runtime.Persistence;
-using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.Benchmarks;
 
@@ -38,7 +34,7 @@ namespace OrleansMeta.Benchmarks;
 /// the topic's partitions without overlap; after each phase every group's description must say <c>stable</c> and
 /// match what its members were told.</para>
 /// </remarks>
-public static class RebalanceScenario
+public static partial class RebalanceScenario
 {
     private const int InFlight = 64;
     private static readonly TimeSpan Pause = TimeSpan.FromMilliseconds(100);
@@ -53,9 +49,9 @@ public static class RebalanceScenario
     private static List<Shape> ParseShapes(string shapes) => [.. shapes.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(text =>
     {
         var parts = text.Split('x').Select(p => int.Parse(p, CultureInfo.InvariantCulture)).ToArray();
-        if (parts.Length != 3 || parts.Any(p => p < 1))
+        if (parts.Length != 3 || parts.Any(p => p < 1) || parts[1] < 2)
         {
-            throw new InvalidOperationException($"--shapes: '{text}' is not GROUPSxMEMBERSxPARTITIONS, e.g. 100x10x12.");
+            throw new InvalidOperationException($"--shapes: '{text}' is not GROUPSxMEMBERSxPARTITIONS with at least 2 members (one leaves), e.g. 100x10x12.");
         }
 
         return new Shape($"{parts[0]}x{parts[1]}-p{parts[2]}", parts[0], parts[1], $"reb-p{parts[2]}", parts[2]);
@@ -393,92 +389,6 @@ public static class RebalanceScenario
         return problems;
     }
 
-    /// <summary>Steady heartbeats of every member of <paramref name="groups"/> (all stable): first with wrk in separate
-    /// processes (one per silo, each sending the heartbeats of the groups its silo coordinates), then through the SDK in
-    /// this process; no group may write.</summary>
-    private static async Task RunSteadyHeartbeatsAsync(BenchCluster cluster, List<BenchGroup> groups, TimeSpan warmup, TimeSpan duration)
-    {
-        var members = groups.SelectMany(g => g.Members.Where(m => !m.Left)).ToList();
-        var services = cluster.Silos[0].App.Services;
-        var groupType = services.GetRequiredService<GrainTypeRegistry>().GetInterface(typeof(IConsumerGroupGrain)).GrainType;
-        var dispatchers = cluster.Silos.Select(s => s.App.Services.GetRequiredService<ClusterCallDispatcher>()).ToList();
-        var files = new List<string>();
-        var storage = cluster.Storage;
-        try
-        {
-            for (var i = 0; i < cluster.Silos.Count; i++)
-            {
-                var silo = i;
-                var text = new StringBuilder();
-                foreach (var member in members.Where(m => dispatchers[silo].IsLocalOwner(new GrainId(groupType, m.Group.Id))))
-                {
-                    text.Append(member.Group.Id).Append(' ').Append(JsonSerializer.Serialize(member.Heartbeat(), Json)).Append('\n');
-                }
-
-                var file = Path.Combine(Path.GetTempPath(), $"orleans-meta-bench-heartbeats-{Guid.NewGuid():N}.txt");
-                await File.WriteAllTextAsync(file, text.ToString());
-                files.Add(file);
-            }
-
-            var threads = cluster.Silos.Count == 1 ? 2 : 1;
-            async Task<WrkRun[]> RunAllAsync(string scenario, TimeSpan length) => await Task.WhenAll(cluster.Silos.Select((silo, i) => Wrk.RunScriptAsync(
-                scenario, silo.Address, InFlight / cluster.Silos.Count + (i < InFlight % cluster.Silos.Count ? 1 : 0), threads, length, "group-heartbeats.lua",
-                [files[i], threads.ToString(CultureInfo.InvariantCulture)])));
-
-            await ApiWriteScenario.WarmUpAsync(warmup + warmup, async slice => await RunAllAsync("warm-up", slice), cluster.Run);
-            var writes = storage.Sum(s => s.Writes);
-            var forwardedBefore = cluster.Forwarded();
-            var load = LoadAverage();
-            var cpuBefore = Environment.CpuUsage.TotalTime;
-            var scenario = $"steady heartbeats, {members.Count:N0} stable members, {cluster.Where}, to the coordinator";
-            var runs = await RunAllAsync(scenario, duration);
-            var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
-            var forwarded = cluster.Forwarded() - forwardedBefore;
-            await Task.Delay(500);
-            var written = storage.Sum(s => s.Writes) - writes;
-            for (var i = 0; i < runs.Length; i++)
-            {
-                cluster.Run.Check(runs.Length == 1 ? scenario : $"{scenario}, wrk to silo {i + 1}", runs[i], expectNon2xx: false);
-            }
-
-            var measurement = new Measurement($"{scenario} [wrk ×{runs.Length}]", InFlight, runs.Sum(r => r.Measurement.Operations),
-                TimeSpan.FromTicks(runs.Max(r => r.Measurement.Elapsed.Ticks)), runs.Max(r => r.Measurement.P50Micros), runs.Max(r => r.Measurement.P99Micros));
-            cluster.Run.Results.Add(measurement);
-            var requests = runs.Sum(r => r.Requests);
-            cluster.Run.Notes.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{scenario} (wrk, {InFlight} connections; load average {load}): {measurement.PerSecond:N0} heartbeats/s, p50 {measurement.P50Micros / 1000:0.00} ms, " +
-                $"p99 {measurement.P99Micros / 1000:0.00} ms (highest of the wrk processes); silos' CPU {cpu.TotalSeconds / measurement.Elapsed.TotalSeconds:0.00} cores = " +
-                $"{cpu.TotalMicroseconds / Math.Max(1, requests):N0} µs per heartbeat; {forwarded / (double)Math.Max(1, requests):P0} forwarded; {written} state writes during the run"));
-            if (written > 0)
-            {
-                cluster.Run.Fail($"  !! {scenario}: {written} state writes while every member was stable (heartbeats should stay in memory)");
-            }
-
-            // The same through the SDK in this process: the difference in CPU per heartbeat is the SDK's own cost.
-            writes = storage.Sum(s => s.Writes);
-            load = LoadAverage();
-            cpuBefore = Environment.CpuUsage.TotalTime;
-            var sdkHeartbeats = 0L;
-            var sdk = await LoadRunner.RunAsync($"steady heartbeats, {members.Count:N0} stable members, {cluster.Where}, SDK in the silos' process", InFlight, warmup, duration, async (worker, n) =>
-            {
-                var owned = (members.Count - worker + InFlight - 1) / InFlight;
-                var member = members[worker + (int)(n % owned) * InFlight];
-                await cluster.Client.SendGroupHeartbeatAsync(member.Group.Id, member.Heartbeat());
-                Interlocked.Increment(ref sdkHeartbeats);
-            });
-            var sdkCpu = Environment.CpuUsage.TotalTime - cpuBefore;
-            written = storage.Sum(s => s.Writes) - writes;
-            cluster.Run.Results.Add(sdk);
-            cluster.Run.Notes.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{sdk.Scenario} (load average {load}): {sdk.PerSecond:N0} heartbeats/s, p50 {sdk.P50Micros / 1000:0.00} ms, p99 {sdk.P99Micros / 1000:0.00} ms; " +
-                $"process CPU {sdkCpu.TotalMicroseconds / Math.Max(1, Interlocked.Read(ref sdkHeartbeats)):N0} µs per heartbeat (silos and SDK, warm-up included); {written} state writes"));
-        }
-        finally
-        {
-            files.ForEach(File.Delete);
-        }
-    }
-
     private static string LoadAverage()
     {
         try
@@ -503,178 +413,5 @@ public static class RebalanceScenario
 
             await Task.Delay(100);
         }
-    }
-
-    /// <summary>The silos, the SDK client that drives the members, and the run's counters.</summary>
-    private sealed class BenchCluster(List<MetadataScenario.BenchSilo> silos, MetaClient client, string where, ApiWriteScenario.Run run)
-    {
-        private readonly Lock _lock = new();
-        private readonly List<ClusterCallDispatcher> _dispatchers = [.. silos.Select(s => s.App.Services.GetRequiredService<ClusterCallDispatcher>())];
-        private readonly string _groupType = silos[0].App.Services.GetRequiredService<GrainTypeRegistry>().GetInterface(typeof(IConsumerGroupGrain)).GrainType;
-
-        public long HeartbeatCount;
-
-        public List<MetadataScenario.BenchSilo> Silos { get; } = silos;
-
-        public MetaClient Client { get; } = client;
-
-        public string Where { get; } = where;
-
-        public ApiWriteScenario.Run Run { get; } = run;
-
-        public SemaphoreSlim Slots { get; } = new(InFlight);
-
-        public List<PostgresStorageStatistics> Storage { get; } = [.. silos.Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics)];
-
-        public List<double> Transitions { get; } = [];
-
-        public List<string> Errors { get; } = [];
-
-        public long Heartbeats => Interlocked.Read(ref HeartbeatCount);
-
-        public long Forwarded() => _dispatchers.Sum(d => d.ForwardedCalls(_groupType));
-
-        public void Error(string error)
-        {
-            lock (_lock)
-            {
-                if (Errors.Count < 100)
-                {
-                    Errors.Add(error);
-                }
-            }
-        }
-    }
-
-    /// <summary>A group as its members were told: who owns what at which epoch, every answer in its history.</summary>
-    private sealed class BenchGroup(string id, string topic, Guid topicId, int partitions)
-    {
-        private readonly Lock _lock = new();
-        private volatile bool _stable;
-
-        public string Id { get; } = id;
-
-        public string Topic { get; } = topic;
-
-        public Guid TopicId { get; } = topicId;
-
-        public List<BenchMember> Members { get; } = [];
-
-        public AssignmentHistory History { get; } = new();
-
-        public TimeSpan StableAfter { get; private set; }
-
-        public bool IsStable => _stable;
-
-        public void Unsettle() => _stable = false;
-
-        public void Observe(BenchMember member, Action change)
-        {
-            lock (_lock)
-            {
-                change();
-                if (member.Left)
-                {
-                    History.Leave(member.MemberId);
-                }
-                else
-                {
-                    History.Observe(member.MemberId, member.Epoch, member.Owned.Select(p => new TopicPartition(TopicId, p)));
-                }
-            }
-        }
-
-        /// <summary>Marks the group stable, at <paramref name="elapsed"/>, if every member is at one epoch and the members'
-        /// partitions cover the topic without overlap.</summary>
-        public bool TrySettle(TimeSpan elapsed)
-        {
-            lock (_lock)
-            {
-                if (_stable)
-                {
-                    return true;
-                }
-
-                var members = Members.Where(m => !m.Left).ToList();
-                var epoch = members[0].Epoch;
-                var owned = 0;
-                var seen = new HashSet<int>();
-                foreach (var member in members)
-                {
-                    if (member.Epoch != epoch || epoch <= 0)
-                    {
-                        return false;
-                    }
-
-                    owned += member.Owned.Count;
-                    seen.UnionWith(member.Owned);
-                }
-
-                if (owned != partitions || seen.Count != partitions)
-                {
-                    return false;
-                }
-
-                StableAfter = elapsed;
-                _stable = true;
-                return true;
-            }
-        }
-    }
-
-    /// <summary>One member as the benchmark drives it: its epoch and partitions from the last answer.</summary>
-    private sealed class BenchMember(BenchGroup group, string memberId)
-    {
-        private readonly Lock _lock = new();
-
-        public BenchGroup Group { get; } = group;
-
-        public string MemberId { get; } = memberId;
-
-        public int Epoch { get; private set; }
-
-        public HashSet<int> Owned { get; private set; } = [];
-
-        public bool Left { get; private set; }
-
-        /// <summary>The heartbeat a member sends while it is in the group, owned partitions listed, as the SDK's
-        /// <see cref="GroupConsumer"/> sends it.</summary>
-        public GroupHeartbeatRequest Heartbeat()
-        {
-            List<int> owned;
-            lock (_lock)
-            {
-                owned = [.. Owned.Order()];
-            }
-
-            return new GroupHeartbeatRequest(MemberId, Epoch, ClientId: "orleans-meta-bench",
-                OwnedPartitions: owned.Count == 0 ? [] : [new GroupTopicPartitions(Group.TopicId, Group.Topic, owned)]);
-        }
-
-        /// <summary>Takes the answer's epoch and partitions (revoking first, as a consumer does); whether it revoked any.</summary>
-        public bool Apply(GroupHeartbeatResponse response)
-        {
-            var next = response.Assignment.Where(t => t.TopicId == Group.TopicId).SelectMany(t => t.Partitions).ToHashSet();
-            var revoked = false;
-            Group.Observe(this, () =>
-            {
-                lock (_lock)
-                {
-                    revoked = Owned.Any(p => !next.Contains(p));
-                    Epoch = response.MemberEpoch;
-                    Owned = next;
-                }
-            });
-            return revoked;
-        }
-
-        public void Leave() => Group.Observe(this, () =>
-        {
-            lock (_lock)
-            {
-                Left = true;
-                Owned = [];
-            }
-        });
     }
 }

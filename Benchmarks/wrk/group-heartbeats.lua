@@ -11,14 +11,23 @@ local headers = { ["Content-Type"] = "application/json" }
 
 function init(args)
    local threads = tonumber(args[2])
+   local all = {}
    local line_number = 0
    for line in io.lines(args[1]) do
-      if line_number % threads == thread_index and #line > 0 then
+      if #line > 0 then
          local space = string.find(line, " ", 1, true)
          local group, body = string.sub(line, 1, space - 1), string.sub(line, space + 1)
-         requests[#requests + 1] = wrk.format("POST", "/v1/groups/" .. group .. "/heartbeat", headers, body)
+         local request = wrk.format("POST", "/v1/groups/" .. group .. "/heartbeat", headers, body)
+         all[#all + 1] = request
+         if line_number % threads == thread_index then
+            requests[#requests + 1] = request
+         end
+         line_number = line_number + 1
       end
-      line_number = line_number + 1
+   end
+   -- Fewer members than threads: a thread without its own share sends everyone's.
+   if #requests == 0 then
+      requests = all
    end
 end
 
