@@ -336,6 +336,13 @@ public static class ApiWriteScenario
 
         public bool Failed { get; private set; }
 
+        /// <summary>Marks the run as not a clean measurement, with a note that says why.</summary>
+        public void Fail(string note)
+        {
+            Failed = true;
+            Notes.Add(note);
+        }
+
         /// <summary>Every answer should be 2xx: a 409 from AlterPartition means the script's epoch tracking is wrong, a 5xx a bug.</summary>
         public void Check(string scenario, WrkRun wrk, bool expectNon2xx)
         {

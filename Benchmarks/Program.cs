@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...]] [api-writes [--silos 1,3] [--to-owner]] [offsets] [group-commits [--sdk]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...]] [api-writes [--silos 1,3] [--to-owner]] [offsets] [group-commits [--sdk]] [rebalance [--silos 1,3] [--shapes GxMxP,...]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -17,12 +17,14 @@ List<int> SiloCounts(string fallback) => (siloOption ?? fallback).Split(',').Sel
 var skipFullReplay = arguments.Remove("--skip-full-replay");
 var withSdk = arguments.Remove("--sdk");
 var toOwner = arguments.Remove("--to-owner");
+var shapesOption = ReadOption("--shapes");
+var shapes = shapesOption ?? RebalanceScenario.DefaultShapes;
 List<string> scenarios = arguments.Count > 0 ? [.. arguments] : ["grain-calls", "state-writes", "remote-calls", "metadata-reads", "failover"];
 var duration = TimeSpan.FromSeconds(seconds);
 var warmup = TimeSpan.FromSeconds(Math.Max(1, seconds / 5));
 
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}");
-Console.WriteLine($"command: scripts/bench.sh {string.Join(' ', scenarios)} --seconds {seconds}");
+Console.WriteLine($"command: scripts/bench.sh {string.Join(' ', scenarios)}{(siloOption is null ? "" : $" --silos {siloOption}")}{(shapesOption is null ? "" : $" --shapes {shapesOption}")} --seconds {seconds}");
 var results = new List<Measurement>();
 var notes = new List<string>();
 var failed = false;
@@ -162,6 +164,27 @@ foreach (var scenario in scenarios)
             }
 
             break;
+        case "rebalance":
+            if (postgres is null)
+            {
+                Console.Error.WriteLine("rebalance needs PostgreSQL: pass --postgres or use scripts/bench.sh (which also installs wrk and finds pgbench).");
+                return 2;
+            }
+
+            try
+            {
+                var rebalance = await RebalanceScenario.RunAsync(postgres, SiloCounts("1,3"), shapes, warmup, duration);
+                results.AddRange(rebalance.Results);
+                notes.AddRange(rebalance.Notes);
+                failed |= rebalance.Failed;
+            }
+            catch (InvalidOperationException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 2;
+            }
+
+            break;
         case "remote-calls":
             if (postgres is null)
             {
@@ -181,7 +204,7 @@ foreach (var scenario in scenarios)
             notes.AddRange(await WatchScenario.RunAsync(postgres, duration));
             break;
         default:
-            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, cold-start (--partitions PER_TOPIC,TOPICS), cold-start-log, metadata-deltas, group-listing (--groups N), watch-slow.");
+            Console.Error.WriteLine($"Unknown scenario '{scenario}'. Known: grain-calls, state-writes, remote-calls, metadata-reads, failover, api-writes, offsets, group-commits, rebalance (--silos 1,3, --shapes 100x10x12,...), cold-start (--partitions PER_TOPIC,TOPICS), cold-start-log, metadata-deltas, group-listing (--groups N), watch-slow.");
             return 2;
     }
 }
