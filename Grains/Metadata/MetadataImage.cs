@@ -142,7 +142,7 @@ public sealed class MetadataImage
                     break;
 
                 case RecordTypes.Partition:
-                    var partition = JsonSerializer.Deserialize<PartitionRecord>(record.Payload, Json)!;
+                    var partition = JsonSerializer.Deserialize(record.Payload, MetadataJsonContext.Default.PartitionRecord)!;
                     if (names.TryGetValue(partition.TopicId, out var topicName))
                     {
                         if (!edited.TryGetValue(topicName, out var array))
