@@ -108,9 +108,12 @@ public static class MetadataScenario
             var storages = others.Prepend(silo).Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
             long Total(Func<PostgresStorageStatistics, long> counter) => storages.Sum(counter);
             var (transactions, writes, readBatches) = (Total(s => s.Transactions), Total(s => s.Writes), Total(s => s.ReadBatches));
+            GC.Collect();
+            var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
             await victimAlive.CancelAsync();
             var watch = Stopwatch.StartNew();
             TimeSpan? fencedAt = null;
+            var window = default(WindowCounters);
 
             // Only partitions not yet seen re-led are looked at again: polling all 100k every 5 ms took CPU from the
             // failover it measures, on two cores. A partition, once re-led to a live broker, stays so here.
@@ -121,6 +124,7 @@ public static class MetadataScenario
                 if (fencedAt is null && current.Brokers[3].IsFenced)
                 {
                     fencedAt = watch.Elapsed;
+                    window = WindowCounters.Take();
                 }
 
                 var states = current.Topics["failover"].Partitions;
@@ -134,14 +138,31 @@ public static class MetadataScenario
             }
 
             var releadAt = watch.Elapsed;
+            var spent = WindowCounters.Take() - window;
+            var retained = GC.GetTotalMemory(forceFullCollection: true) - heapBefore;
             lines.Add($"{partitions,7} partitions ({led} led by the dead broker), {silos} silo{(silos > 1 ? "s" : "")}: session expired (fenced in the image) {fencedAt?.TotalSeconds:0.00} s after its last heartbeat, " +
                       $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that " +
-                      $"({Total(s => s.Writes) - writes} state writes in {Total(s => s.Transactions) - transactions} transactions, {Total(s => s.ReadBatches) - readBatches} read batches, by then)");
+                      $"({Total(s => s.Writes) - writes} state writes in {Total(s => s.Transactions) - transactions} transactions, {Total(s => s.ReadBatches) - readBatches} read batches, by then; " +
+                      $"in that window the process used {spent.Cpu.TotalMilliseconds:0} ms of CPU ({spent.Cpu.TotalMicroseconds / Math.Max(1, led):0} µs per re-led partition), " +
+                      $"allocated {spent.Allocated / 1048576.0:0} MiB ({spent.Allocated / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition), " +
+                      $"GCs gen0/1/2 {spent.Gen0}/{spent.Gen1}/{spent.Gen2}, GC pauses {spent.Paused.TotalMilliseconds:0} ms; " +
+                      $"the live heap then held {retained / 1048576.0:0} MiB more than before the broker died, {retained / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition)");
             await alive.CancelAsync();
             await Task.WhenAll(loops);
         }
 
         return lines;
+    }
+
+    /// <summary>The process's CPU time, allocations and collections at one moment (the silos run in this process).</summary>
+    private readonly record struct WindowCounters(TimeSpan Cpu, long Allocated, int Gen0, int Gen1, int Gen2, TimeSpan Paused)
+    {
+        public static WindowCounters Take() => new(
+            Process.GetCurrentProcess().TotalProcessorTime, GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(1),
+            GC.CollectionCount(2), GC.GetTotalPauseDuration());
+
+        public static WindowCounters operator -(WindowCounters a, WindowCounters b) => new(
+            a.Cpu - b.Cpu, a.Allocated - b.Allocated, a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Paused - b.Paused);
     }
 
     /// <summary>

@@ -14,7 +14,8 @@ internal static class Records
     public static LogRecord Topic(TopicRecord topic) => new(RecordTypes.Topic, topic.Name, Serialize(topic));
 
     public static LogRecord Partition(PartitionRecord partition)
-        => new(RecordTypes.Partition, PartitionKeys.For(partition.TopicId, partition.State.Partition), Serialize(partition));
+        => new(RecordTypes.Partition, PartitionKeys.For(partition.TopicId, partition.State.Partition),
+            JsonSerializer.SerializeToUtf8Bytes(partition, MetadataJsonContext.Default.PartitionRecord));
 
     public static LogRecord Controller(ControllerRecord controller) => new(RecordTypes.Controller, IControllerGrain.Key, Serialize(controller));
 

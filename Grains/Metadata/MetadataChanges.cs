@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 
 namespace OrleansMeta.Grains.Metadata;
 
@@ -199,13 +200,18 @@ public sealed class MetadataChanges
 
         public MetadataChanges ToImmutable()
         {
+            // Each edited array is this builder's own copy: wrapped, not copied a second time (at 100k partitions each
+            // copy is 800 KB on the large-object heap, once per batch the tailer applies), and forgotten here, so a
+            // later edit through this builder copies it again instead of changing what was published.
             foreach (var (name, array) in _edited)
             {
                 if (_topics.TryGetValue(name, out var topic))
                 {
-                    _topics[name] = topic with { PartitionChangedAt = ImmutableArray.Create(array) };
+                    _topics[name] = topic with { PartitionChangedAt = ImmutableCollectionsMarshal.AsImmutableArray(array) };
                 }
             }
+
+            _edited.Clear();
 
             var index = from.TopicsByChange;
             if (_touched.Count > 0)

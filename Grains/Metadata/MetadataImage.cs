@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
@@ -141,7 +142,7 @@ public sealed class MetadataImage
                     break;
 
                 case RecordTypes.Partition:
-                    var partition = JsonSerializer.Deserialize<PartitionRecord>(record.Payload, Json)!;
+                    var partition = JsonSerializer.Deserialize(record.Payload, MetadataJsonContext.Default.PartitionRecord)!;
                     if (names.TryGetValue(partition.TopicId, out var topicName))
                     {
                         if (!edited.TryGetValue(topicName, out var array))
@@ -196,7 +197,9 @@ public sealed class MetadataImage
         {
             if (topics.TryGetValue(name, out var topicImage))
             {
-                topics[name] = topicImage with { Partitions = ImmutableArray.Create(array) };
+                // The array is this batch's own copy and is never written again: wrapped, not copied a second time
+                // (at 100k partitions each copy is 800 KB on the large-object heap, once per batch the tailer applies).
+                topics[name] = topicImage with { Partitions = ImmutableCollectionsMarshal.AsImmutableArray(array) };
             }
         }
 

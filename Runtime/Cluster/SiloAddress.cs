@@ -65,7 +65,19 @@ public sealed record MembershipView(long Version, IReadOnlyList<SiloEntry> Silos
     public IReadOnlyList<SiloAddress> ActiveSilos { get; } = Silos.Where(s => s.Status == SiloStatus.Active)
         .Select(s => s.Address).Order().ToArray();
 
-    public SiloEntry? Find(SiloAddress address) => Silos.FirstOrDefault(s => s.Address == address);
+    public SiloEntry? Find(SiloAddress address)
+    {
+        // A loop, not FirstOrDefault with a lambda: placement asks once per grain located (a failover: per partition).
+        for (var i = 0; i < Silos.Count; i++)
+        {
+            if (Silos[i].Address == address)
+            {
+                return Silos[i];
+            }
+        }
+
+        return null;
+    }
 
     public bool IsActive(SiloAddress address) => Find(address)?.Status == SiloStatus.Active;
 }

@@ -23,8 +23,10 @@ public static class RendezvousPlacement
         var grainHash = Hash(grainId.Type, grainId.Key);
         SiloAddress? best = null;
         var bestScore = 0UL;
-        foreach (var silo in activeSilos)
+        // Indexed, not foreach: enumerating an IReadOnlyList allocates, and every grain call asks.
+        for (var i = 0; i < activeSilos.Count; i++)
         {
+            var silo = activeSilos[i];
             var score = Mix(grainHash ^ SiloHash(silo));
             if (best is null || score > bestScore || (score == bestScore && silo.CompareTo(best) > 0))
             {

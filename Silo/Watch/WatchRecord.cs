@@ -17,20 +17,24 @@ public sealed class WatchRecord
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private RecordFacts? _facts;
+    private byte[]? _frame;
 
     public WatchRecord(LoggedRecord record)
     {
         Record = record;
-        Frame = WatchFrames.Record(record);
     }
 
     public LoggedRecord Record { get; }
 
-    /// <summary>The whole SSE event: <c>id:</c> offset, <c>event:</c> type, <c>data:</c> a <see cref="WatchEvent"/>.</summary>
-    public byte[] Frame { get; }
+    /// <summary>The whole SSE event: <c>id:</c> offset, <c>event:</c> type, <c>data:</c> a <see cref="WatchEvent"/>.
+    /// Encoded when a watcher first asks, not when the record enters the ring: a failover puts tens of thousands of
+    /// records in the ring at once, most of which no watcher may ever read. Two watchers asking at once may both
+    /// encode it; they get equal bytes.</summary>
+    public byte[] Frame => _frame ??= WatchFrames.Record(Record);
 
-    /// <summary>Bytes held for this record (its payload and its event).</summary>
-    public long Size => Record.Payload.Length + Frame.Length + 64;
+    /// <summary>Bytes held for this record once its event is encoded (its payload twice, its key and type, and the
+    /// event's envelope), counted the same whether or not it is encoded yet.</summary>
+    public long Size => (2L * Record.Payload.Length) + Record.Key.Length + Record.Type.Length + 256;
 
     public RecordFacts Facts => _facts ??= RecordFacts.Of(Record.Type, Record.Key, Record.Payload);
 

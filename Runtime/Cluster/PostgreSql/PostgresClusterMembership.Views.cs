@@ -63,7 +63,7 @@ public sealed partial class PostgresClusterMembership
         {
             var signal = Volatile.Read(ref _viewPublished);
             var view = _view;
-            if (!view.Silos.Any(s => s.Status == SiloStatus.ShuttingDown && s.Address != _self))
+            if (!AnyOtherLeaving(view))
             {
                 return;
             }
@@ -176,6 +176,20 @@ public sealed partial class PostgresClusterMembership
         var self = _self;
         var targets = _view.Silos.Where(s => s.Status != SiloStatus.Dead && s.Address != self).Select(s => s.Address).ToArray();
         return _peers.NotifyAsync(targets, self, version, _options.ProbeTimeout, cancellationToken);
+    }
+
+    /// <summary>Whether a silo other than this one is leaving: asked by every activation, so a loop, not a lambda.</summary>
+    private bool AnyOtherLeaving(MembershipView view)
+    {
+        for (var i = 0; i < view.Silos.Count; i++)
+        {
+            if (view.Silos[i].Status == SiloStatus.ShuttingDown && view.Silos[i].Address != _self)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private bool IsStale(SiloEntry entry, MembershipView view) => view.ReadAt - entry.HeartbeatAt > _options.HeartbeatStaleAfter;

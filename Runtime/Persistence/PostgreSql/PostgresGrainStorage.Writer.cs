@@ -239,8 +239,7 @@ public sealed partial class PostgresGrainStorage
     }
 
     /// <summary>The distinct rows a write fences on, other than its own (which it locks for update anyway).</summary>
-    private static IEnumerable<RowKey> FenceKeys(PendingWrite write)
-        => write.Fences.Length == 0 ? [] : write.Fences.Select(fence => fence.Key).Where(key => key != write.Key).Distinct();
+    private static RowKey[] FenceKeys(PendingWrite write) => write.FenceRows;
 
     /// <summary>The writer loop's bookkeeping; touched only by the loop.</summary>
     private sealed class WriterState

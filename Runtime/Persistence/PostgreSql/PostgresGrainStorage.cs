@@ -267,6 +267,10 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
         public PendingFence[] Fences { get; } = fences;
 
+        /// <summary>The distinct rows this write fences on, other than its own (which it locks for update anyway):
+        /// worked out once, here on the caller's thread, since the writer loop looks at them on every step.</summary>
+        public RowKey[] FenceRows { get; } = fences.Length == 0 ? [] : [.. fences.Select(fence => fence.Key).Where(row => row != key).Distinct()];
+
         public LogRecord[] Records { get; } = records;
 
         /// <summary>Arrival order, set by the writer loop; deferred writes are reconsidered oldest first.</summary>
