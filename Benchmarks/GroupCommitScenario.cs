@@ -243,7 +243,8 @@ public static class GroupCommitScenario
         }
     }
 
-    private static async Task UntilAsync(Func<bool> condition, string what)
+    /// <summary>Waits up to a minute for <paramref name="condition"/>.</summary>
+    internal static async Task UntilAsync(Func<bool> condition, string what)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!condition())

@@ -401,17 +401,5 @@ public static partial class RebalanceScenario
         }
     }
 
-    private static async Task UntilAsync(Func<bool> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Gave up waiting until {what}.");
-            }
-
-            await Task.Delay(100);
-        }
-    }
+    private static Task UntilAsync(Func<bool> condition, string what) => GroupCommitScenario.UntilAsync(condition, what);
 }
