@@ -100,20 +100,33 @@ public sealed class TestCluster : IAsyncDisposable
         return silo;
     }
 
-    /// <summary>Waits until every running silo holds the same view version with exactly the running silos active.</summary>
+    /// <summary>Waits until every running silo holds the same view version with exactly the running silos active. The
+    /// default limit is a minute: on a shared two-core machine, two test classes each starting three silos at once
+    /// have taken more than 30 s to agree. A timeout says what each silo saw last.</summary>
     public async Task<long> WaitForAgreementAsync(TimeSpan? within = null)
     {
         long agreed = 0;
-        await Eventually.Until(async () =>
+        var seen = "no view read yet";
+        try
         {
-            var running = Running.ToList();
-            var expected = running.Select(s => s.SiloEndpoint).Order().ToArray();
-            var views = await Task.WhenAll(running.Select(s => s.GetClusterAsync()));
-            var versions = views.Select(v => v.ViewVersion).Distinct().ToArray();
-            var sameActive = views.All(v => v.Silos.Where(s => s.Status == "active").Select(s => s.Endpoint).Order().SequenceEqual(expected));
-            agreed = versions[0];
-            return versions.Length == 1 && sameActive;
-        }, "every running silo agrees on one view", within ?? TimeSpan.FromSeconds(30));
+            await Eventually.Until(async () =>
+            {
+                var running = Running.ToList();
+                var expected = running.Select(s => s.SiloEndpoint).Order().ToArray();
+                var views = await Task.WhenAll(running.Select(s => s.GetClusterAsync()));
+                seen = string.Join("; ", running.Zip(views, (silo, view) =>
+                    $"{silo.SiloEndpoint}: version {view.ViewVersion}, active [{string.Join(", ", view.Silos.Where(s => s.Status == "active").Select(s => s.Endpoint).Order())}]"));
+                var versions = views.Select(v => v.ViewVersion).Distinct().ToArray();
+                var sameActive = views.All(v => v.Silos.Where(s => s.Status == "active").Select(s => s.Endpoint).Order().SequenceEqual(expected));
+                agreed = versions[0];
+                return versions.Length == 1 && sameActive;
+            }, "every running silo agrees on one view", within ?? TimeSpan.FromSeconds(60));
+        }
+        catch (Xunit.Sdk.FailException e)
+        {
+            throw new Xunit.Sdk.XunitException($"{e.Message} What each silo saw last: {seen}.");
+        }
+
         return agreed;
     }
 
