@@ -44,12 +44,6 @@ internal sealed partial class ControllerGrain(
     /// <summary>Batches in flight per silo: 4096 partition commands at once on each, which the storage writes in few transactions.</summary>
     private const int BatchesPerSilo = 4;
 
-    /// <summary>Keys tried to find one that hash placement puts on a given silo (each lands there with odds 1/silos).</summary>
-    private const int MaxRelayKeyTries = 1000;
-
-    /// <summary>Relay keys found per silo; checked on every use, since placement moves with the membership view.</summary>
-    private readonly Dictionary<SiloAddress, string> _relayKeys = [];
-
     private readonly ControllerOptions _options = options.Value;
     private bool _stale;
 
@@ -281,7 +275,9 @@ internal sealed partial class ControllerGrain(
     /// <summary>The batches of one silo, <see cref="BatchesPerSilo"/> at a time.</summary>
     private async Task SendToSiloAsync(SiloAddress? owner, PartitionCommand command, List<string> keys, BatchOutcome outcome)
     {
-        var relay = GrainFactory.GetGrain<IPartitionBatchGrain>(RelayKey(owner));
+        // Pinned to the owning silo; with no owner (no active silo) any key will do: the relay then calls its partitions
+        // remotely, which is slower but as correct.
+        var relay = GrainFactory.GetGrain<IPartitionBatchGrain>(owner is null ? "any" : RendezvousPlacement.PinnedTo(owner));
         using var window = new SemaphoreSlim(BatchesPerSilo);
         var batches = new List<Task>();
         foreach (var batch in keys.Chunk(BatchSize))
@@ -316,28 +312,6 @@ internal sealed partial class ControllerGrain(
         {
             window.Release();
         }
-    }
-
-    /// <summary>A relay key that hash placement puts on <paramref name="owner"/> in this silo's view (any key when there
-    /// is no owner, or none is found: the relay then calls its partitions remotely, which is slower but as correct).</summary>
-    private string RelayKey(SiloAddress? owner)
-    {
-        if (owner is not null && _relayKeys.TryGetValue(owner, out var cached) && locator.Locate<IPartitionBatchGrain>(cached).Owner?.Address == owner)
-        {
-            return cached;
-        }
-
-        for (var i = 0; i < MaxRelayKeyTries && owner is not null; i++)
-        {
-            var key = i.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            if (locator.Locate<IPartitionBatchGrain>(key).Owner?.Address == owner)
-            {
-                _relayKeys[owner] = key;
-                return key;
-            }
-        }
-
-        return "0";
     }
 
     /// <summary>What the batches of one command did. Only touched on this activation's turn, one continuation at a time.</summary>

@@ -12,12 +12,26 @@ namespace OrleansMeta.Runtime.Placement;
 /// </summary>
 public static class RendezvousPlacement
 {
+    /// <summary>Keys that begin with this and go on with a silo's <c>endpoint@generation</c> (<see cref="PinnedTo"/>) are
+    /// owned by that silo while it is active, and placed by hash otherwise. For stateless helpers that must run where
+    /// some other grains live (the controller's relay of partition commands); no validated key (topic, group, broker)
+    /// can contain ':'.</summary>
+    public const string PinnedKeyPrefix = "silo:";
+
+    /// <summary>A key that places a grain on <paramref name="silo"/> while it is active.</summary>
+    public static string PinnedTo(SiloAddress silo) => PinnedKeyPrefix + silo;
+
     /// <summary>The owner of <paramref name="grainId"/> among <paramref name="activeSilos"/>, or <c>null</c> if there is none.</summary>
     public static SiloAddress? Owner(GrainId grainId, IReadOnlyList<SiloAddress> activeSilos)
     {
         if (activeSilos.Count == 0)
         {
             return null;
+        }
+
+        if (grainId.Key.StartsWith(PinnedKeyPrefix, StringComparison.Ordinal) && PinnedOwner(grainId.Key, activeSilos) is { } pinned)
+        {
+            return pinned;
         }
 
         var grainHash = Hash(grainId.Type, grainId.Key);
@@ -35,6 +49,20 @@ public static class RendezvousPlacement
         }
 
         return best;
+    }
+
+    private static SiloAddress? PinnedOwner(string key, IReadOnlyList<SiloAddress> activeSilos)
+    {
+        var named = key.AsSpan(PinnedKeyPrefix.Length);
+        for (var i = 0; i < activeSilos.Count; i++)
+        {
+            if (named.SequenceEqual(activeSilos[i].ToString()))
+            {
+                return activeSilos[i];
+            }
+        }
+
+        return null;
     }
 
     // Every grain call asks for its owner, so a silo's hash is computed once, not per call (there are only as many

@@ -67,6 +67,19 @@ public sealed class PlacementTests
     }
 
     [Fact]
+    public void A_key_pinned_to_a_silo_is_owned_by_it_while_it_is_active_and_placed_by_hash_otherwise()
+    {
+        var silos = Enumerable.Range(0, 12).Select(i => new SiloAddress($"http://10.0.0.{i}:11111", 1)).ToList();
+        Assert.All(silos, silo => Assert.Equal(silo, RendezvousPlacement.Owner(new GrainId("partition-batch", RendezvousPlacement.PinnedTo(silo)), silos)));
+
+        // Gone: the key is placed by hash among the silos that are left, and moves no other grain.
+        var gone = new GrainId("partition-batch", RendezvousPlacement.PinnedTo(silos[5]));
+        var rest = silos.Where(s => s != silos[5]).ToList();
+        Assert.Contains(RendezvousPlacement.Owner(gone, rest), rest);
+        Assert.All(rest, silo => Assert.Equal(silo, RendezvousPlacement.Owner(new GrainId("partition-batch", RendezvousPlacement.PinnedTo(silo)), rest)));
+    }
+
+    [Fact]
     public async Task A_call_chain_across_silos_works_and_a_cycle_across_silos_fails_fast()
     {
         await using var cluster = new TestCluster("chains");
