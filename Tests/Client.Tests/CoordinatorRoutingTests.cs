@@ -127,13 +127,7 @@ public sealed class CoordinatorRoutingTests
     /// forwarded them to it (naming it in the header).</summary>
     private static void MapGroupCalls(WebApplication app, Uri? coordinator)
     {
-        void Name(HttpContext context)
-        {
-            if (coordinator is not null)
-            {
-                context.Response.Headers[GroupHeaders.Coordinator] = coordinator.AbsoluteUri;
-            }
-        }
+        void Name(HttpContext context) => FakeSilo.NameOwner(context, GroupHeaders.Coordinator, coordinator);
 
         app.MapPut("/v1/groups/{groupId}/offsets", (string groupId, HttpContext context) =>
         {

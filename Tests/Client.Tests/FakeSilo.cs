@@ -41,6 +41,16 @@ internal sealed class FakeSilo : IAsyncDisposable
         map(_app);
     }
 
+    /// <summary>Answers as a silo that forwarded the call to <paramref name="owner"/> would: names it in
+    /// <paramref name="header"/> (nothing when null, as the owner itself answers).</summary>
+    public static void NameOwner(HttpContext context, string header, Uri? owner)
+    {
+        if (owner is not null)
+        {
+            context.Response.Headers[header] = owner.AbsoluteUri;
+        }
+    }
+
     /// <summary>The silo's base URL.</summary>
     public Uri Url { get; private set; } = null!;
 

@@ -66,13 +66,7 @@ public sealed class OwnerRoutingTests
     /// <paramref name="owner"/>, as a silo that forwarded the writes to it (naming it in the header).</summary>
     private static void MapWrites(WebApplication app, Uri? owner)
     {
-        void Name(HttpContext context)
-        {
-            if (owner is not null)
-            {
-                context.Response.Headers[RoutingHeaders.Owner] = owner.AbsoluteUri;
-            }
-        }
+        void Name(HttpContext context) => FakeSilo.NameOwner(context, RoutingHeaders.Owner, owner);
 
         app.MapPatch("/v1/topics/{name}/configs", (string name, HttpContext context) =>
         {
