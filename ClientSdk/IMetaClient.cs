@@ -87,6 +87,16 @@ public interface IMetaClient
     /// <returns>The partition after the change.</returns>
     Task<PartitionResponse> AlterPartitionAsync(string topic, int partition, AlterPartitionRequest request, CancellationToken cancellationToken = default);
 
+    /// <summary>Proposes new ISRs for many partitions at once, as their leader (<c>POST /v1/brokers/{id}/alter-partition</c>,
+    /// Kafka's AlterPartition as brokers send it). The broker epoch is checked for the whole request; each partition then
+    /// gets its own outcome (its state after the change, or an error name). Not resent after a timeout: read the
+    /// partitions' metadata to see what was applied.</summary>
+    /// <param name="brokerId">The sending broker, the leader of every partition named.</param>
+    /// <param name="request">The broker epoch and, per topic, each partition's epochs and new ISR (at most 10,000 partitions).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per partition, in the order of the request.</returns>
+    Task<AlterPartitionsResponse> AlterPartitionsAsync(int brokerId, AlterPartitionsRequest request, CancellationToken cancellationToken = default);
+
     /// <summary>Runs leader elections (<c>POST /v1/elections</c>). Not resent after a timeout. The results are not fed
     /// to <see cref="Leaders"/>: they carry no topic id.</summary>
     /// <param name="request">The election type and the partitions.</param>

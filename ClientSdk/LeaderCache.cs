@@ -109,6 +109,21 @@ public sealed class LeaderCache
         Apply(partition.Topic, topicId: null, partition.MetadataOffset, [partition.Partition]);
     }
 
+    /// <summary>Learns the leaders of the partitions a batched AlterPartition changed.</summary>
+    /// <param name="altered">A batched AlterPartition answer.</param>
+    public void Update(AlterPartitionsResponse altered)
+    {
+        ArgumentNullException.ThrowIfNull(altered);
+        foreach (var topic in altered.Topics)
+        {
+            var changed = topic.Partitions.Where(p => p.State is not null).Select(p => p.State!).ToList();
+            if (topic.TopicId is { } id && changed.Count > 0)
+            {
+                Apply(topic.Topic, id, altered.MetadataOffset, changed);
+            }
+        }
+    }
+
     /// <summary>Forgets a deleted topic, unless the cache already holds a newer topic of that name.</summary>
     /// <param name="deleted">A delete answer.</param>
     public void Update(DeleteTopicResponse deleted)

@@ -156,6 +156,19 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     /// <inheritdoc />
+    public async Task<AlterPartitionsResponse> AlterPartitionsAsync(int brokerId, AlterPartitionsRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(brokerId);
+        ArgumentNullException.ThrowIfNull(request);
+        // Sent to any silo: the partitions have many owners, and the silo hands each owner its share in one call.
+        var response = await SendAsync(HttpMethod.Post, $"v1/brokers/{Num(brokerId)}/alter-partition",
+            MetaTransport.Serialize(request, MetaJsonContext.Default.AlterPartitionsRequest),
+            MetaJsonContext.Default.AlterPartitionsResponse, cancellationToken).ConfigureAwait(false);
+        Leaders.Update(response);
+        return response;
+    }
+
+    /// <inheritdoc />
     public Task<ElectionResponse> ElectLeadersAsync(ElectionRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);

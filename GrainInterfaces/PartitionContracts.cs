@@ -56,21 +56,31 @@ public sealed record PartitionBatch(PartitionCommand Command, IReadOnlyList<stri
 
 /// <summary>A partition of a batch whose command failed (the exception's error code and message): nothing was changed,
 /// or, for a write with an unknown outcome, the partition reloads before it answers again.</summary>
-public sealed record PartitionFailure(string Partition, string ErrorCode, string Message);
+/// <param name="Retryable">Whether the same command may succeed when sent again.</param>
+public sealed record PartitionFailure(string Partition, string ErrorCode, string Message, bool Retryable = false);
 
 /// <summary>What a batch did: the outcome of every partition whose command ran, and those that failed.</summary>
 public sealed record PartitionBatchResult(IReadOnlyList<PartitionChange> Changes, IReadOnlyList<PartitionFailure> Failures);
 
+/// <summary>A broker's AlterPartition for many partitions (one command per partition, in the same order), sent in one
+/// call to the silo that owns them.</summary>
+public sealed record PartitionAlterBatch(IReadOnlyList<string> Partitions, IReadOnlyList<AlterPartition> Commands);
+
 /// <summary>
-/// Relays a controller's batch to the partition grains of the silo it runs on (the controller picks a key placed on
-/// the silo that owns the batch's partitions), so that a failover costs one silo-to-silo call per batch rather than
-/// one per partition. Stateless: every decision is still taken and written by each partition grain.
+/// Relays a controller's batch, or a broker's batched AlterPartition, to the partition grains of the silo it runs on
+/// (the sender picks a key pinned to the silo that owns the batch's partitions), so that a failover or a broker's ISR
+/// changes cost one silo-to-silo call per batch rather than one per partition. Stateless: every decision is still
+/// taken and written by each partition grain.
 /// </summary>
 [GrainType("partition-batch")]
 public interface IPartitionBatchGrain : IGrainWithStringKey
 {
     [ReadOnly]
     Task<PartitionBatchResult> ApplyAsync(PartitionBatch batch);
+
+    /// <summary>Sends each partition its own AlterPartition (a broker's batched request).</summary>
+    [ReadOnly]
+    Task<PartitionBatchResult> AlterAsync(PartitionAlterBatch batch);
 }
 
 public static class PartitionKeys

@@ -20,6 +20,8 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(AlterConfigsRequest))]
 [JsonSerializable(typeof(AlterPartitionRequest))]
 [JsonSerializable(typeof(PartitionResponse))]
+[JsonSerializable(typeof(AlterPartitionsRequest))]
+[JsonSerializable(typeof(AlterPartitionsResponse))]
 [JsonSerializable(typeof(ElectionRequest))]
 [JsonSerializable(typeof(ElectionResponse))]
 [JsonSerializable(typeof(MetadataResponse))]

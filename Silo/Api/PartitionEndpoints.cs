@@ -24,6 +24,7 @@ public static class PartitionEndpoints
             .WithSummary("Runs a preferred or unclean leader election for the given partitions (preferred: all partitions when none are given). " +
                 "Per-partition outcomes carry ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE or UNKNOWN_TOPIC_OR_PARTITION.")
             .Problems(ApiDocs.Write);
+        endpoints.MapAlterPartitionsEndpoint();
         return endpoints;
     }
 

@@ -21,7 +21,7 @@ internal static class BadRequests
 {
     private const string Json = "application/json";
 
-    private enum Kind { Int32, OptionalInt32, OptionalInt16, Int64, Bool, String, OptionalString, Guid, IntArray, OptionalAssignment, Listeners, ElectionPartitions, OptionalConfigs, Configs }
+    private enum Kind { Int32, OptionalInt32, OptionalInt16, Int64, Bool, String, OptionalString, Guid, IntArray, OptionalAssignment, Listeners, ElectionPartitions, OptionalConfigs, Configs, AlterTopics }
 
     private sealed record Field(string Name, Kind Kind, string Valid, bool Required);
 
@@ -68,6 +68,11 @@ internal static class BadRequests
             new("partitionEpoch", Kind.Int32, "0", true),
             new("newIsr", Kind.IntArray, "[1]", true),
         ]),
+        new("POST", "/v1/brokers/1/alter-partition", ["/v1/brokers/abc/alter-partition", "/v1/brokers/-1/alter-partition", "/v1/brokers/99999999999/alter-partition"],
+        [
+            new("brokerEpoch", Kind.Int64, "1", true),
+            new("topics", Kind.AlterTopics, $"[{{\"topic\":\"exists\",\"partitions\":[{AlterItem}]}}]", true),
+        ]),
         new("POST", "/v1/elections", [],
         [
             new("type", Kind.String, "\"preferred\"", true),
@@ -86,6 +91,8 @@ internal static class BadRequests
             new("wantShutDown", Kind.Bool, "false", false),
         ]),
     ];
+
+    private const string AlterItem = "{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[1]}";
 
     /// <summary>Values that are wrong for a field of each kind (null only where null is not allowed).</summary>
     private static string[] WrongValues(Kind kind) => kind switch
@@ -122,6 +129,26 @@ internal static class BadRequests
             "[{\"topic\":\"exists\"}]",
             "[{\"topic\":\"exists\",\"partitions\":[0],\"x\":1}]",
             "[{\"topic\":5,\"partitions\":[0]}]",
+        ],
+        Kind.AlterTopics =>
+        [
+            "null", "[]", "[null]", "5", "{}", "\"x\"",
+            "[{\"topic\":\"exists\",\"partitions\":[]}]",
+            "[{\"topic\":\"exists\",\"partitions\":null}]",
+            "[{\"topic\":\"exists\",\"partitions\":[null]}]",
+            "[{\"topic\":\"exists\"}]",
+            $"[{{\"topic\":\"bad name\",\"partitions\":[{AlterItem}]}}]",
+            $"[{{\"topic\":\"exists\",\"partitions\":[{AlterItem}]}},{{\"topic\":\"exists\",\"partitions\":[{AlterItem}]}}]",
+            $"[{{\"topic\":\"exists\",\"partitions\":[{AlterItem},{AlterItem}]}}]",
+            $"[{{\"topic\":\"exists\",\"partitions\":[{AlterItem}],\"x\":1}}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":-1,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[1]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":-1,\"partitionEpoch\":0,\"newIsr\":[1]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":\"0\",\"partitionEpoch\":0,\"newIsr\":[1]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"newIsr\":[1]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[1,1]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[null]}]}]",
+            "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[1],\"x\":1}]}]",
         ],
         Kind.OptionalConfigs => ["[]", "5", "\"x\"", "{\"retention.ms\":null}", "{\"retention.ms\":{}}", "{\"retention.ms\":[]}", "{\"nope\":\"1\"}", "{\"retention.ms\":\"soon\"}", "{\"retention.ms\":\"1\",\"retention.ms\":\"2\"}"],
         Kind.Configs => ["null", "[]", "5", "{}", "{\"retention.ms\":{}}", "{\"nope\":\"1\"}", "{\"retention.ms\":\"soon\"}", "{\"retention.ms\":\"1\",\"retention.ms\":\"2\"}", "{\"nope\":null}"],
