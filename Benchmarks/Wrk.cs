@@ -61,9 +61,11 @@ public static partial class Wrk
             : 0;
         var starved = StarvedPattern().Matches(output).Sum(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture));
         var failures = FirstFailurePattern().Matches(output).Select(m => m.Groups[1].Value).ToList();
+        var counters = CounterPattern().Matches(output).GroupBy(m => m.Groups[1].Value)
+            .ToDictionary(g => g.Key, g => g.Sum(m => long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)));
         var successes = script is null ? requests - non2xx : statuses.Where(s => s.Key is >= 200 and < 300).Sum(s => s.Value) - starved;
         var measurement = new Measurement(scenario + " [wrk]", connections, successes, elapsed, Percentile(output, "50"), Percentile(output, "99"));
-        return new WrkRun(measurement, requests, statuses, socketErrors, starved, failures);
+        return new WrkRun(measurement, requests, statuses, socketErrors, starved, failures) { Counters = counters };
     }
 
     private static string ScriptPath(string script)
@@ -112,15 +114,21 @@ public static partial class Wrk
     [GeneratedRegex(@"^starved (\d+)\s*$", RegexOptions.Multiline)]
     private static partial Regex StarvedPattern();
 
+    [GeneratedRegex(@"^counter (\S+) (\d+)\s*$", RegexOptions.Multiline)]
+    private static partial Regex CounterPattern();
+
     [GeneratedRegex(@"^first-failure (.*)$", RegexOptions.Multiline)]
     private static partial Regex FirstFailurePattern();
 }
 
 /// <summary>One wrk run: the measurement (2xx answers only), all requests, answers per status, socket errors (connect,
-/// read, write and timeouts together), requests the script could not make (<c>starved</c>) and the first non-2xx bodies.</summary>
+/// read, write and timeouts together), requests the script could not make (<c>starved</c>), the first non-2xx bodies,
+/// and what the script counted itself (<c>counter name value</c> lines, e.g. partitions changed by batched requests).</summary>
 public sealed record WrkRun(
     Measurement Measurement, long Requests, IReadOnlyDictionary<int, long> Statuses, long SocketErrors, long Starved, IReadOnlyList<string> FirstFailures)
 {
+    public IReadOnlyDictionary<string, long> Counters { get; init; } = new Dictionary<string, long>();
+
     public long NonSuccess => Statuses.Where(s => s.Key is < 200 or > 299).Sum(s => s.Value);
 
     public long ServerErrors => Statuses.Where(s => s.Key >= 500).Sum(s => s.Value);

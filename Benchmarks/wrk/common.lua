@@ -27,6 +27,10 @@ function thread_count()
    return next_thread
 end
 
+function all_threads()
+   return threads
+end
+
 function done(summary, latency, requests)
    local totals = {}
    for _, thread in ipairs(threads) do
