@@ -36,6 +36,27 @@ public sealed class LeaderCacheTests
     }
 
     [Fact]
+    public void A_batched_alter_partition_answer_teaches_the_changed_partitions_and_skips_refused_ones()
+    {
+        var cache = new LeaderCache();
+        cache.Update(Metadata(15, OldId, Samples.Partition(0, 1, 5), Samples.Partition(1, 1, 5)));
+
+        cache.Update(new AlterPartitionsResponse(
+        [
+            new AlterPartitionTopicResult("orders", OldId,
+            [
+                new AlterPartitionResult(0, Samples.Partition(0, 3, 7)),
+                new AlterPartitionResult(1, null, ErrorCodes.FencedLeaderEpoch, "stale", false),
+            ]),
+            new AlterPartitionTopicResult("never-made", null, [new AlterPartitionResult(0, null, ErrorCodes.UnknownTopicOrPartition, "no such topic")]),
+        ], 30));
+
+        Assert.Equal((3, 7), Lookup(cache, 0));
+        Assert.Equal((1, 5), Lookup(cache, 1));
+        Assert.False(cache.TryGetLeader("never-made", 0, out _, out _));
+    }
+
+    [Fact]
     public void Invalidating_with_a_stale_epoch_keeps_the_newer_leader()
     {
         var cache = new LeaderCache();
