@@ -216,28 +216,62 @@ internal sealed class Workload(IMetaClient client, IMetaClient groupClient, Hist
                 continue;
             }
 
-            // Shrink when others are in sync, otherwise expand with a replica whose broker is up.
             var live = metadata!.Brokers.Where(b => b.State == "unfenced").Select(b => b.BrokerId).ToHashSet();
-            var followers = partition.Isr.Where(r => r != partition.Leader).ToList();
-            var outside = partition.Replicas.Where(r => !partition.Isr.Contains(r) && live.Contains(r)).ToList();
-            IReadOnlyList<int> isr = followers.Count > 0 && (outside.Count == 0 || random.Next(2) == 0)
-                ? [.. partition.Isr.Where(r => r != followers[random.Next(followers.Count)])]
-                : outside.Count > 0 ? [.. partition.Isr, outside[random.Next(outside.Count)]] : partition.Isr;
-            // Now and then a stale compare-and-set, which must be refused (alter-partition-compare-and-set catches it if not).
-            var compared = partition.PartitionEpoch > 0 && random.Next(10) == 0 ? partition.PartitionEpoch - 1 : partition.PartitionEpoch;
-            var request = new AlterPartitionRequest(partition.Leader, brokerEpoch, partition.LeaderEpoch, compared, isr);
+            if (random.Next(3) == 0)
+            {
+                // As brokers send it: up to four partitions of this leader in one request, each with its own outcome.
+                var led = partitions.Where(p => p.Partition.Leader == partition.Leader).OrderBy(_ => random.Next()).Take(4).ToList();
+                var proposed = led.Select(p => (p.Topic, Partition: p.Partition, Isr: NextIsr(p.Partition, live), Compared: Compared(p.Partition))).ToList();
+                var batch = new AlterPartitionsRequest(brokerEpoch, [.. proposed.GroupBy(p => p.Topic).Select(t => new AlterPartitionTopic(t.Key,
+                    [.. t.Select(p => new AlterPartitionItem(p.Partition.Partition, p.Partition.LeaderEpoch, p.Compared, p.Isr))]))]);
+                var compared = proposed.ToDictionary(p => (p.Topic, p.Partition.Partition), p => p.Compared);
+                var altered = await history.RecordAsync(name, OperationKind.AlterPartition,
+                    $"batch leader {partition.Leader} epoch {brokerEpoch}: " + string.Join("; ", proposed.Select(p =>
+                        $"{p.Topic}/{p.Partition.Partition} le {p.Partition.LeaderEpoch} pe {p.Compared} isr [{string.Join(",", p.Isr)}]")),
+                    () => client.AlterPartitionsAsync(partition.Leader, batch, stop),
+                    (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = Effects(a, compared) });
+                if (altered is not null)
+                {
+                    Saw(altered.MetadataOffset);
+                    await ReadAfterAsync(name, altered.MetadataOffset, Effects(altered, compared), stop);
+                }
+
+                continue;
+            }
+
+            var isr = NextIsr(partition, live);
+            var comparedEpoch = Compared(partition);
+            var request = new AlterPartitionRequest(partition.Leader, brokerEpoch, partition.LeaderEpoch, comparedEpoch, isr);
             var changed = await history.RecordAsync(name, OperationKind.AlterPartition,
-                $"{topic}/{partition.Partition} leader {partition.Leader} epoch {brokerEpoch} le {partition.LeaderEpoch} pe {compared} isr [{string.Join(",", isr)}]",
+                $"{topic}/{partition.Partition} leader {partition.Leader} epoch {brokerEpoch} le {partition.LeaderEpoch} pe {comparedEpoch} isr [{string.Join(",", isr)}]",
                 () => client.AlterPartitionAsync(topic, partition.Partition, request, stop),
-                (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = [Effect(a, compared)] });
+                (a, o) => o with { MetadataOffset = a.MetadataOffset, Effects = [Effect(a, comparedEpoch)] });
             if (changed is not null)
             {
                 Saw(changed.MetadataOffset);
-                await ReadAfterAsync(name, changed.MetadataOffset, [Effect(changed, compared)], stop);
+                await ReadAfterAsync(name, changed.MetadataOffset, [Effect(changed, comparedEpoch)], stop);
             }
+
+            // Now and then a stale compare-and-set, which must be refused (alter-partition-compare-and-set catches it if not).
+            int Compared(PartitionInfo p) => p.PartitionEpoch > 0 && random.Next(10) == 0 ? p.PartitionEpoch - 1 : p.PartitionEpoch;
+        }
+
+        // Shrink when others are in sync, otherwise expand with a replica whose broker is up.
+        IReadOnlyList<int> NextIsr(PartitionInfo p, HashSet<int> live)
+        {
+            var followers = p.Isr.Where(r => r != p.Leader).ToList();
+            var outside = p.Replicas.Where(r => !p.Isr.Contains(r) && live.Contains(r)).ToList();
+            return followers.Count > 0 && (outside.Count == 0 || random.Next(2) == 0)
+                ? [.. p.Isr.Where(r => r != followers[random.Next(followers.Count)])]
+                : outside.Count > 0 ? [.. p.Isr, outside[random.Next(outside.Count)]] : p.Isr;
         }
 
         static PartitionEffect Effect(PartitionResponse a, int compared)
             => new(a.Topic, a.Partition.Partition, a.Partition.Leader, a.Partition.LeaderEpoch, a.Partition.PartitionEpoch, a.Partition.Isr) { ComparedPartitionEpoch = compared };
+
+        // Only the partitions the answer says changed are acknowledged; a refused one claims nothing.
+        static List<Effect> Effects(AlterPartitionsResponse a, Dictionary<(string, int), int> compared)
+            => [.. a.Topics.SelectMany(t => t.Partitions.Where(r => r.State is not null).Select(r => (Effect)new PartitionEffect(
+                t.Topic, r.Partition, r.State!.Leader, r.State.LeaderEpoch, r.State.PartitionEpoch, r.State.Isr) { ComparedPartitionEpoch = compared[(t.Topic, r.Partition)] }))];
     }
 }

@@ -110,14 +110,15 @@ public static class AlterPartitionsEndpoint
         {
             if (result is null)
             {
-                // The relay's silo went away or the call timed out: what each partition did is unknown, and its state
-                // (a metadata read) tells whether the change was applied.
+                // The relay's silo went away, refused the call or timed out: what each partition did is unknown (other
+                // relays' partitions may have changed, so the request as a whole does not fail), and each partition's
+                // state (a metadata read) tells whether its change was applied.
+                var (code, retryable) = failure is MetaException refused ? (refused.Code, refused.Retryable) : (ErrorCodes.Unavailable, true);
                 foreach (var key in keys)
                 {
-                    var index = slots[key];
-                    results[index] = new AlterPartitionResult(Partition(key), null, ErrorCodes.Unavailable,
+                    results[slots[key]] = new AlterPartitionResult(Partition(key), null, code,
                         $"The silo owning this partition did not answer ({failure!.Message}); read the partition's metadata to see whether the change was applied, then retry.",
-                        Retryable: true);
+                        retryable);
                 }
 
                 continue;
@@ -188,7 +189,7 @@ public static class AlterPartitionsEndpoint
             {
                 return (keys, await relay.AlterAsync(new PartitionAlterBatch(keys, commands)), null);
             }
-            catch (Exception exception) when (exception is not MetaException)
+            catch (Exception exception)
             {
                 return (keys, null, exception);
             }
