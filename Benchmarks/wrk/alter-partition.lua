@@ -29,32 +29,11 @@ local function pop()
    return p
 end
 
-local function split_ints(text)
-   local list = {}
-   for v in string.gmatch(text, "-?%d+") do
-      list[#list + 1] = tonumber(v)
-   end
-   return list
-end
-
 function init(args)
    local process, processes, threads = tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
-   local slots = processes * threads
-   local slot = process * threads + thread_index
-   local line_number = 0
-   for line in io.lines(args[1]) do
-      if line_number % slots == slot then
-         local topic, partition, leader, broker_epoch, leader_epoch, partition_epoch, replicas, isr =
-            string.match(line, "^(%S+) (%d+) (%d+) (%d+) (%d+) (%d+) (%S+) (%S+)$")
-         local p = {
-            topic = topic, partition = tonumber(partition), leader = tonumber(leader), broker_epoch = broker_epoch,
-            leader_epoch = tonumber(leader_epoch), partition_epoch = tonumber(partition_epoch),
-            replicas = split_ints(replicas), isr = split_ints(isr),
-         }
-         owned[topic .. "-" .. partition] = p
-         push(p)
-      end
-      line_number = line_number + 1
+   for _, p in ipairs(read_partitions(args[1], process * threads + thread_index, processes * threads)) do
+      owned[p.topic .. "-" .. p.partition] = p
+      push(p)
    end
 end
 
@@ -65,22 +44,7 @@ function request()
       starved = starved + 1
       return wrk.format("GET", "/health/live")
    end
-   local isr
-   if #p.isr == #p.replicas then
-      -- Shrink: drop the last follower of the assignment.
-      isr = {}
-      local dropped = false
-      for i = #p.replicas, 1, -1 do
-         local b = p.replicas[i]
-         if not dropped and b ~= p.leader then
-            dropped = true
-         else
-            table.insert(isr, 1, b)
-         end
-      end
-   else
-      isr = p.replicas
-   end
+   local isr = next_isr(p)
    local body = string.format('{"leaderId":%d,"brokerEpoch":%s,"leaderEpoch":%d,"partitionEpoch":%d,"newIsr":[%s]}',
       p.leader, p.broker_epoch, p.leader_epoch, p.partition_epoch, table.concat(isr, ","))
    return wrk.format("POST", "/v1/topics/" .. p.topic .. "/partitions/" .. p.partition .. "/isr", headers, body)

@@ -34,50 +34,13 @@ local function push(p)
    q.items[q.tail] = p
 end
 
-local function split_ints(text)
-   local list = {}
-   for v in string.gmatch(text, "-?%d+") do
-      list[#list + 1] = tonumber(v)
-   end
-   return list
-end
-
 function init(args)
    local process, processes, threads = tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
    batch = tonumber(args[5]) or batch
-   local slots = processes * threads
-   local slot = process * threads + thread_index
-   local line_number = 0
-   for line in io.lines(args[1]) do
-      if line_number % slots == slot then
-         local topic, partition, leader, broker_epoch, leader_epoch, partition_epoch, replicas, isr =
-            string.match(line, "^(%S+) (%d+) (%d+) (%d+) (%d+) (%d+) (%S+) (%S+)$")
-         local p = {
-            topic = topic, partition = tonumber(partition), leader = tonumber(leader), broker_epoch = broker_epoch,
-            leader_epoch = tonumber(leader_epoch), partition_epoch = tonumber(partition_epoch),
-            replicas = split_ints(replicas), isr = split_ints(isr),
-         }
-         owned[topic .. "-" .. partition] = p
-         push(p)
-      end
-      line_number = line_number + 1
+   for _, p in ipairs(read_partitions(args[1], process * threads + thread_index, processes * threads)) do
+      owned[p.topic .. "-" .. p.partition] = p
+      push(p)
    end
-end
-
-local function next_isr(p)
-   if #p.isr == #p.replicas then
-      local isr, dropped = {}, false
-      for i = #p.replicas, 1, -1 do
-         local b = p.replicas[i]
-         if not dropped and b ~= p.leader then
-            dropped = true
-         else
-            table.insert(isr, 1, b)
-         end
-      end
-      return isr
-   end
-   return p.replicas
 end
 
 function request()

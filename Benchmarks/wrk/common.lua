@@ -53,3 +53,51 @@ function done(summary, latency, requests)
       io.write(string.format("status %d %d\n", status, count))
    end
 end
+
+-- Partition state files of the AlterPartition scripts: one line per partition, "topic partition leader brokerEpoch
+-- leaderEpoch partitionEpoch replicas isr" (replicas and isr comma-separated), as the benchmark wrote them from a
+-- metadata image at the log head.
+
+function split_ints(text)
+   local list = {}
+   for v in string.gmatch(text, "-?%d+") do
+      list[#list + 1] = tonumber(v)
+   end
+   return list
+end
+
+-- The partitions of the file that belong to this thread (every slots-th line from slot), as tables.
+function read_partitions(path, slot, slots)
+   local partitions = {}
+   local line_number = 0
+   for line in io.lines(path) do
+      if line_number % slots == slot then
+         local topic, partition, leader, broker_epoch, leader_epoch, partition_epoch, replicas, isr =
+            string.match(line, "^(%S+) (%d+) (%d+) (%d+) (%d+) (%d+) (%S+) (%S+)$")
+         table.insert(partitions, {
+            topic = topic, partition = tonumber(partition), leader = tonumber(leader), broker_epoch = broker_epoch,
+            leader_epoch = tonumber(leader_epoch), partition_epoch = tonumber(partition_epoch),
+            replicas = split_ints(replicas), isr = split_ints(isr),
+         })
+      end
+      line_number = line_number + 1
+   end
+   return partitions
+end
+
+-- The ISR to propose next: without the assignment's last follower when all replicas are in sync, else all replicas.
+function next_isr(p)
+   if #p.isr == #p.replicas then
+      local isr, dropped = {}, false
+      for i = #p.replicas, 1, -1 do
+         local b = p.replicas[i]
+         if not dropped and b ~= p.leader then
+            dropped = true
+         else
+            table.insert(isr, 1, b)
+         end
+      end
+      return isr
+   end
+   return p.replicas
+end
