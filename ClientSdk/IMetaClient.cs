@@ -78,6 +78,14 @@ public interface IMetaClient
     /// <returns>The topic's configs after the change, with the change's metadata offset.</returns>
     Task<TopicConfigsResponse> AlterTopicConfigsAsync(string topic, AlterConfigsRequest request, CancellationToken cancellationToken = default);
 
+    /// <summary>Changes the configs of many topics in one request (<c>POST /v1/configs</c>, Kafka's IncrementalAlterConfigs).
+    /// Each topic is validated and written on its own and gets its own outcome. Not resent after a timeout: read the
+    /// topics' configs to see what was applied.</summary>
+    /// <param name="request">Per topic, the keys to set (a null value removes the key), and validateOnly.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per topic, in the order of the request.</returns>
+    Task<AlterTopicsConfigsResponse> AlterTopicConfigsAsync(AlterTopicsConfigsRequest request, CancellationToken cancellationToken = default);
+
     /// <summary>Proposes a new ISR as the partition leader (<c>POST /v1/topics/{name}/partitions/{p}/isr</c>, Kafka's
     /// AlterPartition). Not resent after a timeout: a resend of an applied change fails with INVALID_UPDATE_VERSION.</summary>
     /// <param name="topic">The topic name.</param>

@@ -143,6 +143,16 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     /// <inheritdoc />
+    public Task<AlterTopicsConfigsResponse> AlterTopicConfigsAsync(AlterTopicsConfigsRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        // Sent to any silo: the topics have many owners, and the silo hands each owner its share in one call.
+        return SendAsync(HttpMethod.Post, "v1/configs",
+            MetaTransport.Serialize(request, MetaJsonContext.Default.AlterTopicsConfigsRequest),
+            MetaJsonContext.Default.AlterTopicsConfigsResponse, cancellationToken);
+    }
+
+    /// <inheritdoc />
     public async Task<PartitionResponse> AlterPartitionAsync(string topic, int partition, AlterPartitionRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);

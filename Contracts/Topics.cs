@@ -77,3 +77,33 @@ public sealed record TopicConfigEntry(string Name, string Value, bool IsDefault,
 /// change's metadata offset).
 /// </summary>
 public sealed record TopicConfigsResponse(string Name, Guid TopicId, IReadOnlyList<TopicConfigEntry> Configs, long MetadataOffset);
+
+/// <summary>
+/// Body of <c>POST /v1/configs</c>: config changes of many topics in one request (Kafka's IncrementalAlterConfigs for
+/// topic resources). Each topic is changed on its own, with its own outcome; a null value removes a key.
+/// </summary>
+/// <param name="Topics">The topics and their changes; each topic at most once.</param>
+/// <param name="ValidateOnly">Validate every change fully and answer as if altered, but write nothing.</param>
+public sealed record AlterTopicsConfigsRequest(IReadOnlyList<TopicConfigChanges> Topics, bool ValidateOnly = false);
+
+/// <summary>One topic's changes in an <see cref="AlterTopicsConfigsRequest"/>.</summary>
+/// <param name="Topic">The topic's name.</param>
+/// <param name="Configs">Config names to new values; null removes the override.</param>
+public sealed record TopicConfigChanges(
+    string Topic,
+    [property: JsonConverter(typeof(ConfigValuesConverter))] IReadOnlyDictionary<string, string?> Configs);
+
+/// <summary>The answer to <c>POST /v1/configs</c>: one result per topic, in the order of the request.</summary>
+/// <param name="Topics">Per topic: done, or why not.</param>
+/// <param name="MetadataOffset">The newest metadata offset among the changes (or the offset the request was checked
+/// at, when nothing was written); a read with this <c>minOffset</c> sees every change.</param>
+public sealed record AlterTopicsConfigsResponse(IReadOnlyList<TopicConfigsResult> Topics, long MetadataOffset);
+
+/// <summary>One topic's outcome (as Kafka's IncrementalAlterConfigs answers: an error per resource, not its configs).</summary>
+/// <param name="Topic">The topic's name, as the request gave it.</param>
+/// <param name="TopicId">The topic's id; null when it was not changed.</param>
+/// <param name="ErrorCode">Null on success, else e.g. <c>UNKNOWN_TOPIC_OR_PARTITION</c> or <c>INVALID_CONFIG</c>.</param>
+/// <param name="Message">A sentence explaining the error.</param>
+/// <param name="Retryable">Whether sending the same change again may succeed (for example when the topic's silo went
+/// away mid-request; its configs then tell whether the change was applied).</param>
+public sealed record TopicConfigsResult(string Topic, Guid? TopicId, string? ErrorCode = null, string? Message = null, bool Retryable = false);

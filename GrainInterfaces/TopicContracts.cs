@@ -39,3 +39,22 @@ public interface ITopicGrain : IGrainWithStringKey
 
     Task<TopicChange> AlterConfigsAsync(string name, IReadOnlyDictionary<string, string?> changes, bool validateOnly);
 }
+
+/// <summary>One topic's config changes in a batch.</summary>
+public sealed record TopicConfigChange(string Name, IReadOnlyDictionary<string, string?> Changes);
+
+/// <summary>What one topic's config change did: the change's metadata offset, or the error that refused it.</summary>
+public sealed record TopicConfigOutcome(string Name, Guid? TopicId, long? MetadataOffset, string? ErrorCode, string? Message, bool Retryable);
+
+/// <summary>
+/// Relays many topics' config changes (a batched IncrementalAlterConfigs) to the topic grains of the silo it runs on
+/// (the sender picks a key pinned to the silo that owns them), so a request crosses to another silo once per owning
+/// silo. Stateless: each topic grain validates and writes its own change.
+/// </summary>
+[GrainType("topic-batch")]
+public interface ITopicBatchGrain : IGrainWithStringKey
+{
+    /// <returns>One outcome per change, in the same order.</returns>
+    [ReadOnly]
+    Task<IReadOnlyList<TopicConfigOutcome>> AlterConfigsAsync(IReadOnlyList<TopicConfigChange> changes, bool validateOnly);
+}

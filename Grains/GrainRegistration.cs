@@ -53,6 +53,7 @@ public static class GrainRegistration
             .AddGrain<ITopicGrain, TopicGrain>()
             .AddGrain<IPartitionGrain, PartitionGrain>()
             .AddGrain<IPartitionBatchGrain, PartitionBatchGrain>()
+            .AddGrain<ITopicBatchGrain, TopicBatchGrain>()
             .AddGrain<IControllerGrain, ControllerGrain>()
             .AddGrain<IConsumerGroupGrain, ConsumerGroupGrain>();
     }

@@ -18,6 +18,8 @@ namespace OrleansMeta.Client.Internal;
 [JsonSerializable(typeof(DeleteTopicResponse))]
 [JsonSerializable(typeof(AddPartitionsRequest))]
 [JsonSerializable(typeof(AlterConfigsRequest))]
+[JsonSerializable(typeof(AlterTopicsConfigsRequest))]
+[JsonSerializable(typeof(AlterTopicsConfigsResponse))]
 [JsonSerializable(typeof(AlterPartitionRequest))]
 [JsonSerializable(typeof(PartitionResponse))]
 [JsonSerializable(typeof(AlterPartitionsRequest))]

@@ -38,6 +38,7 @@ public static class TopicEndpoints
             .WithSummary("Sets topic configs; a null value removes a key. Unknown keys and bad values are refused. With validateOnly, writes nothing.")
             .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidTopic, ErrorCodes.InvalidConfig]), (404, [ErrorCodes.UnknownTopicOrPartition]))
             .NamesTopicOwner();
+        endpoints.MapAlterTopicsConfigsEndpoint();
         return endpoints;
     }
 

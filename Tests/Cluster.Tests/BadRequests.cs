@@ -21,7 +21,7 @@ internal static class BadRequests
 {
     private const string Json = "application/json";
 
-    private enum Kind { Int32, OptionalInt32, OptionalInt16, Int64, Bool, String, OptionalString, Guid, IntArray, OptionalAssignment, Listeners, ElectionPartitions, OptionalConfigs, Configs, AlterTopics }
+    private enum Kind { Int32, OptionalInt32, OptionalInt16, Int64, Bool, String, OptionalString, Guid, IntArray, OptionalAssignment, Listeners, ElectionPartitions, OptionalConfigs, Configs, AlterTopics, ConfigTopics }
 
     private sealed record Field(string Name, Kind Kind, string Valid, bool Required);
 
@@ -72,6 +72,11 @@ internal static class BadRequests
         [
             new("brokerEpoch", Kind.Int64, "1", true),
             new("topics", Kind.AlterTopics, $"[{{\"topic\":\"exists\",\"partitions\":[{AlterItem}]}}]", true),
+        ]),
+        new("POST", "/v1/configs", [],
+        [
+            new("topics", Kind.ConfigTopics, "[{\"topic\":\"exists\",\"configs\":{\"retention.ms\":\"3000\"}}]", true),
+            new("validateOnly", Kind.Bool, "false", false),
         ]),
         new("POST", "/v1/elections", [],
         [
@@ -149,6 +154,21 @@ internal static class BadRequests
             "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[1,1]}]}]",
             "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[null]}]}]",
             "[{\"topic\":\"exists\",\"partitions\":[{\"partition\":0,\"leaderEpoch\":0,\"partitionEpoch\":0,\"newIsr\":[1],\"x\":1}]}]",
+        ],
+        // Shape only: an unknown config or a bad value is that topic's own outcome (INVALID_CONFIG in a 200), as in Kafka.
+        Kind.ConfigTopics =>
+        [
+            "null", "[]", "[null]", "5", "{}", "\"x\"",
+            "[{\"topic\":\"exists\"}]",
+            "[{\"topic\":\"exists\",\"configs\":{}}]",
+            "[{\"topic\":\"exists\",\"configs\":null}]",
+            "[{\"topic\":\"exists\",\"configs\":[]}]",
+            "[{\"topic\":\"exists\",\"configs\":{\"retention.ms\":{}}}]",
+            "[{\"topic\":\"exists\",\"configs\":{\"retention.ms\":\"1\",\"retention.ms\":\"2\"}}]",
+            "[{\"topic\":\"bad name\",\"configs\":{\"retention.ms\":\"1\"}}]",
+            "[{\"topic\":5,\"configs\":{\"retention.ms\":\"1\"}}]",
+            "[{\"topic\":\"exists\",\"configs\":{\"retention.ms\":\"1\"},\"x\":1}]",
+            "[{\"topic\":\"exists\",\"configs\":{\"retention.ms\":\"1\"}},{\"topic\":\"exists\",\"configs\":{\"retention.ms\":\"2\"}}]",
         ],
         Kind.OptionalConfigs => ["[]", "5", "\"x\"", "{\"retention.ms\":null}", "{\"retention.ms\":{}}", "{\"retention.ms\":[]}", "{\"nope\":\"1\"}", "{\"retention.ms\":\"soon\"}", "{\"retention.ms\":\"1\",\"retention.ms\":\"2\"}"],
         Kind.Configs => ["null", "[]", "5", "{}", "{\"retention.ms\":{}}", "{\"nope\":\"1\"}", "{\"retention.ms\":\"soon\"}", "{\"retention.ms\":\"1\",\"retention.ms\":\"2\"}", "{\"nope\":null}"],

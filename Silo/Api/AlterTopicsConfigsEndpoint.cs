@@ -1,0 +1,140 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Http.HttpResults;
+using OrleansMeta.Contracts;
+using OrleansMeta.GrainInterfaces;
+using OrleansMeta.Grains.Metadata;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Placement;
+
+namespace OrleansMeta.Silo.Api;
+
+/// <summary>
+/// Kafka's IncrementalAlterConfigs for many topics in one request. Each topic's change is validated and written by its
+/// own grain exactly as <c>PATCH /v1/topics/{name}/configs</c> does, with its own outcome (as Kafka answers an error per
+/// resource); topics are grouped by the silo owning their grain, and each group goes to a relay pinned to that silo
+/// (<see cref="ITopicBatchGrain"/>), so the request crosses to another silo once per owning silo.
+/// </summary>
+public static class AlterTopicsConfigsEndpoint
+{
+    /// <summary>The most topics one request may change.</summary>
+    public const int MaxTopics = 10_000;
+
+    private const int RelayBatchSize = 1024;
+
+    public static IEndpointRouteBuilder MapAlterTopicsConfigsEndpoint(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapPost("/v1/configs", AlterAsync).WithTags("Topics").WithName("AlterTopicsConfigs")
+            .WithSummary("Changes the configs of many topics in one request (Kafka's IncrementalAlterConfigs): each topic is validated and " +
+                $"written on its own, with its own outcome (up to {MaxTopics} topics). A null value removes a key; validateOnly writes nothing.")
+            .Problems(ApiDocs.Write, (400, [ErrorCodes.InvalidRequest, ErrorCodes.InvalidTopic]));
+        return endpoints;
+    }
+
+    private static async Task<Ok<AlterTopicsConfigsResponse>> AlterAsync(
+        AlterTopicsConfigsRequest request, IGrainFactory grains, GrainLocator locator, MetadataImageService image)
+    {
+        ValidateShape(request);
+        var known = image.Current.Offset;
+        var bySilo = new Dictionary<SiloAddress, List<(int Index, TopicConfigChange Change)>>();
+        var unplaced = new List<(int Index, TopicConfigChange Change)>();
+        for (var i = 0; i < request.Topics.Count; i++)
+        {
+            var topic = request.Topics[i];
+            var owner = locator.Locate<ITopicGrain>(TopicKeys.For(topic.Topic)).Owner?.Address;
+            var group = unplaced;
+            if (owner is not null && !bySilo.TryGetValue(owner, out group))
+            {
+                bySilo[owner] = group = [];
+            }
+
+            group.Add((i, new TopicConfigChange(topic.Topic, topic.Configs)));
+        }
+
+        var calls = new List<Task<((int Index, TopicConfigChange Change)[] Items, IReadOnlyList<TopicConfigOutcome>? Outcomes, Exception? Failure)>>();
+        foreach (var (owner, group) in bySilo)
+        {
+            calls.AddRange(Relay(grains.GetGrain<ITopicBatchGrain>(RendezvousPlacement.PinnedTo(owner)), group, request.ValidateOnly));
+        }
+
+        // With no active owner (no view yet) any key will do: the relay then calls the topics wherever they live.
+        calls.AddRange(Relay(grains.GetGrain<ITopicBatchGrain>("any"), unplaced, request.ValidateOnly));
+
+        var results = new TopicConfigsResult[request.Topics.Count];
+        var offset = known;
+        foreach (var (items, outcomes, failure) in await Task.WhenAll(calls))
+        {
+            for (var j = 0; j < items.Length; j++)
+            {
+                var (index, change) = items[j];
+                if (outcomes is null)
+                {
+                    var (code, retryable) = failure is MetaException refused ? (refused.Code, refused.Retryable) : (ErrorCodes.Unavailable, true);
+                    results[index] = new TopicConfigsResult(change.Name, null, code,
+                        $"The silo owning this topic did not answer ({failure!.Message}); read the topic's configs to see whether the change was applied, then retry.",
+                        retryable);
+                    continue;
+                }
+
+                var outcome = outcomes[j];
+                results[index] = new TopicConfigsResult(change.Name, outcome.TopicId, outcome.ErrorCode, outcome.Message, outcome.Retryable);
+                offset = Math.Max(offset, outcome.MetadataOffset ?? 0);
+            }
+        }
+
+        return TypedResults.Ok(new AlterTopicsConfigsResponse(results, offset));
+    }
+
+    private static IEnumerable<Task<((int, TopicConfigChange)[], IReadOnlyList<TopicConfigOutcome>?, Exception?)>> Relay(
+        ITopicBatchGrain relay, List<(int Index, TopicConfigChange Change)> group, bool validateOnly)
+    {
+        foreach (var chunk in group.Chunk(RelayBatchSize))
+        {
+            yield return CallAsync(chunk);
+        }
+
+        async Task<((int, TopicConfigChange)[], IReadOnlyList<TopicConfigOutcome>?, Exception?)> CallAsync((int Index, TopicConfigChange Change)[] chunk)
+        {
+            try
+            {
+                return (chunk, await relay.AlterConfigsAsync([.. chunk.Select(c => c.Change)], validateOnly), null);
+            }
+            catch (Exception exception)
+            {
+                return (chunk, null, exception);
+            }
+        }
+    }
+
+    /// <summary>Every field checked before anything is addressed, so a bad request changes nothing. Config names and
+    /// values are each topic's own check (per-topic <c>INVALID_CONFIG</c>, as in Kafka).</summary>
+    private static void ValidateShape(AlterTopicsConfigsRequest request)
+    {
+        if (request.Topics is not { Count: > 0 })
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, "$.topics must name at least one topic with the configs to change.");
+        }
+
+        if (request.Topics.Count > MaxTopics)
+        {
+            throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"$.topics names {request.Topics.Count} topics; send at most {MaxTopics} per request.");
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < request.Topics.Count; i++)
+        {
+            var topic = request.Topics[i];
+            var where = string.Create(CultureInfo.InvariantCulture, $"$.topics[{i}]");
+            TopicRules.ValidateName(topic.Topic, $"{where}.topic");
+            if (!names.Add(topic.Topic))
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.topic: '{topic.Topic}' appears more than once; give each topic once with all its changes.");
+            }
+
+            if (topic.Configs is not { Count: > 0 })
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.configs must name at least one config to set (or to remove with null).");
+            }
+        }
+    }
+}
