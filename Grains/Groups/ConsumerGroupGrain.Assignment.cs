@@ -100,12 +100,17 @@ internal sealed partial class ConsumerGroupGrain
         var target = assignor.Assign(members, topics, current);
         foreach (var member in group.Members.Values)
         {
-            member.Target = target.TryGetValue(member.MemberId, out var partitions) ? [.. partitions.Order()] : [];
+            List<TopicPartition> next = target.TryGetValue(member.MemberId, out var partitions) ? [.. partitions.Order()] : [];
+            if (!next.SequenceEqual(member.Target))
+            {
+                // Only a member whose target moved is described (and logged) again: a sticky assignor moves few.
+                member.Target = next;
+                Touch(member);
+            }
         }
 
         group.AssignmentEpoch = group.GroupEpoch;
         _dirty = true;
-        _touchedAll = true;
         LogTargetComputed(logger, GroupId, group.AssignmentEpoch, group.Assignor, members.Count, topics.Values.Sum(t => t.PartitionCount));
     }
 
