@@ -101,9 +101,10 @@ internal sealed partial class ConsumerGroupGrain
         foreach (var member in group.Members.Values)
         {
             List<TopicPartition> next = target.TryGetValue(member.MemberId, out var partitions) ? [.. partitions.Order()] : [];
-            if (!next.SequenceEqual(member.Target))
+            // Only a member whose target moved is described (and logged) again, as a sticky assignor moves few; and one
+            // naming a topic gone from the image, whose description now names it differently.
+            if (!next.SequenceEqual(member.Target) || NamesMissingTopic(member, metadata))
             {
-                // Only a member whose target moved is described (and logged) again: a sticky assignor moves few.
                 member.Target = next;
                 Touch(member);
             }
@@ -113,6 +114,9 @@ internal sealed partial class ConsumerGroupGrain
         _dirty = true;
         LogTargetComputed(logger, GroupId, group.AssignmentEpoch, group.Assignor, members.Count, topics.Values.Sum(t => t.PartitionCount));
     }
+
+    private static bool NamesMissingTopic(GroupMember member, MetadataImage metadata)
+        => member.Assigned.Concat(member.PendingRevocation).Concat(member.Target).Any(p => !metadata.TopicNames.ContainsKey(p.TopicId));
 
     /// <summary>The assignor most members ask for (ties by name), or the cluster's default when none asks.</summary>
     private string ChooseAssignor() => state.State.Members.Values
