@@ -100,14 +100,23 @@ internal sealed partial class ConsumerGroupGrain
         var target = assignor.Assign(members, topics, current);
         foreach (var member in group.Members.Values)
         {
-            member.Target = target.TryGetValue(member.MemberId, out var partitions) ? [.. partitions.Order()] : [];
+            List<TopicPartition> next = target.TryGetValue(member.MemberId, out var partitions) ? [.. partitions.Order()] : [];
+            // Only a member whose target moved is described (and logged) again, as a sticky assignor moves few; and one
+            // naming a topic gone from the image, whose description now names it differently.
+            if (!next.SequenceEqual(member.Target) || NamesMissingTopic(member, metadata))
+            {
+                member.Target = next;
+                Touch(member);
+            }
         }
 
         group.AssignmentEpoch = group.GroupEpoch;
         _dirty = true;
-        _touchedAll = true;
         LogTargetComputed(logger, GroupId, group.AssignmentEpoch, group.Assignor, members.Count, topics.Values.Sum(t => t.PartitionCount));
     }
+
+    private static bool NamesMissingTopic(GroupMember member, MetadataImage metadata)
+        => member.Assigned.Concat(member.PendingRevocation).Concat(member.Target).Any(p => !metadata.TopicNames.ContainsKey(p.TopicId));
 
     /// <summary>The assignor most members ask for (ties by name), or the cluster's default when none asks.</summary>
     private string ChooseAssignor() => state.State.Members.Values

@@ -87,7 +87,6 @@ internal sealed partial class ConsumerGroupGrain
         await state.WriteStateAsync(records);
         _logged = logged;
         _touched.Clear();
-        _touchedAll = false;
         _dirty = false;
         Publish();
     }
@@ -117,12 +116,12 @@ internal sealed partial class ConsumerGroupGrain
         }
 
         // Only members this activation may have changed since its last write are described again (a heartbeat changes
-        // its own member; a new target, every member's), so a rebalance step costs one member, not the group.
+        // its own member; a new target, the members whose target moved), so a rebalance step costs one member, not the group.
         var members = new Dictionary<string, byte[]?>(group.Members.Count, StringComparer.Ordinal);
         foreach (var member in group.Members.Values)
         {
             var known = _logged.Members.TryGetValue(member.MemberId, out var logged) ? logged : null;
-            if (known is not null && !_touchedAll && !_touched.Contains(member.MemberId))
+            if (known is not null && !_touched.Contains(member.MemberId))
             {
                 members[member.MemberId] = known;
                 continue;

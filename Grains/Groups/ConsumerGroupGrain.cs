@@ -43,7 +43,6 @@ internal sealed partial class ConsumerGroupGrain(
     private GroupEntry? _entry;
     private LoggedGroup _logged = new(null, new Dictionary<string, byte[]?>(StringComparer.Ordinal));
     private readonly HashSet<string> _touched = new(StringComparer.Ordinal);
-    private bool _touchedAll;
     private bool _dirty;
 
     private string GroupId => Key;

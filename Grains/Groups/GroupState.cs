@@ -1,10 +1,14 @@
+using System.Text.Json.Serialization;
+
 namespace OrleansMeta.Grains.Groups;
 
 /// <summary>
 /// A consumer group's persisted state: membership, subscriptions, epochs and assignments. Written only when one of
 /// them changes (a join, a leave, a removal, a subscription change, a new target, a reconciliation step); heartbeats
-/// that change nothing stay in memory.
+/// that change nothing stay in memory. Stored in the compact form of <see cref="GroupStateJsonConverter"/>, which also
+/// reads the older, longer form.
 /// </summary>
+[JsonConverter(typeof(GroupStateJsonConverter))]
 public sealed class GroupState
 {
     /// <summary>Grows with every change of membership, subscriptions or subscribed topics' partitions.</summary>
