@@ -17,6 +17,7 @@ local headers = { ["Content-Type"] = "application/json" }
 starved = 0
 changed = 0
 refused = 0
+counter_names = { "changed", "refused" }
 
 local function queue_for(leader)
    local q = queues[leader]
@@ -123,13 +124,3 @@ function response(status, headers, body)
    end
 end
 
-local base_done = done
-function done(summary, latency, requests)
-   base_done(summary, latency, requests)
-   local totals = { changed = 0, refused = 0 }
-   for _, thread in ipairs(all_threads()) do
-      totals.changed = totals.changed + (thread:get("changed") or 0)
-      totals.refused = totals.refused + (thread:get("refused") or 0)
-   end
-   io.write(string.format("counter changed %d\ncounter refused %d\n", totals.changed, totals.refused))
-end

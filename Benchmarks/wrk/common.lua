@@ -2,6 +2,7 @@
 -- first body of a response that was not 2xx) when the run is done, as lines the benchmark program reads:
 --   status <code> <count>
 --   first-failure <code> <body>
+--   counter <name> <total>      (for each name in the script's counter_names)
 -- wrk runs one Lua state per thread plus the main one; setup() runs in the main state once per thread.
 
 local threads = {}
@@ -27,10 +28,6 @@ function thread_count()
    return next_thread
 end
 
-function all_threads()
-   return threads
-end
-
 function done(summary, latency, requests)
    local totals = {}
    for _, thread in ipairs(threads) do
@@ -51,6 +48,14 @@ function done(summary, latency, requests)
    end
    for status, count in pairs(totals) do
       io.write(string.format("status %d %d\n", status, count))
+   end
+   -- A script that counts what its answers did names its per-thread counters in counter_names.
+   for _, name in ipairs(counter_names or {}) do
+      local total = 0
+      for _, thread in ipairs(threads) do
+         total = total + (thread:get(name) or 0)
+      end
+      io.write(string.format("counter %s %d\n", name, total))
    end
 end
 

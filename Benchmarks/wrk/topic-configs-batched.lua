@@ -9,6 +9,7 @@ local n = 0
 local headers = { ["Content-Type"] = "application/json" }
 changed = 0
 refused = 0
+counter_names = { "changed", "refused" }
 
 function init(args)
    prefix = args[1]
@@ -49,13 +50,3 @@ function response(status, headers, body)
    end
 end
 
-local base_done = done
-function done(summary, latency, requests)
-   base_done(summary, latency, requests)
-   local totals = { changed = 0, refused = 0 }
-   for _, thread in ipairs(all_threads()) do
-      totals.changed = totals.changed + (thread:get("changed") or 0)
-      totals.refused = totals.refused + (thread:get("refused") or 0)
-   end
-   io.write(string.format("counter changed %d\ncounter refused %d\n", totals.changed, totals.refused))
-end

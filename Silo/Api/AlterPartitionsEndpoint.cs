@@ -4,9 +4,8 @@ using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
-using OrleansMeta.Runtime.Cluster;
-using OrleansMeta.Runtime.Persistence;
 using OrleansMeta.Runtime.Placement;
+using OrleansMeta.Runtime.Persistence;
 
 namespace OrleansMeta.Silo.Api;
 
@@ -62,8 +61,7 @@ public static class AlterPartitionsEndpoint
         // One slot per partition of the request, filled by the relays' outcomes or, for unknown partitions, at once.
         var results = new AlterPartitionResult?[request.Topics.Sum(t => t.Partitions.Count)];
         var slots = new Dictionary<string, int>();
-        var bySilo = new Dictionary<SiloAddress, (List<string> Keys, List<AlterPartition> Commands)>();
-        var unplaced = (Keys: new List<string>(), Commands: new List<AlterPartition>());
+        var known = new List<(string Key, AlterPartition Command)>();
         var topicIds = new Guid?[request.Topics.Count];
         var slot = 0;
         for (var t = 0; t < request.Topics.Count; t++)
@@ -83,27 +81,12 @@ public static class AlterPartitionsEndpoint
 
                 var key = PartitionKeys.For(held.Topic.TopicId, item.Partition);
                 slots[key] = slot++;
-                var owner = locator.Locate<IPartitionGrain>(key).Owner?.Address;
-                var group = unplaced;
-                if (owner is not null && !bySilo.TryGetValue(owner, out group))
-                {
-                    bySilo[owner] = group = ([], []);
-                }
-
-                group.Keys.Add(key);
-                group.Commands.Add(new AlterPartition(id, request.BrokerEpoch, item.LeaderEpoch, item.PartitionEpoch, item.NewIsr, metadata.Offset));
+                known.Add((key, new AlterPartition(id, request.BrokerEpoch, item.LeaderEpoch, item.PartitionEpoch, item.NewIsr, metadata.Offset)));
             }
         }
 
-        var calls = new List<Task<(string[] Keys, PartitionBatchResult? Result, Exception? Failure)>>();
-        foreach (var (owner, group) in bySilo)
-        {
-            calls.AddRange(Relay(grains, RendezvousPlacement.PinnedTo(owner), group.Keys, group.Commands));
-        }
-
-        // With no active owner (no view yet) any key will do: the relay then calls its partitions wherever they live.
-        calls.AddRange(Relay(grains, "any", unplaced.Keys, unplaced.Commands));
-
+        var calls = OwnerShares.Of<IPartitionGrain, (string Key, AlterPartition Command)>(locator, known, k => k.Key, RelayBatchSize)
+            .Select(share => RelayAsync(grains.GetGrain<IPartitionBatchGrain>(share.RelayKey), share.Items));
         var current = image.Current;
         var offset = metadata.Offset;
         foreach (var (keys, result, failure) in await Task.WhenAll(calls))
@@ -173,26 +156,17 @@ public static class AlterPartitionsEndpoint
         return true;
     }
 
-    private static IEnumerable<Task<(string[] Keys, PartitionBatchResult? Result, Exception? Failure)>> Relay(
-        IGrainFactory grains, string relayKey, List<string> keys, List<AlterPartition> commands)
+    private static async Task<(string[] Keys, PartitionBatchResult? Result, Exception? Failure)> RelayAsync(
+        IPartitionBatchGrain relay, List<(string Key, AlterPartition Command)> share)
     {
-        var relay = grains.GetGrain<IPartitionBatchGrain>(relayKey);
-        for (var start = 0; start < keys.Count; start += RelayBatchSize)
+        var keys = share.Select(s => s.Key).ToArray();
+        try
         {
-            var count = Math.Min(RelayBatchSize, keys.Count - start);
-            yield return CallAsync(relay, keys.GetRange(start, count).ToArray(), commands.GetRange(start, count));
+            return (keys, await relay.AlterAsync(new PartitionAlterBatch(keys, [.. share.Select(s => s.Command)])), null);
         }
-
-        static async Task<(string[], PartitionBatchResult?, Exception?)> CallAsync(IPartitionBatchGrain relay, string[] keys, List<AlterPartition> commands)
+        catch (Exception exception)
         {
-            try
-            {
-                return (keys, await relay.AlterAsync(new PartitionAlterBatch(keys, commands)), null);
-            }
-            catch (Exception exception)
-            {
-                return (keys, null, exception);
-            }
+            return (keys, null, exception);
         }
     }
 

@@ -4,7 +4,6 @@ using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
-using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Placement;
 
 namespace OrleansMeta.Silo.Api;
@@ -36,35 +35,15 @@ public static class AlterTopicsConfigsEndpoint
     {
         ValidateShape(request);
         var known = image.Current.Offset;
-        var bySilo = new Dictionary<SiloAddress, List<(int Index, TopicConfigChange Change)>>();
-        var unplaced = new List<(int Index, TopicConfigChange Change)>();
-        for (var i = 0; i < request.Topics.Count; i++)
-        {
-            var topic = request.Topics[i];
-            var owner = locator.Locate<ITopicGrain>(TopicKeys.For(topic.Topic)).Owner?.Address;
-            var group = unplaced;
-            if (owner is not null && !bySilo.TryGetValue(owner, out group))
-            {
-                bySilo[owner] = group = [];
-            }
-
-            group.Add((i, new TopicConfigChange(topic.Topic, topic.Configs)));
-        }
-
-        var calls = new List<Task<((int Index, TopicConfigChange Change)[] Items, IReadOnlyList<TopicConfigOutcome>? Outcomes, Exception? Failure)>>();
-        foreach (var (owner, group) in bySilo)
-        {
-            calls.AddRange(Relay(grains.GetGrain<ITopicBatchGrain>(RendezvousPlacement.PinnedTo(owner)), group, request.ValidateOnly));
-        }
-
-        // With no active owner (no view yet) any key will do: the relay then calls the topics wherever they live.
-        calls.AddRange(Relay(grains.GetGrain<ITopicBatchGrain>("any"), unplaced, request.ValidateOnly));
+        var changes = request.Topics.Select((t, i) => (Index: i, Change: new TopicConfigChange(t.Topic, t.Configs)));
+        var calls = OwnerShares.Of<ITopicGrain, (int Index, TopicConfigChange Change)>(locator, changes, c => TopicKeys.For(c.Change.Name), RelayBatchSize)
+            .Select(share => RelayAsync(grains.GetGrain<ITopicBatchGrain>(share.RelayKey), share.Items, request.ValidateOnly));
 
         var results = new TopicConfigsResult[request.Topics.Count];
         var offset = known;
         foreach (var (items, outcomes, failure) in await Task.WhenAll(calls))
         {
-            for (var j = 0; j < items.Length; j++)
+            for (var j = 0; j < items.Count; j++)
             {
                 var (index, change) = items[j];
                 if (outcomes is null)
@@ -85,24 +64,16 @@ public static class AlterTopicsConfigsEndpoint
         return TypedResults.Ok(new AlterTopicsConfigsResponse(results, offset));
     }
 
-    private static IEnumerable<Task<((int, TopicConfigChange)[], IReadOnlyList<TopicConfigOutcome>?, Exception?)>> Relay(
-        ITopicBatchGrain relay, List<(int Index, TopicConfigChange Change)> group, bool validateOnly)
+    private static async Task<(List<(int Index, TopicConfigChange Change)> Items, IReadOnlyList<TopicConfigOutcome>? Outcomes, Exception? Failure)> RelayAsync(
+        ITopicBatchGrain relay, List<(int Index, TopicConfigChange Change)> share, bool validateOnly)
     {
-        foreach (var chunk in group.Chunk(RelayBatchSize))
+        try
         {
-            yield return CallAsync(chunk);
+            return (share, await relay.AlterConfigsAsync([.. share.Select(c => c.Change)], validateOnly), null);
         }
-
-        async Task<((int, TopicConfigChange)[], IReadOnlyList<TopicConfigOutcome>?, Exception?)> CallAsync((int Index, TopicConfigChange Change)[] chunk)
+        catch (Exception exception)
         {
-            try
-            {
-                return (chunk, await relay.AlterConfigsAsync([.. chunk.Select(c => c.Change)], validateOnly), null);
-            }
-            catch (Exception exception)
-            {
-                return (chunk, null, exception);
-            }
+            return (share, null, exception);
         }
     }
 
