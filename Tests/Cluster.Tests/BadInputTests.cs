@@ -39,7 +39,7 @@ public sealed class BadInputTests
             Assert.Contains(mentions, error.Detail, StringComparison.Ordinal);
         }
 
-        await setup.Client.CreateTopicAsync(new CreateTopicRequest("exists", 1, 1));
+        var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("exists", 1, 1));
         var duplicate = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.CreateTopicAsync(new CreateTopicRequest("exists", 1, 1)));
         Assert.Equal((ErrorCodes.TopicAlreadyExists, 409), (duplicate.Code, duplicate.StatusCode));
 
@@ -51,8 +51,9 @@ public sealed class BadInputTests
         var fewer = await Assert.ThrowsAsync<MetaApiException>(() => setup.Client.AddPartitionsAsync("exists", new AddPartitionsRequest(1)));
         Assert.Equal(ErrorCodes.InvalidPartitions, fewer.Code);
 
-        // Only the one valid topic was created; nothing else changed.
-        var after = await setup.Client.GetMetadataAsync();
+        // Only the one valid topic was created; nothing else changed. Read at the creation's offset: the SDK sends a
+        // topic's writes to the silo owning its grain, and reads to its bootstrap silo, whose image may lag a moment.
+        var after = await setup.Client.GetMetadataAsync(minOffset: created.MetadataOffset);
         Assert.Equal(["exists"], after.Topics.Select(t => t.Name));
         Assert.Equal(before.Brokers, after.Brokers, (a, b) => a.BrokerId == b.BrokerId && a.BrokerEpoch == b.BrokerEpoch && a.State == b.State);
         Assert.Equal("1", after.Topics.Single().Partitions.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
