@@ -1,4 +1,3 @@
-using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
 
@@ -51,15 +50,12 @@ internal sealed class PartitionBatchGrain : Grain, IPartitionBatchGrain
             {
                 changes.Add(await calls[i]);
             }
-            catch (MetaException exception)
-            {
-                failures.Add(new PartitionFailure(partitions[i], exception.Code, exception.Message, exception.Retryable));
-            }
             catch (Exception exception)
             {
-                // The partition's silo went away or the call timed out: its outcome is unknown, so the sender learns
-                // it from the partition's state and may try again.
-                failures.Add(new PartitionFailure(partitions[i], ErrorCodes.Unavailable, exception.Message, Retryable: true));
+                // A refusal, or (the partition's silo went away, the call timed out) an unknown outcome, which the
+                // sender learns from the partition's state.
+                var (code, retryable) = MetaException.Outcome(exception);
+                failures.Add(new PartitionFailure(partitions[i], code, exception.Message, retryable));
             }
         }
 

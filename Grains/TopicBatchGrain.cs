@@ -1,4 +1,3 @@
-using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
 
@@ -28,14 +27,11 @@ internal sealed class TopicBatchGrain : Grain, ITopicBatchGrain
                 var change = await calls[i];
                 outcomes[i] = new TopicConfigOutcome(name, change.Topic.TopicId, change.MetadataOffset, null, null, false);
             }
-            catch (MetaException exception)
-            {
-                outcomes[i] = new TopicConfigOutcome(name, null, null, exception.Code, exception.Message, exception.Retryable);
-            }
             catch (Exception exception)
             {
-                // The topic's silo went away or the call timed out: its outcome is unknown.
-                outcomes[i] = new TopicConfigOutcome(name, null, null, ErrorCodes.Unavailable, exception.Message, true);
+                // A refusal, or (the topic's silo went away, the call timed out) an unknown outcome.
+                var (code, retryable) = MetaException.Outcome(exception);
+                outcomes[i] = new TopicConfigOutcome(name, null, null, code, exception.Message, retryable);
             }
         }
 

@@ -60,7 +60,7 @@ public static class AlterPartitionsEndpoint
 
         // One slot per partition of the request, filled by the relays' outcomes or, for unknown partitions, at once.
         var results = new AlterPartitionResult?[request.Topics.Sum(t => t.Partitions.Count)];
-        var slots = new Dictionary<string, int>();
+        var slots = new Dictionary<string, (int Slot, int Partition)>();
         var known = new List<(string Key, AlterPartition Command)>();
         var topicIds = new Guid?[request.Topics.Count];
         var slot = 0;
@@ -80,7 +80,7 @@ public static class AlterPartitionsEndpoint
                 }
 
                 var key = PartitionKeys.For(held.Topic.TopicId, item.Partition);
-                slots[key] = slot++;
+                slots[key] = (slot++, item.Partition);
                 known.Add((key, new AlterPartition(id, request.BrokerEpoch, item.LeaderEpoch, item.PartitionEpoch, item.NewIsr, metadata.Offset)));
             }
         }
@@ -96,10 +96,10 @@ public static class AlterPartitionsEndpoint
                 // The relay's silo went away, refused the call or timed out: what each partition did is unknown (other
                 // relays' partitions may have changed, so the request as a whole does not fail), and each partition's
                 // state (a metadata read) tells whether its change was applied.
-                var (code, retryable) = failure is MetaException refused ? (refused.Code, refused.Retryable) : (ErrorCodes.Unavailable, true);
-                foreach (var key in keys)
+                var (code, retryable) = MetaException.Outcome(failure!);
+                foreach (var (index, partition) in keys.Select(k => slots[k]))
                 {
-                    results[slots[key]] = new AlterPartitionResult(Partition(key), null, code,
+                    results[index] = new AlterPartitionResult(partition, null, code,
                         $"The silo owning this partition did not answer ({failure!.Message}); read the partition's metadata to see whether the change was applied, then retry.",
                         retryable);
                 }
@@ -109,14 +109,14 @@ public static class AlterPartitionsEndpoint
 
             foreach (var change in result.Changes)
             {
-                var index = slots[PartitionKeys.For(change.TopicId, change.State.Partition)];
-                results[index] = new AlterPartitionResult(change.State.Partition, Mapping.Partition(change.State, current));
+                results[slots[PartitionKeys.For(change.TopicId, change.State.Partition)].Slot] = new AlterPartitionResult(change.State.Partition, Mapping.Partition(change.State, current));
                 offset = Math.Max(offset, change.MetadataOffset ?? 0);
             }
 
             foreach (var refused in result.Failures)
             {
-                results[slots[refused.Partition]] = new AlterPartitionResult(Partition(refused.Partition), null, refused.ErrorCode, refused.Message, refused.Retryable);
+                var (index, partition) = slots[refused.Partition];
+                results[index] = new AlterPartitionResult(partition, null, refused.ErrorCode, refused.Message, refused.Retryable);
             }
         }
 
@@ -169,8 +169,6 @@ public static class AlterPartitionsEndpoint
             return (keys, null, exception);
         }
     }
-
-    private static int Partition(string key) => int.Parse(key.AsSpan(key.LastIndexOf('/') + 1), CultureInfo.InvariantCulture);
 
     /// <summary>Every field checked before anything is addressed, so a bad request changes nothing.</summary>
     private static void ValidateShape(AlterPartitionsRequest request)

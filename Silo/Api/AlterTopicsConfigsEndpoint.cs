@@ -48,7 +48,7 @@ public static class AlterTopicsConfigsEndpoint
                 var (index, change) = items[j];
                 if (outcomes is null)
                 {
-                    var (code, retryable) = failure is MetaException refused ? (refused.Code, refused.Retryable) : (ErrorCodes.Unavailable, true);
+                    var (code, retryable) = MetaException.Outcome(failure!);
                     results[index] = new TopicConfigsResult(change.Name, null, code,
                         $"The silo owning this topic did not answer ({failure!.Message}); read the topic's configs to see whether the change was applied, then retry.",
                         retryable);
