@@ -51,7 +51,14 @@ public sealed class BrokerSessionTests(ITestOutputHelper output)
         await session.StartAsync();
         await session.WaitUntilUnfencedAsync().WaitAsync(Within);
         var epoch = session.BrokerEpoch;
-        var listed = (await client.ListBrokersAsync()).Brokers.Single(b => b.BrokerId == brokerId);
+        // The session heard "unfenced" from the silo owning the broker's grain (where the SDK sends heartbeats); the
+        // list is read from a bootstrap silo, whose image may be a moment behind.
+        BrokerInfo listed = null!;
+        await Eventually.Until(async () =>
+        {
+            listed = (await client.ListBrokersAsync()).Brokers.Single(b => b.BrokerId == brokerId);
+            return listed.State == "unfenced";
+        }, "the bootstrap silo's image shows the broker unfenced", TimeSpan.FromSeconds(10));
         Assert.Equal((session.IncarnationId, epoch, "unfenced", "rack-a"), (listed.IncarnationId, listed.BrokerEpoch, listed.State, listed.Rack));
 
         victim.Kill();
