@@ -22,7 +22,7 @@ public sealed class FuzzTests(StrictInputFixture fixture, ITestOutputHelper outp
     {
         var setup = fixture.Setup;
         var http = setup.Cluster.Silos[0].Http;
-        var head = (await setup.Client.GetMetadataAsync()).MetadataOffset;
+        var head = await LogHead.ReadAsync(http);
         var topicsBefore = (await setup.Client.ListTopicsAsync()).Topics.Select(t => t.Name).ToList();
 
         var statuses = new Dictionary<int, int>();

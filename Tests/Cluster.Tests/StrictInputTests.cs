@@ -92,7 +92,7 @@ public sealed class StrictInputTests(StrictInputFixture fixture) : IClassFixture
         string method, string path, string? contentType, string? body, int status, string code, string mentions)
     {
         var setup = fixture.Setup;
-        var head = (await setup.Client.GetMetadataAsync()).MetadataOffset;
+        var head = await LogHead.ReadAsync(setup.Cluster.Silos[0].Http);
         using var request = new HttpRequestMessage(new HttpMethod(method), path);
         if (body is not null)
         {

@@ -43,9 +43,16 @@ public sealed class UnknownOutcomeTests
         Assert.Equal(ErrorCodes.InvalidUpdateVersion, again.Code);
 
         // The leader learns the committed state and builds on it: the grain must not refuse it from stale memory.
-        var now = await client.DescribeTopicAsync("lost", (await client.GetMetadataAsync()).MetadataOffset);
-        Assert.Equal(smaller, now.Topic.Partitions[0].Isr);
-        Assert.Equal(partition.PartitionEpoch + 1, now.Topic.Partitions[0].PartitionEpoch);
+        // (Nobody heard the lost write's offset, so wait for the image to apply its record rather than reading at the
+        // image's own offset, which may not include it yet.)
+        PartitionInfo? now = null;
+        await Eventually.Until(async () =>
+        {
+            now = (await client.DescribeTopicAsync("lost")).Topic.Partitions[0];
+            return now.PartitionEpoch > partition.PartitionEpoch;
+        }, "the image shows the committed shrink");
+        Assert.Equal(smaller, now!.Isr);
+        Assert.Equal(partition.PartitionEpoch + 1, now.PartitionEpoch);
         var expanded = await client.AlterPartitionAsync("lost", 0,
             new AlterPartitionRequest(leader.Id, leader.Epoch, partition.LeaderEpoch, partition.PartitionEpoch + 1, partition.Isr));
         Assert.Equal(partition.PartitionEpoch + 2, expanded.Partition.PartitionEpoch);
