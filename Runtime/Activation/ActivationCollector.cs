@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using OrleansMeta.Runtime.Cluster;
 
 namespace OrleansMeta.Runtime.Activation;
 
@@ -34,7 +36,14 @@ internal sealed class ActivationCollector(GrainRuntime runtime) : IHostedService
         return collected;
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StopAsync(CancellationToken cancellationToken) => DeactivateAllAsync(cancellationToken);
+
+    /// <summary>
+    /// Stops taking calls and deactivates every activation, waiting for their turns and OnDeactivateAsync, bounded by
+    /// <paramref name="cancellationToken"/> (the host's stop timeout). A silo leaving a cluster runs this as a leave
+    /// drain, before it marks itself Dead; the host's stop runs it again, finding nothing left.
+    /// </summary>
+    public async Task<bool> DeactivateAllAsync(CancellationToken cancellationToken)
     {
         _timer?.Dispose();
         runtime.IsStopping = true;
@@ -43,16 +52,30 @@ internal sealed class ActivationCollector(GrainRuntime runtime) : IHostedService
             activation.RequestDeactivation(DeactivationReason.ShuttingDown);
         }
 
-        // Wait for the activations to finish their turns and OnDeactivateAsync, bounded by the host's stop timeout.
         try
         {
             await Task.WhenAll(runtime.Catalog.Activations.Select(a => a.Completion)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return true;
         }
         catch (OperationCanceledException)
         {
             // The host's shutdown timeout wins; whatever was not deactivated is dropped with the process.
+            return false;
         }
     }
 
     public void Dispose() => _timer?.Dispose();
+
+    /// <summary>
+    /// The collector as a leave drain: a leaving silo marks itself Dead only once its grains have deactivated. Resolves
+    /// the collector only when the silo leaves, because membership (which takes the drains) is itself a dependency of
+    /// the grain runtime.
+    /// </summary>
+    internal sealed class LeaveDrain(IServiceProvider services) : ILeaveDrain
+    {
+        public string Description => "its grains have finished their turns and deactivated";
+
+        public Task<bool> WaitAsync(CancellationToken cancellationToken)
+            => services.GetRequiredService<ActivationCollector>().DeactivateAllAsync(cancellationToken);
+    }
 }

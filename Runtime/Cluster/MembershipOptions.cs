@@ -47,6 +47,17 @@ public sealed class MembershipOptions
     /// <summary>How long joining may wait for unreachable silos with fresh heartbeats before start-up fails.
     /// Default: 30 seconds.</summary>
     public TimeSpan JoinTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A silo that leaves gracefully keeps its silo endpoint open until no grain call from a peer has arrived for this
+    /// long and none is in flight: a peer may have routed a call on its view from before the leave and still be
+    /// sending it. Default: 250 milliseconds.
+    /// </summary>
+    public TimeSpan LeaveQuietPeriod { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The longest a leaving silo waits for peers' calls to stop (see <see cref="LeaveQuietPeriod"/>) before
+    /// its server stops anyway. Default: 10 seconds.</summary>
+    public TimeSpan LeaveDrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>Reports every problem with <see cref="MembershipOptions"/> at start-up, with how to fix it.</summary>
@@ -72,6 +83,8 @@ public sealed class MembershipOptionsValidator : IValidateOptions<MembershipOpti
         Positive(options.HeartbeatStaleAfter, nameof(options.HeartbeatStaleAfter), "00:00:10");
         Positive(options.RefreshInterval, nameof(options.RefreshInterval), "00:00:02");
         Positive(options.JoinTimeout, nameof(options.JoinTimeout), "00:00:30");
+        Positive(options.LeaveQuietPeriod, nameof(options.LeaveQuietPeriod), "00:00:00.250");
+        Positive(options.LeaveDrainTimeout, nameof(options.LeaveDrainTimeout), "00:00:10");
 
         if (options.MissedProbesLimit < 1)
         {

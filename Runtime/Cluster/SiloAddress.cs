@@ -131,3 +131,19 @@ public interface IJoinGate
     /// <summary>Completes once the silo may own grains as far as this gate is concerned.</summary>
     Task WaitAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Something a silo that leaves gracefully waits for after every peer has been told it is leaving and before it marks
+/// itself Dead, for example "no peer is still sending grain calls here" or "its grains have deactivated". Membership
+/// waits for every registered drain, in registration order, in the host's stopping phase, before any hosted service
+/// stops: the silo's endpoints stay open meanwhile, and new owners wait for the Dead row before loading its grains.
+/// </summary>
+public interface ILeaveDrain
+{
+    /// <summary>What the drain waits for, for the log line while the silo waits.</summary>
+    string Description { get; }
+
+    /// <summary>Completes once the silo's endpoints may close as far as this drain is concerned (true), or once its
+    /// own bound ran out first (false).</summary>
+    Task<bool> WaitAsync(CancellationToken cancellationToken);
+}

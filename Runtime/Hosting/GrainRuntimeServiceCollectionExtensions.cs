@@ -44,6 +44,11 @@ public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRe
         Services.TryAddSingleton<RemoteExceptionCodec>();
         Services.TryAddSingleton<GrainCallCodec>();
         Services.TryAddSingleton<ClusterCallDispatcher>();
+        // A leaving silo waits, in this order, for peers' calls routed on older views, then for its grains to deactivate;
+        // then it marks itself Dead, and new owners load those grains (docs/safety.md).
+        Services.TryAddSingleton<InboundGrainCalls>();
+        Services.TryAddEnumerable(ServiceDescriptor.Singleton<ILeaveDrain, InboundGrainCalls>(sp => sp.GetRequiredService<InboundGrainCalls>()));
+        Services.TryAddEnumerable(ServiceDescriptor.Singleton<ILeaveDrain, ActivationCollector.LeaveDrain>());
         Services.Replace(ServiceDescriptor.Singleton<IGrainCallDispatcher>(sp => sp.GetRequiredService<ClusterCallDispatcher>()));
         Services.TryAddSingleton<GrainLocator>();
         Services.AddHostedService<PlacementRebalancer>();

@@ -20,6 +20,7 @@ public static class GrainCallEndpoint
     private static async Task<IResult> HandleAsync(RemoteCall call, HttpContext context)
     {
         var services = context.RequestServices;
+        using var arrival = services.GetRequiredService<InboundGrainCalls>().Enter();
         var codec = services.GetRequiredService<GrainCallCodec>();
         try
         {

@@ -2,8 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Messaging;
 using OrleansMeta.TestGrains;
 using Xunit.Abstractions;
 
@@ -87,6 +89,72 @@ public sealed class FailoverTests(ITestOutputHelper output)
         await stopping;
         var state = await silos[1].Grains.GetGrain<IAccountGrain>(key).GetAsync();
         Assert.Equal([$"{key}-slow", $"{key}-quick"], state.Operations);
+    }
+
+    [Fact]
+    public async Task A_leaving_silo_keeps_its_endpoint_open_until_no_peer_call_is_in_flight_or_arriving()
+    {
+        await using var cluster = new TestCluster("leave-drain");
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var leaving = silos[2].Services.GetRequiredService<IClusterMembership>().Self!.ToString();
+        string? key = null;
+        for (var i = 0; key is null; i++)
+        {
+            var where = await silos[0].Grains.GetGrain<IAccountGrain>($"drain-{i}").WhereAsync();
+            key = where.Silo == leaving ? $"drain-{i}" : null;
+        }
+
+        // The host stops its web server right after ApplicationStopping: record what the leaving silo's endpoint still
+        // had in flight at that moment.
+        var inbound = silos[2].Services.GetRequiredService<InboundGrainCalls>();
+        var inFlightAtServerStop = -1;
+        var slowDoneAtServerStop = false;
+        Task<long>? slow = null;
+        silos[2].Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() =>
+        {
+            inFlightAtServerStop = inbound.InFlight;
+            slowDoneAtServerStop = slow!.IsCompletedSuccessfully;
+        });
+
+        // Peers keep calling grains, a third of them the leaving silo's, while a forwarded call is held open on it.
+        var acknowledged = new ConcurrentDictionary<string, ConcurrentBag<string>>();
+        using var stop = new CancellationTokenSource();
+        var callers = Enumerable.Range(0, 6).Select(worker => Task.Run(async () =>
+        {
+            var n = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                var account = $"acct-{(worker * 5 + n) % 30}";
+                var op = $"w{worker}-{n++}";
+                await silos[worker % 2].Grains.GetGrain<IAccountGrain>(account).DepositAsync(1, op);
+                acknowledged.GetOrAdd(account, _ => []).Add(op);
+            }
+        })).ToList();
+        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > 100), "calls are flowing", TimeSpan.FromSeconds(30));
+
+        slow = silos[0].Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
+        await SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10));
+        await silos[2].StopAsync();
+
+        Assert.Equal(1, await slow);
+        Assert.True(slowDoneAtServerStop, "the call held open on the leaving silo was answered before its server stopped");
+        Assert.Equal(0, inFlightAtServerStop);
+
+        var countAtStop = acknowledged.Values.Sum(b => b.Count);
+        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > countAtStop + 100), "calls keep flowing after the stop", TimeSpan.FromSeconds(30));
+        await stop.CancelAsync();
+        await Task.WhenAll(callers); // any failed call fails the test here
+        foreach (var (account, ops) in acknowledged)
+        {
+            var state = await silos[1].Grains.GetGrain<IAccountGrain>(account).GetAsync();
+            Assert.Equal(ops.Order(), state.Operations.Order());
+        }
     }
 
     [Fact]

@@ -75,4 +75,10 @@ public sealed partial class PostgresClusterMembership
 
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} waits before joining until {Gate}")]
     private static partial void LogJoinGate(ILogger logger, SiloAddress silo, string gate);
+
+    [LoggerMessage(EventId = 137, Level = LogLevel.Information, Message = "Silo {Silo} is leaving; before it marks itself Dead it waits until {Drain}")]
+    private static partial void LogLeaveDrain(ILogger logger, SiloAddress silo, string drain);
+
+    [LoggerMessage(EventId = 138, Level = LogLevel.Warning, Message = "Silo {Silo} goes on leaving although it could not wait until {Drain} (Meta:Membership:LeaveDrainTimeout, or the host's shutdown timeout, ran out); a call still arriving may fail and be retried by its caller")]
+    private static partial void LogLeaveDrainTimedOut(ILogger logger, SiloAddress silo, string drain);
 }

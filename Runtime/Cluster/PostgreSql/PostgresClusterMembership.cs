@@ -13,10 +13,12 @@ namespace OrleansMeta.Runtime.Cluster.PostgreSql;
 /// </summary>
 /// <remarks>
 /// Host order. Start: schema migration (registered first by <c>AddPostgresGrainStorage</c>), then this service joins
-/// (start-up fails if it cannot), then the grain runtime and the server. Stop: <see cref="BeginLeaveAsync"/> runs in
-/// <see cref="StoppingAsync"/>, before any hosted service stops, so peers stop routing to this silo while its grains
-/// still deactivate; <see cref="LeaveAsync"/> runs in <see cref="StopAsync"/>, after the grain runtime (registered
-/// later, so stopped earlier) has deactivated them. A host may call both itself; each runs once.
+/// (start-up fails if it cannot), then the grain runtime and the server. Stop, all in <see cref="StoppingAsync"/>,
+/// before any hosted service stops: <see cref="BeginLeaveAsync"/>, so peers stop routing to this silo; the leave drains
+/// (peers' calls still arriving, then the grains deactivating), while the endpoints stay open; then
+/// <see cref="LeaveAsync"/> marks the row Dead. Only then does the server stop, so a request it is still finishing
+/// can reach its grains on their new owners. <see cref="StopAsync"/> leaves too, for hosts that skip the stopping
+/// phase. A host may call both itself; each runs once.
 /// All liveness decisions use the database's clock; the silo's clock is only used to wait.
 /// </remarks>
 public sealed partial class PostgresClusterMembership : IClusterMembership, Persistence.IWriterFence, IHostedLifecycleService, IAsyncDisposable
@@ -26,7 +28,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private readonly MembershipOptions _options;
     private readonly ClusterOptions _cluster;
     private readonly IHostApplicationLifetime _lifetime;
+    private static readonly TimeSpan LastLeaveWriteTimeout = TimeSpan.FromSeconds(5);
     private readonly IJoinGate[] _joinGates;
+    private readonly ILeaveDrain[] _leaveDrains;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _viewLock = new();
@@ -54,7 +58,8 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         IHostApplicationLifetime lifetime,
         TimeProvider timeProvider,
         ILogger<PostgresClusterMembership> logger,
-        IEnumerable<IJoinGate>? joinGates = null)
+        IEnumerable<IJoinGate>? joinGates = null,
+        IEnumerable<ILeaveDrain>? leaveDrains = null)
     {
         ArgumentNullException.ThrowIfNull(storageOptions);
         ArgumentNullException.ThrowIfNull(clusterOptions);
@@ -65,6 +70,7 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         _cluster = clusterOptions.Value;
         _lifetime = lifetime;
         _joinGates = [.. joinGates ?? []];
+        _leaveDrains = [.. leaveDrains ?? []];
         _time = timeProvider;
         _logger = logger;
     }
@@ -166,6 +172,12 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         StartLoop(RefreshLoopAsync, "refresh");
     }
 
+    /// <summary>
+    /// Runs before any hosted service stops, the web server included: marks this silo ShuttingDown and tells every
+    /// peer, waits for the leave drains (peers' calls routed on older views, then this silo's grains deactivating),
+    /// and marks it Dead. New owners load its grains once the row is Dead, so this must not wait for the web server,
+    /// whose in-flight requests may themselves wait for those new owners.
+    /// </summary>
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         try
@@ -175,7 +187,32 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
         catch (Exception exception) when (exception is NpgsqlException or OperationCanceledException or TimeoutException)
         {
             LogLeaveFailed(_logger, SiloStatus.ShuttingDown, exception);
+            return;
         }
+
+        if (_self is not { } self || !_leaving || _crashed || _readSelfDead)
+        {
+            return;
+        }
+
+        foreach (var drain in _leaveDrains)
+        {
+            LogLeaveDrain(_logger, self, drain.Description);
+            try
+            {
+                if (!await drain.WaitAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    LogLeaveDrainTimedOut(_logger, self, drain.Description);
+                }
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                LogLeaveDrainTimedOut(_logger, self, drain.Description);
+                break;
+            }
+        }
+
+        await StopAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -205,9 +242,10 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
 
         _leaving = true;
         await _leaveLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        MembershipView? changed;
         try
         {
-            await ChangeAsync(
+            changed = await ChangeAsync(
                 view => view.Find(self) is { Status: SiloStatus.Joining or SiloStatus.Active }
                     ? v => _table.TrySetStatusAsync(v, self, SiloStatus.ShuttingDown, cancellationToken)
                     : null,
@@ -218,7 +256,10 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
             _leaveLock.Release();
         }
 
-        LogLeaving(_logger, self);
+        if (changed is not null)
+        {
+            LogLeaving(_logger, self);
+        }
     }
 
     /// <summary>
@@ -233,18 +274,30 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
             return;
         }
 
-        await BeginLeaveAsync(cancellationToken).ConfigureAwait(false);
-        await StopLoopsAsync().ConfigureAwait(false);
-        await _leaveLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        // Past the host's stop timeout, marking the row Dead still gets a few seconds of its own: otherwise new owners
+        // wait for this silo's heartbeat to go stale before they load its grains.
+        using var ownDeadline = cancellationToken.IsCancellationRequested ? new CancellationTokenSource(LastLeaveWriteTimeout, _time) : null;
+        var token = ownDeadline?.Token ?? cancellationToken;
+        try
+        {
+            await BeginLeaveAsync(token).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Whatever happens to the writes, a leaving silo heartbeats no more, so that its row goes stale.
+            await StopLoopsAsync().ConfigureAwait(false);
+        }
+
+        await _leaveLock.WaitAsync(token).ConfigureAwait(false);
         try
         {
             if (!_readSelfDead)
             {
                 await ChangeAsync(
                     view => view.Find(self) is { Status: not SiloStatus.Dead }
-                        ? v => _table.TrySetStatusAsync(v, self, SiloStatus.Dead, cancellationToken)
+                        ? v => _table.TrySetStatusAsync(v, self, SiloStatus.Dead, token)
                         : null,
-                    cancellationToken).ConfigureAwait(false);
+                    token).ConfigureAwait(false);
             }
 
             _left = true;
