@@ -33,5 +33,13 @@ public readonly record struct GrainId
         return new GrainId(value[..slash], value[(slash + 1)..]);
     }
 
+    /// <summary>Parses the <c>type/key</c> form, returning false for anything else (null included).</summary>
+    public static bool TryParse(string? value, out GrainId grainId)
+    {
+        var slash = value?.IndexOf('/', StringComparison.Ordinal) ?? -1;
+        grainId = slash > 0 ? new GrainId(value![..slash], value[(slash + 1)..]) : default;
+        return slash > 0;
+    }
+
     public override string ToString() => $"{Type}/{Key}";
 }

@@ -64,6 +64,25 @@ internal sealed class ActivationCatalog(GrainTypeRegistry registry) : IGrainCall
         }
     }
 
+    /// <summary>
+    /// Completes once this silo holds no activation of <paramref name="grainId"/>: asks the one it holds, if any, to
+    /// deactivate, and waits for its last turn and write. Only meaningful on a silo that activates nothing new (a
+    /// leaving one), which answers a grain's new owner with it.
+    /// </summary>
+    public async Task WhenReleasedAsync(GrainId grainId, CancellationToken cancellationToken)
+    {
+        while (_activations.TryGetValue(grainId, out var activation))
+        {
+            activation.RequestDeactivation(DeactivationReason.ShuttingDown);
+            await activation.Completion.WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (_activations.TryGetValue(grainId, out var listed) && ReferenceEquals(listed, activation))
+            {
+                // Listed but not started yet (its completion is the placeholder): give it a moment to run and retire.
+                await Task.Delay(10, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     public void Remove(GrainActivation activation)
         => _activations.TryRemove(KeyValuePair.Create(activation.GrainId, activation));
 }

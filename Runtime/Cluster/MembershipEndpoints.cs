@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Runtime.Activation;
 
 namespace OrleansMeta.Runtime.Cluster;
 
@@ -16,19 +17,28 @@ public sealed record MembershipChangedNotice(long Version);
 /// <summary>What the notified silo holds after handling a <see cref="MembershipChangedNotice"/>.</summary>
 public sealed record MembershipChangedResponse(long Version);
 
+/// <summary>Asks a leaving silo whether it has released <paramref name="Grain"/> (a grain id as text).</summary>
+public sealed record ReleaseQuery(string Grain);
+
+/// <summary>A leaving silo's answer: which incarnation answered, and whether it holds no activation of the grain and
+/// will create none (false when it is not leaving).</summary>
+public sealed record ReleaseResponse(string Endpoint, long Generation, bool Released);
+
 /// <summary>The silo-to-silo routes of the membership protocol, inside the guarded <c>/silo/v1</c> group.</summary>
 public static class MembershipEndpoints
 {
     public const string ProbePath = "probe";
     public const string MembershipPath = "membership";
+    public const string ReleasedPath = "released";
 
-    /// <summary>Maps <c>GET /silo/v1/probe</c> and <c>POST /silo/v1/membership</c>.</summary>
+    /// <summary>Maps <c>GET /silo/v1/probe</c>, <c>POST /silo/v1/membership</c> and <c>POST /silo/v1/released</c>.</summary>
     public static IEndpointRouteBuilder MapMembershipEndpoints(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         var group = endpoints.MapSiloGroup();
         group.MapGet(ProbePath, Probe);
         group.MapPost(MembershipPath, MembershipChangedAsync);
+        group.MapPost(ReleasedPath, ReleasedAsync);
         return endpoints;
     }
 
@@ -49,6 +59,33 @@ public static class MembershipEndpoints
         }
 
         return TypedResults.Ok(new ProbeResponse(self.Endpoint, self.Generation, status.ToString(), context.Request.Protocol));
+    }
+
+    /// <summary>
+    /// Asked by a grain's new owner while this silo leaves: answers once this silo holds no activation of the grain (its
+    /// last turn and write are done). A leaving silo activates nothing, so the answer stays true; the new owner can load
+    /// the grain without waiting for this whole silo to finish (docs/safety.md).
+    /// </summary>
+    private static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleasedAsync(ReleaseQuery query, HttpContext context)
+    {
+        var membership = context.RequestServices.GetRequiredService<IClusterMembership>();
+        if (membership.Self is not { } self)
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "This silo has not registered yet");
+        }
+
+        if (!GrainId.TryParse(query.Grain, out var grainId))
+        {
+            return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: $"'{query.Grain}' is not a grain id (type/key).");
+        }
+
+        if (!membership.IsLeaving)
+        {
+            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: false));
+        }
+
+        await context.RequestServices.GetRequiredService<ActivationCatalog>().WhenReleasedAsync(grainId, context.RequestAborted).ConfigureAwait(false);
+        return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: true));
     }
 
     private static async Task<Ok<MembershipChangedResponse>> MembershipChangedAsync(MembershipChangedNotice notice, HttpContext context)

@@ -95,6 +95,10 @@ public interface IClusterMembership
     /// holds its ownership lease (a recent successful heartbeat). Only then does it serve grains or run their timers.</summary>
     bool IsActive { get; }
 
+    /// <summary>Whether this silo has begun to leave gracefully: set before its row turns ShuttingDown, and from then on
+    /// it activates no grain.</summary>
+    bool IsLeaving => false;
+
     /// <summary>Raised (on a background thread) after <see cref="CurrentView"/> has moved to a newer version.</summary>
     event Action<MembershipView>? ViewChanged;
 

@@ -92,6 +92,47 @@ public sealed class FailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_turn_still_running_on_a_leaving_silo_can_call_a_grain_that_silo_owned_a_moment_ago()
+    {
+        await using var cluster = new TestCluster("leaving-calls-home");
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        var leaving = silos[2].Services.GetRequiredService<IClusterMembership>().Self!.ToString();
+        string? relay = null;
+        for (var i = 0; relay is null; i++)
+        {
+            var here = (await silos[0].Grains.GetGrain<IRelayGrain>($"relay-{i}").RelayAsync([])).Single();
+            relay = here.EndsWith($"@{leaving}", StringComparison.Ordinal) ? $"relay-{i}" : null;
+        }
+
+        string? account = null;
+        for (var i = 0; account is null; i++)
+        {
+            var where = await silos[0].Grains.GetGrain<IAccountGrain>($"home-{i}").WhereAsync();
+            account = where.Silo == leaving ? $"home-{i}" : null;
+        }
+
+        await silos[0].Grains.GetGrain<IAccountGrain>(account).DepositAsync(1, $"{account}-first");
+
+        // The relay's turn runs on the leaving silo and, once that silo has begun to leave, calls the account, which
+        // that silo owned until then. The account's new owner must not wait for the whole leaving silo (which waits for
+        // this very turn), only for the account's own activation there to be gone.
+        var later = silos[0].Grains.GetGrain<IRelayGrain>(relay).DepositLaterAsync(account, $"{account}-later", delayMs: 1500);
+        await SlowTurns.Started($"{account}-later").WaitAsync(TimeSpan.FromSeconds(10));
+        var stopping = silos[2].StopAsync();
+        Assert.Equal(2, await later);
+        await stopping;
+
+        var state = await silos[1].Grains.GetGrain<IAccountGrain>(account).GetAsync();
+        Assert.Equal([$"{account}-first", $"{account}-later"], state.Operations);
+    }
+
+    [Fact]
     public async Task A_leaving_silo_keeps_its_endpoint_open_until_no_peer_call_is_in_flight_or_arriving()
     {
         await using var cluster = new TestCluster("leave-drain");

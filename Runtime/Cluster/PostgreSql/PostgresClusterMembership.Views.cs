@@ -52,41 +52,80 @@ public sealed partial class PostgresClusterMembership
 
     /// <inheritdoc />
     /// <remarks>
-    /// The grain's previous owner is its owner over the active silos plus those leaving: if that is a leaving silo,
-    /// wait (on published views, no extra reads) until its row is Dead, which it writes once its grains are
-    /// deactivated, or until its heartbeat is stale (it crashed while leaving and owns nothing).
+    /// The grain's previous owner is its owner over the active silos plus those leaving. If that is a leaving silo,
+    /// wait until that silo says it has released the grain (its activation deactivated; a leaving silo activates
+    /// nothing), or, on published views, until its row is Dead (written once all its grains are deactivated) or its
+    /// heartbeat is stale (it crashed while leaving and owns nothing). Asking is what keeps a turn still running on the
+    /// leaving silo from waiting on itself: the whole silo finishes only after that turn, the grain much sooner.
     /// </remarks>
     public async Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken)
     {
         var logged = false;
-        while (true)
+        SiloAddress? askedOf = null;
+        Task<bool>? released = null;
+        using var stopAsking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
         {
-            var signal = Volatile.Read(ref _viewPublished);
-            var view = _view;
-            if (!AnyOtherLeaving(view))
+            while (true)
             {
-                return;
-            }
+                var signal = Volatile.Read(ref _viewPublished);
+                var view = _view;
+                if (!AnyOtherLeaving(view))
+                {
+                    return;
+                }
 
-            var candidates = view.Silos
-                .Where(s => s.Status == SiloStatus.Active || (s.Status == SiloStatus.ShuttingDown && s.Address != _self))
-                .Select(s => s.Address)
-                .ToArray();
-            if (RendezvousPlacement.Owner(grainId, candidates) is not { } previous
-                || view.Find(previous) is not { Status: SiloStatus.ShuttingDown } leaving
-                || IsStale(leaving, view))
-            {
-                return;
-            }
+                var candidates = view.Silos
+                    .Where(s => s.Status == SiloStatus.Active || (s.Status == SiloStatus.ShuttingDown && s.Address != _self))
+                    .Select(s => s.Address)
+                    .ToArray();
+                if (RendezvousPlacement.Owner(grainId, candidates) is not { } previous
+                    || view.Find(previous) is not { Status: SiloStatus.ShuttingDown } leaving
+                    || IsStale(leaving, view))
+                {
+                    return;
+                }
 
-            if (!logged)
-            {
-                LogWaitingForLeavingOwner(_logger, grainId, previous);
-                logged = true;
-            }
+                if (!logged)
+                {
+                    LogWaitingForLeavingOwner(_logger, grainId, previous);
+                    logged = true;
+                }
 
-            await signal.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (askedOf != previous)
+                {
+                    askedOf = previous;
+                    released = AskUntilReleasedAsync(previous, grainId, stopAsking.Token);
+                }
+
+                await Task.WhenAny(signal.Task, released!).WaitAsync(cancellationToken).ConfigureAwait(false);
+                if (released!.IsCompletedSuccessfully && released.Result)
+                {
+                    return;
+                }
+            }
         }
+        finally
+        {
+            await stopAsking.CancelAsync().ConfigureAwait(false);
+            if (released is not null)
+            {
+                await ((Task)released).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+        }
+    }
+
+    /// <summary>Asks a leaving silo until it says it has released the grain; the views decide if it never does.</summary>
+    private async Task<bool> AskUntilReleasedAsync(SiloAddress leaving, GrainId grainId, CancellationToken cancellationToken)
+    {
+        var pause = TimeSpan.FromMilliseconds(50);
+        while (!await _peers.AskReleasedAsync(leaving, grainId, _self, ReleaseAskTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
+            pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, ReleaseAskMaxPause.Ticks));
+        }
+
+        return true;
     }
 
     private void RaiseViewChanged(MembershipView view)

@@ -29,6 +29,11 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private readonly ClusterOptions _cluster;
     private readonly IHostApplicationLifetime _lifetime;
     private static readonly TimeSpan LastLeaveWriteTimeout = TimeSpan.FromSeconds(5);
+
+    // A leaving silo answers "released" once the grain's last turn is done, which may take a while: ask with a long
+    // bound, and between refusals (not leaving yet in its own eyes, unreachable) back off up to a second.
+    private static readonly TimeSpan ReleaseAskTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ReleaseAskMaxPause = TimeSpan.FromSeconds(1);
     private readonly IJoinGate[] _joinGates;
     private readonly ILeaveDrain[] _leaveDrains;
     private readonly TimeProvider _time;
@@ -81,6 +86,8 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     SiloAddress? Persistence.IWriterFence.Writer => _self;
 
     public MembershipView CurrentView => _view;
+
+    public bool IsLeaving => _leaving;
 
     public bool IsActive => _self is { } self && !_leaving && !_readSelfDead && !_isolated && HasLease && _view.IsActive(self);
 
