@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OrleansMeta.Cluster.Tests.Infrastructure;
+using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Messaging;
 using OrleansMeta.TestGrains;
@@ -17,60 +18,22 @@ public sealed class FailoverTests(ITestOutputHelper output)
     public async Task A_gracefully_stopped_silo_hands_over_its_grains_with_no_failed_calls()
     {
         await using var cluster = new TestCluster("graceful");
-        var silos = new List<InProcessSilo>();
-        for (var i = 0; i < 3; i++)
-        {
-            silos.Add(await cluster.StartInProcessSiloAsync());
-        }
-
-        await cluster.WaitForAgreementAsync();
-        var acknowledged = new ConcurrentDictionary<string, ConcurrentBag<string>>();
-        using var stop = new CancellationTokenSource();
-        var callers = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
-        {
-            var n = 0;
-            while (!stop.IsCancellationRequested)
-            {
-                var key = $"acct-{(worker * 7 + n) % 24}";
-                var op = $"w{worker}-{n++}";
-                await silos[worker % 2].Grains.GetGrain<IAccountGrain>(key).DepositAsync(1, op);
-                acknowledged.GetOrAdd(key, _ => []).Add(op);
-            }
-        })).ToList();
-
-        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > 200), "calls are flowing", TimeSpan.FromSeconds(30));
+        var silos = await StartThreeAsync(cluster);
+        var depositors = new Depositors([silos[0], silos[1]], workers: 8, accounts: 24);
+        await depositors.WaitForMoreAsync(200, "calls are flowing");
         await silos[2].StopAsync();
-        var countAtStop = acknowledged.Values.Sum(b => b.Count);
-        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > countAtStop + 200), "calls keep flowing after the stop", TimeSpan.FromSeconds(30));
-        await stop.CancelAsync();
-        await Task.WhenAll(callers); // any failed call fails the test here
-
+        await depositors.WaitForMoreAsync(200, "calls keep flowing after the stop");
         await cluster.WaitForAgreementAsync();
-        foreach (var (key, ops) in acknowledged)
-        {
-            var state = await silos[0].Grains.GetGrain<IAccountGrain>(key).GetAsync();
-            Assert.Equal(ops.Order(), state.Operations.Order());
-        }
+        await depositors.StopAndCheckAsync(silos[0].Grains);
     }
 
     [Fact]
     public async Task A_turn_still_running_on_a_leaving_silo_commits_before_the_new_owner_loads_the_grain()
     {
         await using var cluster = new TestCluster("leaving-turn");
-        var silos = new List<InProcessSilo>();
-        for (var i = 0; i < 3; i++)
-        {
-            silos.Add(await cluster.StartInProcessSiloAsync());
-        }
-
-        await cluster.WaitForAgreementAsync();
-        var leaving = silos[2].Services.GetRequiredService<IClusterMembership>().Self!.ToString();
-        string? key = null;
-        for (var i = 0; key is null; i++)
-        {
-            var where = await silos[0].Grains.GetGrain<IAccountGrain>($"leave-{i}").WhereAsync();
-            key = where.Silo == leaving ? $"leave-{i}" : null;
-        }
+        var silos = await StartThreeAsync(cluster);
+        var leaving = SelfOf(silos[2]);
+        var key = await AccountOwnedByAsync(silos[0], leaving, "leave");
 
         // A turn runs on the owner that is about to leave; peers stop routing to it as soon as it starts leaving.
         var slow = silos[0].Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
@@ -95,14 +58,8 @@ public sealed class FailoverTests(ITestOutputHelper output)
     public async Task A_turn_still_running_on_a_leaving_silo_can_call_a_grain_that_silo_owned_a_moment_ago()
     {
         await using var cluster = new TestCluster("leaving-calls-home");
-        var silos = new List<InProcessSilo>();
-        for (var i = 0; i < 3; i++)
-        {
-            silos.Add(await cluster.StartInProcessSiloAsync());
-        }
-
-        await cluster.WaitForAgreementAsync();
-        var leaving = silos[2].Services.GetRequiredService<IClusterMembership>().Self!.ToString();
+        var silos = await StartThreeAsync(cluster);
+        var leaving = SelfOf(silos[2]);
         string? relay = null;
         for (var i = 0; relay is null; i++)
         {
@@ -110,12 +67,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
             relay = here.EndsWith($"@{leaving}", StringComparison.Ordinal) ? $"relay-{i}" : null;
         }
 
-        string? account = null;
-        for (var i = 0; account is null; i++)
-        {
-            var where = await silos[0].Grains.GetGrain<IAccountGrain>($"home-{i}").WhereAsync();
-            account = where.Silo == leaving ? $"home-{i}" : null;
-        }
+        var account = await AccountOwnedByAsync(silos[0], leaving, "home");
 
         await silos[0].Grains.GetGrain<IAccountGrain>(account).DepositAsync(1, $"{account}-first");
 
@@ -136,20 +88,8 @@ public sealed class FailoverTests(ITestOutputHelper output)
     public async Task A_leaving_silo_keeps_its_endpoint_open_until_no_peer_call_is_in_flight_or_arriving()
     {
         await using var cluster = new TestCluster("leave-drain");
-        var silos = new List<InProcessSilo>();
-        for (var i = 0; i < 3; i++)
-        {
-            silos.Add(await cluster.StartInProcessSiloAsync());
-        }
-
-        await cluster.WaitForAgreementAsync();
-        var leaving = silos[2].Services.GetRequiredService<IClusterMembership>().Self!.ToString();
-        string? key = null;
-        for (var i = 0; key is null; i++)
-        {
-            var where = await silos[0].Grains.GetGrain<IAccountGrain>($"drain-{i}").WhereAsync();
-            key = where.Silo == leaving ? $"drain-{i}" : null;
-        }
+        var silos = await StartThreeAsync(cluster);
+        var key = await AccountOwnedByAsync(silos[0], SelfOf(silos[2]), "drain");
 
         // The host stops its web server right after ApplicationStopping: record what the leaving silo's endpoint still
         // had in flight at that moment.
@@ -164,20 +104,8 @@ public sealed class FailoverTests(ITestOutputHelper output)
         });
 
         // Peers keep calling grains, a third of them the leaving silo's, while a forwarded call is held open on it.
-        var acknowledged = new ConcurrentDictionary<string, ConcurrentBag<string>>();
-        using var stop = new CancellationTokenSource();
-        var callers = Enumerable.Range(0, 6).Select(worker => Task.Run(async () =>
-        {
-            var n = 0;
-            while (!stop.IsCancellationRequested)
-            {
-                var account = $"acct-{(worker * 5 + n) % 30}";
-                var op = $"w{worker}-{n++}";
-                await silos[worker % 2].Grains.GetGrain<IAccountGrain>(account).DepositAsync(1, op);
-                acknowledged.GetOrAdd(account, _ => []).Add(op);
-            }
-        })).ToList();
-        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > 100), "calls are flowing", TimeSpan.FromSeconds(30));
+        var depositors = new Depositors([silos[0], silos[1]], workers: 6, accounts: 30);
+        await depositors.WaitForMoreAsync(100, "calls are flowing");
 
         slow = silos[0].Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
         await SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10));
@@ -187,15 +115,8 @@ public sealed class FailoverTests(ITestOutputHelper output)
         Assert.True(slowDoneAtServerStop, "the call held open on the leaving silo was answered before its server stopped");
         Assert.Equal(0, inFlightAtServerStop);
 
-        var countAtStop = acknowledged.Values.Sum(b => b.Count);
-        await Eventually.Until(() => Task.FromResult(acknowledged.Values.Sum(b => b.Count) > countAtStop + 100), "calls keep flowing after the stop", TimeSpan.FromSeconds(30));
-        await stop.CancelAsync();
-        await Task.WhenAll(callers); // any failed call fails the test here
-        foreach (var (account, ops) in acknowledged)
-        {
-            var state = await silos[1].Grains.GetGrain<IAccountGrain>(account).GetAsync();
-            Assert.Equal(ops.Order(), state.Operations.Order());
-        }
+        await depositors.WaitForMoreAsync(100, "calls keep flowing after the stop");
+        await depositors.StopAndCheckAsync(silos[1].Grains);
     }
 
     [Fact]
@@ -239,13 +160,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
     public async Task An_in_process_silo_that_crashes_and_restarts_comes_back_as_a_new_generation_and_serves_again()
     {
         await using var cluster = new TestCluster("crash-restart");
-        var silos = new List<InProcessSilo>();
-        for (var i = 0; i < 3; i++)
-        {
-            silos.Add(await cluster.StartInProcessSiloAsync());
-        }
-
-        await cluster.WaitForAgreementAsync();
+        var silos = await StartThreeAsync(cluster);
         var before = await Task.WhenAll(Enumerable.Range(0, 30).Select(i => silos[0].Grains.GetGrain<IAccountGrain>($"acct-{i}").DepositAsync(1, $"before-{i}")));
         var generation = (await silos[0].GetClusterAsync()).Silos.Single(s => s.Endpoint == silos[1].SiloEndpoint).Generation;
 
@@ -301,6 +216,75 @@ public sealed class FailoverTests(ITestOutputHelper output)
             var state = await silos[1].Grains.GetGrain<IAccountGrain>(key).GetAsync();
             Assert.Equal([$"before-{key}"], state.Operations);
             Assert.DoesNotContain(isolated.SiloEndpoint, (await silos[1].Grains.GetGrain<IAccountGrain>(key).WhereAsync()).Silo, StringComparison.Ordinal);
+        }
+    }
+
+    private static async Task<List<InProcessSilo>> StartThreeAsync(TestCluster cluster)
+    {
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        return silos;
+    }
+
+    private static string SelfOf(InProcessSilo silo) => silo.Services.GetRequiredService<IClusterMembership>().Self!.ToString();
+
+    /// <summary>The first account named <c>{prefix}-{n}</c> that <paramref name="silo"/> owns.</summary>
+    private static async Task<string> AccountOwnedByAsync(InProcessSilo via, string silo, string prefix)
+    {
+        for (var i = 0; ; i++)
+        {
+            if ((await via.Grains.GetGrain<IAccountGrain>($"{prefix}-{i}").WhereAsync()).Silo == silo)
+            {
+                return $"{prefix}-{i}";
+            }
+        }
+    }
+
+    /// <summary>Workers that keep depositing into a few accounts through some silos, recording every acknowledged
+    /// deposit; any failed call fails <see cref="StopAndCheckAsync"/>.</summary>
+    private sealed class Depositors
+    {
+        private readonly ConcurrentDictionary<string, ConcurrentBag<string>> _acknowledged = new();
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<Task> _workers;
+
+        public Depositors(IReadOnlyList<InProcessSilo> via, int workers, int accounts) =>
+            _workers = [.. Enumerable.Range(0, workers).Select(worker => Task.Run(async () =>
+            {
+                var n = 0;
+                while (!_stop.IsCancellationRequested)
+                {
+                    var account = $"acct-{(worker * 7 + n) % accounts}";
+                    var op = $"w{worker}-{n++}";
+                    await via[worker % via.Count].Grains.GetGrain<IAccountGrain>(account).DepositAsync(1, op);
+                    _acknowledged.GetOrAdd(account, _ => []).Add(op);
+                }
+            }))];
+
+        private int Count => _acknowledged.Values.Sum(b => b.Count);
+
+        public Task WaitForMoreAsync(int more, string what)
+        {
+            var start = Count;
+            return Eventually.Until(() => Count > start + more, what, TimeSpan.FromSeconds(30));
+        }
+
+        /// <summary>Stops the workers (rethrowing any failed call) and checks every acknowledged deposit was applied once.</summary>
+        public async Task StopAndCheckAsync(IGrainFactory reader)
+        {
+            await _stop.CancelAsync();
+            await Task.WhenAll(_workers);
+            _stop.Dispose();
+            foreach (var (account, ops) in _acknowledged)
+            {
+                var state = await reader.GetGrain<IAccountGrain>(account).GetAsync();
+                Assert.Equal(ops.Order(), state.Operations.Order());
+            }
         }
     }
 
