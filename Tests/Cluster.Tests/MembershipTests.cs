@@ -2,7 +2,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using OrleansMeta.Cluster.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Messaging;
+using OrleansMeta.TestGrains;
 using Xunit.Abstractions;
 
 namespace OrleansMeta.Cluster.Tests;
@@ -84,5 +87,40 @@ public sealed class MembershipTests(ITestOutputHelper output)
 
         // The public port does not serve silo routes at all.
         Assert.Equal(HttpStatusCode.NotFound, (await silo.Http.PostAsJsonAsync("/silo/v1/calls", call)).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_silo_that_is_not_leaving_never_says_it_released_a_grain_and_a_malformed_grain_id_is_refused()
+    {
+        await using var cluster = new TestCluster("released");
+        var silo = await cluster.StartInProcessSiloAsync();
+        await cluster.WaitForAgreementAsync();
+        await silo.Grains.GetGrain<IAccountGrain>("held").DepositAsync(1, "held-1");
+        var self = silo.Services.GetRequiredService<IClusterMembership>().Self!;
+
+        using var http = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
+        async Task<HttpResponseMessage> AskAsync(string grain)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"{silo.SiloEndpoint}/silo/v1/released")
+            {
+                Content = JsonContent.Create(new ReleaseQuery(grain)),
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            };
+            request.Headers.Add("X-Meta-Cluster-Secret", cluster.Secret);
+            return await http.SendAsync(request);
+        }
+
+        // Active, it may activate the grain at any time: not released, whether it holds an activation or not.
+        foreach (var grain in new[] { "account/held", "account/never-called" })
+        {
+            using var answer = await AskAsync(grain);
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            Assert.Equal(new ReleaseResponse(self.Endpoint, self.Generation, Released: false), await answer.Content.ReadFromJsonAsync<ReleaseResponse>());
+        }
+
+        using var malformed = await AskAsync("no-slash");
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+        Assert.Contains("no-slash", await malformed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 }
