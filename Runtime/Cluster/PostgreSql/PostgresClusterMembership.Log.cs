@@ -76,6 +76,9 @@ public sealed partial class PostgresClusterMembership
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} waits before joining until {Gate}")]
     private static partial void LogJoinGate(ILogger logger, SiloAddress silo, string gate);
 
+    [LoggerMessage(EventId = 139, Level = LogLevel.Warning, Message = "Could not ask silo {Silo} whether it has released grain {Grain}; waiting for its row to turn Dead instead")]
+    private static partial void LogReleaseAskFailed(ILogger logger, GrainId grain, SiloAddress silo, Exception? exception);
+
     [LoggerMessage(EventId = 137, Level = LogLevel.Information, Message = "Silo {Silo} is leaving; before it marks itself Dead it waits until {Drain}")]
     private static partial void LogLeaveDrain(ILogger logger, SiloAddress silo, string drain);
 

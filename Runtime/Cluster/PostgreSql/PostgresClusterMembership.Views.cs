@@ -99,9 +99,16 @@ public sealed partial class PostgresClusterMembership
                 }
 
                 await Task.WhenAny(signal.Task, released!).WaitAsync(cancellationToken).ConfigureAwait(false);
-                if (released!.IsCompletedSuccessfully && released.Result)
+                if (released!.IsCompletedSuccessfully)
                 {
                     return;
+                }
+
+                if (released.IsFaulted)
+                {
+                    // Asking failed in a way asking again would not mend: the views alone decide from here.
+                    LogReleaseAskFailed(_logger, grainId, previous, released.Exception.InnerException);
+                    released = new TaskCompletionSource<bool>().Task;
                 }
             }
         }
