@@ -22,14 +22,15 @@ public sealed class OwnerRoutingTests
     {
         await using var setup = await MetaSetup.StartAsync("owner-routing");
         var topics = Enumerable.Range(0, 6).Select(i => $"owned-{i}").ToList();
+        long created = 0;
         foreach (var name in topics)
         {
-            await setup.Client.CreateTopicAsync(new CreateTopicRequest(name, 3, 3));
+            created = (await setup.Client.CreateTopicAsync(new CreateTopicRequest(name, 3, 3))).MetadataOffset;
         }
 
         // Raw HTTP: the owner of a partition's grain answers AlterPartition without the header, any other silo with
         // the owner's public URL.
-        var described = (await setup.Client.DescribeTopicAsync(topics[0])).Topic;
+        var described = (await setup.Client.DescribeTopicAsync(topics[0], created)).Topic;
         var partition = described.Partitions[0];
         var owner = Owner<IPartitionGrain>(setup, PartitionKeys.For(described.TopicId, 0));
         var other = setup.Silos.First(s => s != owner);
@@ -165,8 +166,10 @@ public sealed class OwnerRoutingTests
     {
         foreach (var name in topics)
         {
-            await client.AlterTopicConfigsAsync(name, new AlterConfigsRequest(new Dictionary<string, string?> { ["retention.ms"] = round.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
-            foreach (var p in (await client.DescribeTopicAsync(name)).Topic.Partitions)
+            var altered = await client.AlterTopicConfigsAsync(name, new AlterConfigsRequest(new Dictionary<string, string?> { ["retention.ms"] = round.ToString(System.Globalization.CultureInfo.InvariantCulture) }));
+            // Writes go to their grains' owners, reads to the bootstrap silo: read at an offset past the last round's
+            // partition changes, or a stale partition epoch gets the next AlterPartition refused.
+            foreach (var p in (await client.DescribeTopicAsync(name, altered.MetadataOffset)).Topic.Partitions)
             {
                 var leader = setup.Brokers.Single(b => b.Id == p.Leader);
                 var isr = p.Isr.Count == 3 ? [.. p.Isr.Where(b => b != p.Leader).Take(1).Append(p.Leader)] : p.Replicas;
