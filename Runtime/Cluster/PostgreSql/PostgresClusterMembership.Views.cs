@@ -58,7 +58,30 @@ public sealed partial class PostgresClusterMembership
     /// heartbeat is stale (it crashed while leaving and owns nothing). Asking is what keeps a turn still running on the
     /// leaving silo from waiting on itself: the whole silo finishes only after that turn, the grain much sooner.
     /// </remarks>
-    public async Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken)
+    public Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken)
+        => LeavingOwner(grainId, _view) is null ? Task.CompletedTask : WaitForReleaseAsync(grainId, cancellationToken);
+
+    /// <summary>The grain's previous owner when that is a silo leaving gracefully and still heartbeating, otherwise null.
+    /// Asked by every activation: when no other silo is leaving, a scan of the view and nothing else.</summary>
+    private SiloAddress? LeavingOwner(GrainId grainId, MembershipView view)
+    {
+        if (!AnyOtherLeaving(view))
+        {
+            return null;
+        }
+
+        var candidates = view.Silos
+            .Where(s => s.Status == SiloStatus.Active || (s.Status == SiloStatus.ShuttingDown && s.Address != _self))
+            .Select(s => s.Address)
+            .ToArray();
+        return RendezvousPlacement.Owner(grainId, candidates) is { } previous
+            && view.Find(previous) is { Status: SiloStatus.ShuttingDown } leaving
+            && !IsStale(leaving, view)
+                ? previous
+                : null;
+    }
+
+    private async Task WaitForReleaseAsync(GrainId grainId, CancellationToken cancellationToken)
     {
         var logged = false;
         SiloAddress? askedOf = null;
@@ -69,19 +92,7 @@ public sealed partial class PostgresClusterMembership
             while (true)
             {
                 var signal = Volatile.Read(ref _viewPublished);
-                var view = _view;
-                if (!AnyOtherLeaving(view))
-                {
-                    return;
-                }
-
-                var candidates = view.Silos
-                    .Where(s => s.Status == SiloStatus.Active || (s.Status == SiloStatus.ShuttingDown && s.Address != _self))
-                    .Select(s => s.Address)
-                    .ToArray();
-                if (RendezvousPlacement.Owner(grainId, candidates) is not { } previous
-                    || view.Find(previous) is not { Status: SiloStatus.ShuttingDown } leaving
-                    || IsStale(leaving, view))
+                if (LeavingOwner(grainId, _view) is not { } previous)
                 {
                     return;
                 }
