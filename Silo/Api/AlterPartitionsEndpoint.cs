@@ -86,10 +86,11 @@ public static class AlterPartitionsEndpoint
         }
 
         var calls = OwnerShares.Of<IPartitionGrain, (string Key, AlterPartition Command)>(locator, known, k => k.Key, RelayBatchSize)
-            .Select(share => RelayAsync(grains.GetGrain<IPartitionBatchGrain>(share.RelayKey), share.Items));
+            .Select(share => OwnerShares.CallAsync(share.Items, items => grains.GetGrain<IPartitionBatchGrain>(share.RelayKey)
+                .AlterAsync(new PartitionAlterBatch([.. items.Select(s => s.Key)], [.. items.Select(s => s.Command)]))));
         var current = image.Current;
         var offset = metadata.Offset;
-        foreach (var (keys, result, failure) in await Task.WhenAll(calls))
+        foreach (var (items, result, failure) in await Task.WhenAll(calls))
         {
             if (result is null)
             {
@@ -97,7 +98,7 @@ public static class AlterPartitionsEndpoint
                 // relays' partitions may have changed, so the request as a whole does not fail), and each partition's
                 // state (a metadata read) tells whether its change was applied.
                 var (code, retryable) = MetaException.Outcome(failure!);
-                foreach (var (index, partition) in keys.Select(k => slots[k]))
+                foreach (var (index, partition) in items.Select(k => slots[k.Key]))
                 {
                     results[index] = new AlterPartitionResult(partition, null, code,
                         $"The silo owning this partition did not answer ({failure!.Message}); read the partition's metadata to see whether the change was applied, then retry.",
@@ -154,20 +155,6 @@ public static class AlterPartitionsEndpoint
         }
 
         return true;
-    }
-
-    private static async Task<(string[] Keys, PartitionBatchResult? Result, Exception? Failure)> RelayAsync(
-        IPartitionBatchGrain relay, List<(string Key, AlterPartition Command)> share)
-    {
-        var keys = share.Select(s => s.Key).ToArray();
-        try
-        {
-            return (keys, await relay.AlterAsync(new PartitionAlterBatch(keys, [.. share.Select(s => s.Command)])), null);
-        }
-        catch (Exception exception)
-        {
-            return (keys, null, exception);
-        }
     }
 
     /// <summary>Every field checked before anything is addressed, so a bad request changes nothing.</summary>

@@ -37,7 +37,8 @@ public static class AlterTopicsConfigsEndpoint
         var known = image.Current.Offset;
         var changes = request.Topics.Select((t, i) => (Index: i, Change: new TopicConfigChange(t.Topic, t.Configs)));
         var calls = OwnerShares.Of<ITopicGrain, (int Index, TopicConfigChange Change)>(locator, changes, c => TopicKeys.For(c.Change.Name), RelayBatchSize)
-            .Select(share => RelayAsync(grains.GetGrain<ITopicBatchGrain>(share.RelayKey), share.Items, request.ValidateOnly));
+            .Select(share => OwnerShares.CallAsync(share.Items, items =>
+                grains.GetGrain<ITopicBatchGrain>(share.RelayKey).AlterConfigsAsync([.. items.Select(c => c.Change)], request.ValidateOnly)));
 
         var results = new TopicConfigsResult[request.Topics.Count];
         var offset = known;
@@ -62,19 +63,6 @@ public static class AlterTopicsConfigsEndpoint
         }
 
         return TypedResults.Ok(new AlterTopicsConfigsResponse(results, offset));
-    }
-
-    private static async Task<(List<(int Index, TopicConfigChange Change)> Items, IReadOnlyList<TopicConfigOutcome>? Outcomes, Exception? Failure)> RelayAsync(
-        ITopicBatchGrain relay, List<(int Index, TopicConfigChange Change)> share, bool validateOnly)
-    {
-        try
-        {
-            return (share, await relay.AlterConfigsAsync([.. share.Select(c => c.Change)], validateOnly), null);
-        }
-        catch (Exception exception)
-        {
-            return (share, null, exception);
-        }
     }
 
     /// <summary>Every field checked before anything is addressed, so a bad request changes nothing. Config names and

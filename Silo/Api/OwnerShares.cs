@@ -42,4 +42,19 @@ internal static class OwnerShares
 
         return shares;
     }
+
+    /// <summary>Calls a relay with one share. A failed call becomes that share's failure, which each of its items then
+    /// answers with, rather than the whole request's: other shares may have changed things.</summary>
+    public static async Task<(List<T> Items, TResult? Result, Exception? Failure)> CallAsync<T, TResult>(List<T> items, Func<List<T>, Task<TResult>> call)
+        where TResult : class
+    {
+        try
+        {
+            return (items, await call(items).ConfigureAwait(false), null);
+        }
+        catch (Exception exception)
+        {
+            return (items, null, exception);
+        }
+    }
 }
