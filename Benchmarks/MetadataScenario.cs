@@ -75,9 +75,10 @@ public static class MetadataScenario
 
     /// <summary>Session expiry to all of the broker's partitions re-led, for each partition count, on
     /// <paramref name="silos"/> silos (the partitions' grains spread over them; the first one is watched).</summary>
-    public static async Task<IReadOnlyList<string>> RunFailoverAsync(string connectionString, IReadOnlyList<int> partitionCounts, int silos = 1)
+    public static async Task<IReadOnlyList<string>> RunFailoverAsync(string connectionString, IReadOnlyList<int> partitionCounts, int silos = 1, bool allocationTypes = false)
     {
         var lines = new List<string>();
+        using var sampler = allocationTypes ? new AllocationSampler() : null;
         foreach (var partitions in partitionCounts)
         {
             var session = TimeSpan.FromSeconds(3);
@@ -110,6 +111,12 @@ public static class MetadataScenario
             var (transactions, writes, readBatches) = (Total(s => s.Transactions), Total(s => s.Writes), Total(s => s.ReadBatches));
             GC.Collect();
             var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
+            sampler?.Start();
+            if (sampler is not null)
+            {
+                // Marks the window's start, so that a trace can be attached to it (dotnet-trace collect -p <pid>).
+                Console.WriteLine($"failover window starts: broker 3 stopped heartbeating (process {Environment.ProcessId})");
+            }
             await victimAlive.CancelAsync();
             var watch = Stopwatch.StartNew();
             TimeSpan? fencedAt = null;
@@ -139,6 +146,7 @@ public static class MetadataScenario
 
             var releadAt = watch.Elapsed;
             var spent = WindowCounters.Take() - window;
+            sampler?.Stop();
             var retained = GC.GetTotalMemory(forceFullCollection: true) - heapBefore;
             lines.Add($"{partitions,7} partitions ({led} led by the dead broker), {silos} silo{(silos > 1 ? "s" : "")}: session expired (fenced in the image) {fencedAt?.TotalSeconds:0.00} s after its last heartbeat, " +
                       $"all re-led and visible {(releadAt - (fencedAt ?? releadAt)).TotalMilliseconds:0} ms after that " +
@@ -147,6 +155,12 @@ public static class MetadataScenario
                       $"allocated {spent.Allocated / 1048576.0:0} MiB ({spent.Allocated / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition), " +
                       $"GCs gen0/1/2 {spent.Gen0}/{spent.Gen1}/{spent.Gen2}, GC pauses {spent.Paused.TotalMilliseconds:0} ms; " +
                       $"the live heap then held {retained / 1048576.0:0} MiB more than before the broker died, {retained / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition)");
+            if (sampler is not null)
+            {
+                lines.Add("  allocated by type (the GC's samples, share of bytes): " +
+                    string.Join(", ", sampler.Top(25).Select(t => $"{t.Type} {t.Share:P1}")));
+            }
+
             await alive.CancelAsync();
             await Task.WhenAll(loops);
         }

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...]] [api-writes [--silos 1,3] [--to-owner]] [offsets] [group-commits [--sdk]] [rebalance [--silos 1,3] [--shapes GxMxP,...]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...] [--alloc-types]] [api-writes [--silos 1,3] [--to-owner]] [offsets] [group-commits [--sdk]] [rebalance [--silos 1,3] [--shapes GxMxP,...]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -16,6 +16,7 @@ var siloOption = ReadOption("--silos");
 List<int> SiloCounts(string fallback) => (siloOption ?? fallback).Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToList();
 var skipFullReplay = arguments.Remove("--skip-full-replay");
 var withSdk = arguments.Remove("--sdk");
+var allocationTypes = arguments.Remove("--alloc-types");
 var toOwner = arguments.Remove("--to-owner");
 var shapesOption = ReadOption("--shapes");
 var shapes = shapesOption ?? RebalanceScenario.DefaultShapes;
@@ -76,7 +77,7 @@ foreach (var scenario in scenarios)
             {
                 foreach (var silos in SiloCounts("1"))
                 {
-                    notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts, silos));
+                    notes.AddRange(await MetadataScenario.RunFailoverAsync(postgres, partitionCounts, silos, allocationTypes));
                 }
             }
             else
