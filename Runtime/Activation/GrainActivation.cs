@@ -31,7 +31,7 @@ internal sealed partial class GrainActivation
         GrainId = grainId;
         _grainClass = grainClass;
         Runtime = runtime;
-        Scheduler = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, maxConcurrencyLevel: 1).ExclusiveScheduler;
+        Scheduler = new ActivationScheduler();
         LastActive = runtime.TimeProvider.GetUtcNow();
     }
 
