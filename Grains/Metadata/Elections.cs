@@ -16,27 +16,23 @@ public static class Elections
 {
     public static ElectionDecision Decide(PartitionState state, PartitionCommand command)
     {
-        // A failover decides for tens of thousands of partitions over a handful of brokers: scanning the short lists
-        // costs less than building sets for every decision.
-        var live = command.LiveBrokers;
-        var shuttingDown = command.ShuttingDownBrokers;
-        bool CanLead(int broker) => live.Contains(broker) && !shuttingDown.Contains(broker);
+        var brokers = new Brokers(command.LiveBrokers, command.ShuttingDownBrokers);
 
         switch (command.Kind)
         {
             case PartitionCommandKind.Reconcile:
             {
-                var isr = state.Isr.Where(live.Contains).ToList();
+                var isr = brokers.LiveOf(state.Isr);
                 if (isr.Count == 0)
                 {
                     // Keep the last in-sync member: it has the newest data, and the partition returns with it.
                     isr = [state.Leader != PartitionState.NoLeader && state.Isr.Contains(state.Leader) ? state.Leader : state.Isr.FirstOrDefault(state.Replicas[0])];
                 }
 
-                var leader = state.Leader != PartitionState.NoLeader && CanLead(state.Leader) && isr.Contains(state.Leader)
+                var leader = state.Leader != PartitionState.NoLeader && brokers.CanLead(state.Leader) && isr.Contains(state.Leader)
                     ? state.Leader
-                    : state.Replicas.FirstOrDefault(b => isr.Contains(b) && CanLead(b), PartitionState.NoLeader);
-                if (leader == PartitionState.NoLeader && state.Leader != PartitionState.NoLeader && live.Contains(state.Leader) && isr.Contains(state.Leader))
+                    : brokers.FirstLeader(state.Replicas, isr);
+                if (leader == PartitionState.NoLeader && state.Leader != PartitionState.NoLeader && brokers.IsLive(state.Leader) && isr.Contains(state.Leader))
                 {
                     // A leader in controlled shutdown keeps what no one else can take, as MoveLeadershipAway decides.
                     leader = state.Leader;
@@ -45,7 +41,7 @@ public static class Elections
                 var change = "reconciled";
                 if (leader == PartitionState.NoLeader && command.AllowUnclean)
                 {
-                    leader = state.Replicas.FirstOrDefault(CanLead, PartitionState.NoLeader);
+                    leader = brokers.FirstLeader(state.Replicas, inSync: null);
                     if (leader != PartitionState.NoLeader)
                     {
                         isr = [leader];
@@ -63,7 +59,7 @@ public static class Elections
                 var leader = state.Leader;
                 if (leader == broker)
                 {
-                    leader = state.Replicas.FirstOrDefault(b => b != broker && isr.Contains(b) && CanLead(b), PartitionState.NoLeader);
+                    leader = brokers.FirstLeader(state.Replicas, isr, except: broker);
                     if (leader == PartitionState.NoLeader)
                     {
                         return new ElectionDecision(null, "", ErrorCodes.EligibleLeadersNotAvailable,
@@ -82,10 +78,10 @@ public static class Elections
                     return new ElectionDecision(null, "", ErrorCodes.ElectionNotNeeded, $"The preferred replica {preferred} already leads.");
                 }
 
-                if (!CanLead(preferred) || !state.Isr.Contains(preferred))
+                if (!brokers.CanLead(preferred) || !state.Isr.Contains(preferred))
                 {
                     return new ElectionDecision(null, "", ErrorCodes.PreferredLeaderNotAvailable,
-                        $"The preferred replica {preferred} is {(CanLead(preferred) ? "not in sync" : "not live")}, so it cannot lead.");
+                        $"The preferred replica {preferred} is {(brokers.CanLead(preferred) ? "not in sync" : "not live")}, so it cannot lead.");
                 }
 
                 return Changed(state, preferred, state.Isr, "preferred-election");
@@ -93,18 +89,18 @@ public static class Elections
 
             case PartitionCommandKind.Unclean:
             {
-                if (state.Leader != PartitionState.NoLeader && CanLead(state.Leader))
+                if (state.Leader != PartitionState.NoLeader && brokers.CanLead(state.Leader))
                 {
                     return new ElectionDecision(null, "", ErrorCodes.ElectionNotNeeded, $"Broker {state.Leader} leads and is live.");
                 }
 
-                var clean = state.Replicas.FirstOrDefault(b => state.Isr.Contains(b) && CanLead(b), PartitionState.NoLeader);
+                var clean = brokers.FirstLeader(state.Replicas, state.Isr);
                 if (clean != PartitionState.NoLeader)
                 {
-                    return Changed(state, clean, state.Isr.Where(live.Contains).ToList(), "leader-elected");
+                    return Changed(state, clean, brokers.LiveOf(state.Isr), "leader-elected");
                 }
 
-                var any = state.Replicas.FirstOrDefault(CanLead, PartitionState.NoLeader);
+                var any = brokers.FirstLeader(state.Replicas, inSync: null);
                 return any == PartitionState.NoLeader
                     ? new ElectionDecision(null, "", ErrorCodes.EligibleLeadersNotAvailable, "No replica of this partition is live.")
                     : Changed(state, any, [any], "unclean-election");
@@ -112,6 +108,62 @@ public static class Elections
 
             default:
                 throw new ArgumentOutOfRangeException(nameof(command), command.Kind, "Unknown command.");
+        }
+    }
+
+    /// <summary>
+    /// Which brokers are live and which may lead, over the command's short lists. A failover decides for tens of
+    /// thousands of partitions over a handful of brokers: scanning the lists in loops costs less than building sets,
+    /// or the closures and iterators of LINQ, for every decision.
+    /// </summary>
+    private readonly struct Brokers(IReadOnlyList<int> live, IReadOnlyList<int> shuttingDown)
+    {
+        public bool IsLive(int broker) => Contains(live, broker);
+
+        public bool CanLead(int broker) => Contains(live, broker) && !Contains(shuttingDown, broker);
+
+        /// <summary>The first replica, in assignment order, that can lead and is in <paramref name="inSync"/> (any
+        /// replica when it is null), other than <paramref name="except"/>; <see cref="PartitionState.NoLeader"/> if none.</summary>
+        public int FirstLeader(IReadOnlyList<int> replicas, IReadOnlyList<int>? inSync, int except = PartitionState.NoLeader)
+        {
+            for (var i = 0; i < replicas.Count; i++)
+            {
+                var replica = replicas[i];
+                if (replica != except && (inSync is null || Contains(inSync, replica)) && CanLead(replica))
+                {
+                    return replica;
+                }
+            }
+
+            return PartitionState.NoLeader;
+        }
+
+        /// <summary>The members of <paramref name="isr"/> that are live, in their order.</summary>
+        public List<int> LiveOf(IReadOnlyList<int> isr)
+        {
+            var kept = new List<int>(isr.Count);
+            for (var i = 0; i < isr.Count; i++)
+            {
+                if (Contains(live, isr[i]))
+                {
+                    kept.Add(isr[i]);
+                }
+            }
+
+            return kept;
+        }
+
+        private static bool Contains(IReadOnlyList<int> list, int value)
+        {
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (list[i] == value)
+                {
+                    return true;
+                }
+            }
+
+            return false;
         }
     }
 

@@ -269,7 +269,28 @@ public sealed partial class PostgresGrainStorage : IGrainStorage, IAsyncDisposab
 
         /// <summary>The distinct rows this write fences on, other than its own (which it locks for update anyway):
         /// worked out once, here on the caller's thread, since the writer loop looks at them on every step.</summary>
-        public RowKey[] FenceRows { get; } = fences.Length == 0 ? [] : [.. fences.Select(fence => fence.Key).Where(row => row != key).Distinct()];
+        public RowKey[] FenceRows { get; } = OtherRows(key, fences);
+
+        /// <summary>A loop, not a LINQ chain: a write usually names one or two fences, and a failover makes tens of
+        /// thousands of writes at once (the chain's iterators and hash set were 2.5% of that window's garbage).</summary>
+        private static RowKey[] OtherRows(RowKey key, PendingFence[] fences)
+        {
+            if (fences.Length == 0)
+            {
+                return [];
+            }
+
+            var rows = new List<RowKey>(fences.Length);
+            foreach (var fence in fences)
+            {
+                if (fence.Key != key && !rows.Contains(fence.Key))
+                {
+                    rows.Add(fence.Key);
+                }
+            }
+
+            return [.. rows];
+        }
 
         public LogRecord[] Records { get; } = records;
 
