@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Runtime.InteropServices;
 
 namespace OrleansMeta.Grains.Metadata;
 
@@ -8,7 +7,7 @@ namespace OrleansMeta.Grains.Metadata;
 /// <param name="CreatedAt">The offset of the record that created this topic id.</param>
 /// <param name="PartitionChangedAt">Per partition, the offset of the last record that changed it (its creation included).</param>
 /// <param name="LastChangedAt">The largest of those offsets: the topic's key in the since-offset index.</param>
-public sealed record TopicChanges(Guid TopicId, long CreatedAt, ImmutableArray<long> PartitionChangedAt, long LastChangedAt);
+public sealed record TopicChanges(Guid TopicId, long CreatedAt, ChunkedArray<long> PartitionChangedAt, long LastChangedAt);
 
 /// <summary>A deleted topic, kept for a bounded window so that deltas can tell clients to drop it.</summary>
 /// <param name="Offset">The offset of the record that deleted (or replaced) it.</param>
@@ -122,8 +121,9 @@ public sealed class MetadataChanges
         private readonly ImmutableDictionary<string, TopicChanges>.Builder _topics = from.Topics.ToBuilder();
         private readonly ImmutableList<TopicTombstone>.Builder _tombstones = from.Tombstones.ToBuilder();
 
-        // Partition offset arrays edited in this batch, copied once per topic (as MetadataImage.Apply copies states).
-        private readonly Dictionary<string, long[]> _edited = new(StringComparer.Ordinal);
+        // Partition offset arrays edited in this batch, each chunk copied once when first changed (as MetadataImage.Apply
+        // edits states).
+        private readonly Dictionary<string, ChunkedArray<long>.Builder> _edited = new(StringComparer.Ordinal);
 
         // Topics whose index key moves: re-keyed once per batch, not once per record.
         private readonly HashSet<string> _touched = new(StringComparer.Ordinal);
@@ -156,9 +156,7 @@ public sealed class MetadataChanges
             }
 
             _edited.Remove(name);
-            var changedAt = new long[partitions];
-            Array.Fill(changedAt, offset);
-            _topics[name] = new TopicChanges(topicId, offset, ImmutableArray.Create(changedAt), offset);
+            _topics[name] = new TopicChanges(topicId, offset, ChunkedArray.Repeat(offset, partitions), offset);
             _touched.Add(name);
         }
 
@@ -171,11 +169,11 @@ public sealed class MetadataChanges
             }
 
             var array = Edit(name, topicId, before);
+            while (array.Length < after)
+            {
+                array.Add(offset);
+            }
 
-            var grown = new long[after];
-            array.CopyTo(grown, 0);
-            Array.Fill(grown, offset, array.Length, after - array.Length);
-            _edited[name] = grown;
             Touch(name, offset);
         }
 
@@ -200,14 +198,12 @@ public sealed class MetadataChanges
 
         public MetadataChanges ToImmutable()
         {
-            // Each edited array is this builder's own copy: wrapped, not copied a second time (at 100k partitions each
-            // copy is 800 KB on the large-object heap, once per batch the tailer applies), and forgotten here, so a
-            // later edit through this builder copies it again instead of changing what was published.
+            // Forgotten once published, so that a later edit through this builder starts from what was published.
             foreach (var (name, array) in _edited)
             {
                 if (_topics.TryGetValue(name, out var topic))
                 {
-                    _topics[name] = topic with { PartitionChangedAt = ImmutableCollectionsMarshal.AsImmutableArray(array) };
+                    _topics[name] = topic with { PartitionChangedAt = array.ToImmutable() };
                 }
             }
 
@@ -238,7 +234,7 @@ public sealed class MetadataChanges
 
         /// <summary>The batch's editable copy of a live topic's offsets. A topic the index does not know (the image started
         /// from a snapshot after it was created) starts with every offset 0: unchanged since the floor.</summary>
-        private long[] Edit(string name, Guid topicId, int partitions)
+        private ChunkedArray<long>.Builder Edit(string name, Guid topicId, int partitions)
         {
             if (_edited.TryGetValue(name, out var array))
             {
@@ -247,12 +243,12 @@ public sealed class MetadataChanges
 
             if (_topics.TryGetValue(name, out var topic) && topic.TopicId == topicId)
             {
-                array = [.. topic.PartitionChangedAt];
+                array = topic.PartitionChangedAt.ToBuilder();
             }
             else
             {
-                array = new long[partitions];
-                _topics[name] = new TopicChanges(topicId, 0, [], 0);
+                array = ChunkedArray.Repeat(0L, partitions).ToBuilder();
+                _topics[name] = new TopicChanges(topicId, 0, ChunkedArray<long>.Empty, 0);
             }
 
             _edited[name] = array;

@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using OrleansMeta.Contracts;
 using OrleansMeta.GrainInterfaces;
@@ -20,7 +19,7 @@ public sealed record BrokerImage(BrokerRecord Record, long RegistrationOffset)
 }
 
 /// <summary>A topic and the current state of each of its partitions.</summary>
-public sealed record TopicImage(TopicRecord Topic, ImmutableArray<PartitionState> Partitions);
+public sealed record TopicImage(TopicRecord Topic, ChunkedArray<PartitionState> Partitions);
 
 /// <summary>A consumer group as the log describes it: its header and its members by id.</summary>
 public sealed record GroupImage(GroupRecord Group, ImmutableDictionary<string, GroupMemberDescription> Members)
@@ -100,9 +99,9 @@ public sealed class MetadataImage
         var changes = Changes.ToBuilder();
         var groups = Groups.ToBuilder();
 
-        // Partition arrays changed in this batch are copied once and edited in place, so a batch of N changes to one
-        // topic costs O(partitions + N), not O(partitions × N).
-        var edited = new Dictionary<string, PartitionState[]>(StringComparer.Ordinal);
+        // Partition arrays changed in this batch are edited through one builder per topic, which copies each chunk it
+        // changes once: a batch of N changes to one topic costs O(N + partitions / chunk size), not O(partitions × N).
+        var edited = new Dictionary<string, ChunkedArray<PartitionState>.Builder>(StringComparer.Ordinal);
         var offset = Offset;
         foreach (var record in records)
         {
@@ -147,7 +146,7 @@ public sealed class MetadataImage
                     {
                         if (!edited.TryGetValue(topicName, out var array))
                         {
-                            edited[topicName] = array = [.. topics[topicName].Partitions];
+                            edited[topicName] = array = topics[topicName].Partitions.ToBuilder();
                         }
 
                         if (partition.State.Partition < array.Length)
@@ -197,9 +196,7 @@ public sealed class MetadataImage
         {
             if (topics.TryGetValue(name, out var topicImage))
             {
-                // The array is this batch's own copy and is never written again: wrapped, not copied a second time
-                // (at 100k partitions each copy is 800 KB on the large-object heap, once per batch the tailer applies).
-                topics[name] = topicImage with { Partitions = ImmutableCollectionsMarshal.AsImmutableArray(array) };
+                topics[name] = topicImage with { Partitions = array.ToImmutable() };
             }
         }
 
@@ -238,7 +235,7 @@ public sealed class MetadataImage
         TopicRecord topic,
         ImmutableDictionary<string, TopicImage>.Builder topics,
         ImmutableDictionary<Guid, string>.Builder names,
-        Dictionary<string, PartitionState[]> edited,
+        Dictionary<string, ChunkedArray<PartitionState>.Builder> edited,
         MetadataChanges.Builder changes,
         long offset)
     {
@@ -258,12 +255,15 @@ public sealed class MetadataImage
         if (topics.TryGetValue(topic.Name, out var current) && current.Topic.TopicId == topic.TopicId)
         {
             // Existing partitions keep their current state; only partitions added by this record take their initial one.
-            var partitions = edited.Remove(topic.Name, out var pending) ? pending : [.. current.Partitions];
-            var grown = topic.InitialPartitions.Count > partitions.Length
-                ? [.. partitions, .. topic.InitialPartitions.Skip(partitions.Length)]
-                : partitions;
-            topics[topic.Name] = new TopicImage(topic, ImmutableArray.Create(grown));
-            changes.TopicGrown(topic.Name, topic.TopicId, partitions.Length, grown.Length, offset);
+            var partitions = edited.Remove(topic.Name, out var pending) ? pending : current.Partitions.ToBuilder();
+            var before = partitions.Length;
+            for (var i = before; i < topic.InitialPartitions.Count; i++)
+            {
+                partitions.Add(topic.InitialPartitions[i]);
+            }
+
+            topics[topic.Name] = new TopicImage(topic, partitions.ToImmutable());
+            changes.TopicGrown(topic.Name, topic.TopicId, before, partitions.Length, offset);
             return;
         }
 
