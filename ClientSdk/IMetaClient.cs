@@ -14,6 +14,11 @@ public interface IMetaClient
     /// <summary>The partition leaders this client has seen in metadata, topic and partition answers.</summary>
     LeaderCache Leaders { get; }
 
+    /// <summary>The highest metadata log offset this client has seen in any answer: a write's offset, the offset a read
+    /// was answered at, or a watch event's; 0 before the first. With <see cref="MetaClientOptions.MonotonicReads"/> on,
+    /// every metadata read is sent with at least this <c>minOffset</c>. Tracked with the option off too.</summary>
+    long SeenMetadataOffset { get; }
+
     /// <summary>Registers a broker incarnation (<c>POST /v1/brokers/{id}/registration</c>). Not resent after a timeout;
     /// registering the same incarnation id again is safe and answers with the same epoch.</summary>
     /// <param name="brokerId">The broker id (not negative).</param>
@@ -32,7 +37,8 @@ public interface IMetaClient
 
     /// <summary>Lists the registered brokers (<c>GET /v1/brokers</c>).</summary>
     /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset (read your own
-    /// writes); OFFSET_NOT_AVAILABLE (retried) if it does not in time.</param>
+    /// writes); OFFSET_NOT_AVAILABLE (retried) if it does not in time.
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The brokers and the metadata offset the answer reflects.</returns>
     Task<BrokersResponse> ListBrokersAsync(long? minOffset = null, CancellationToken cancellationToken = default);
@@ -45,14 +51,16 @@ public interface IMetaClient
     Task<TopicResponse> CreateTopicAsync(CreateTopicRequest request, CancellationToken cancellationToken = default);
 
     /// <summary>Lists the topics (<c>GET /v1/topics</c>).</summary>
-    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.</param>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>Every topic and the metadata offset the answer reflects.</returns>
     Task<TopicsResponse> ListTopicsAsync(long? minOffset = null, CancellationToken cancellationToken = default);
 
     /// <summary>Describes a topic (<c>GET /v1/topics/{name}</c>).</summary>
     /// <param name="topic">The topic name.</param>
-    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.</param>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The topic's configs and partitions; UNKNOWN_TOPIC_OR_PARTITION (404) when it does not exist.</returns>
     Task<TopicResponse> DescribeTopicAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default);
@@ -116,14 +124,16 @@ public interface IMetaClient
     /// <see cref="Leaders"/>.</summary>
     /// <param name="topics">The topics to describe; null for every topic. A requested topic that does not exist comes
     /// back with error code UNKNOWN_TOPIC_OR_PARTITION.</param>
-    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.</param>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The metadata at the offset the answering silo has reached.</returns>
     Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics = null, long? minOffset = null, CancellationToken cancellationToken = default);
 
     /// <summary>As <see cref="GetMetadataAsync(IEnumerable{string}?, long?, CancellationToken)"/>, choosing whether fenced brokers are listed.</summary>
     /// <param name="topics">Topics to describe; null for all.</param>
-    /// <param name="minOffset">Wait until the answering silo's image holds this offset (read your own writes).</param>
+    /// <param name="minOffset">Wait until the answering silo's image holds this offset (read your own writes).
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
     /// <param name="includeFenced">List fenced brokers too (by default the answer lists unfenced brokers only, as Kafka's does).</param>
     /// <param name="cancellationToken">Cancels the request.</param>
     Task<MetadataResponse> GetMetadataAsync(IEnumerable<string>? topics, long? minOffset, bool includeFenced, CancellationToken cancellationToken = default);
@@ -144,7 +154,8 @@ public interface IMetaClient
     /// choosing the shape of a full answer.</summary>
     /// <param name="sinceOffset">The offset the caller's view is at.</param>
     /// <param name="topics">The topics to report on; null for every topic. Unknown names are left out.</param>
-    /// <param name="minOffset">Wait until the answering silo's image holds this offset (read your own writes).</param>
+    /// <param name="minOffset">Wait until the answering silo's image holds this offset (read your own writes).
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
     /// <param name="includeFenced">List fenced brokers in a full answer (a delta always reports fenced brokers' changes).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     Task<MetadataDeltaResponse> GetMetadataDeltaAsync(long sinceOffset, IEnumerable<string>? topics, long? minOffset = null, bool includeFenced = false,
@@ -154,6 +165,10 @@ public interface IMetaClient
     /// <c>GET /v1/topics/{name}/configs</c> (Kafka's DescribeConfigs): every config the topic has, with its value, whether
     /// it is the default, and its source.
     /// </summary>
+    /// <param name="topic">The topic name.</param>
+    /// <param name="minOffset">When given, the silo answers once its metadata has reached this offset.
+    /// Raised to <see cref="SeenMetadataOffset"/> when lower, unless <see cref="MetaClientOptions.MonotonicReads"/> is off.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
     Task<TopicConfigsResponse> DescribeTopicConfigsAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default);
 
     /// <summary>

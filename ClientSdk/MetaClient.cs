@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json.Serialization.Metadata;
 using OrleansMeta.Client.Internal;
 using OrleansMeta.Contracts;
 
@@ -24,6 +25,10 @@ namespace OrleansMeta.Client;
 /// <see cref="MetaApiException"/> with <see cref="MetaApiException.IsRetryable"/> and
 /// <see cref="MetaApiException.OutcomeUnknown"/> true, code <see cref="ErrorCodes.Timeout"/> for a timeout. Read the
 /// state before deciding to resend. Reads (GET) and deletes are resent after such failures.</para>
+/// <para>Reads never go back in time (<see cref="MetaClientOptions.MonotonicReads"/>, on by default): the client keeps
+/// the highest metadata offset it has seen in any answer (<see cref="SeenMetadataOffset"/>) and sends it as
+/// <c>minOffset</c> with every metadata read, so a read answered by a silo whose image lags waits until that silo has
+/// caught up rather than answering from before the client's own writes.</para>
 /// <para>Failures throw <see cref="MetaApiException"/>; cancellation through the token throws
 /// <see cref="OperationCanceledException"/> at once, without further attempts.</para>
 /// </remarks>
@@ -53,6 +58,9 @@ public sealed class MetaClient : IMetaClient, IDisposable
     public LeaderCache Leaders { get; } = new();
 
     /// <inheritdoc />
+    public long SeenMetadataOffset => _transport.Session.Seen;
+
+    /// <inheritdoc />
     public Task<BrokerRegistrationResponse> RegisterBrokerAsync(int brokerId, BrokerRegistrationRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(brokerId);
@@ -74,7 +82,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
 
     /// <inheritdoc />
     public Task<BrokersResponse> ListBrokersAsync(long? minOffset = null, CancellationToken cancellationToken = default) =>
-        SendAsync(HttpMethod.Get, "v1/brokers" + Query(minOffset), null, MetaJsonContext.Default.BrokersResponse, cancellationToken);
+        ReadAsync("v1/brokers", minOffset, MetaJsonContext.Default.BrokersResponse, cancellationToken);
 
     /// <inheritdoc />
     public async Task<TopicResponse> CreateTopicAsync(CreateTopicRequest request, CancellationToken cancellationToken = default)
@@ -94,14 +102,13 @@ public sealed class MetaClient : IMetaClient, IDisposable
 
     /// <inheritdoc />
     public Task<TopicsResponse> ListTopicsAsync(long? minOffset = null, CancellationToken cancellationToken = default) =>
-        SendAsync(HttpMethod.Get, "v1/topics" + Query(minOffset), null, MetaJsonContext.Default.TopicsResponse, cancellationToken);
+        ReadAsync("v1/topics", minOffset, MetaJsonContext.Default.TopicsResponse, cancellationToken);
 
     /// <inheritdoc />
     public async Task<TopicResponse> DescribeTopicAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
-        var response = await SendAsync(HttpMethod.Get, TopicPath(topic) + Query(minOffset), null,
-            MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
+        var response = await ReadAsync(TopicPath(topic), minOffset, MetaJsonContext.Default.TopicResponse, cancellationToken).ConfigureAwait(false);
         Leaders.Update(response);
         return response;
     }
@@ -202,19 +209,12 @@ public sealed class MetaClient : IMetaClient, IDisposable
             separator = '&';
         }
 
-        if (minOffset is { } offset)
-        {
-            query.Append(separator).Append("minOffset=").Append(Num(offset));
-            separator = '&';
-        }
-
         if (includeFenced)
         {
             query.Append(separator).Append("includeFenced=true");
         }
 
-        var response = await SendAsync(HttpMethod.Get, query.ToString(), null,
-            MetaJsonContext.Default.MetadataResponse, cancellationToken).ConfigureAwait(false);
+        var response = await ReadAsync(query.ToString(), minOffset, MetaJsonContext.Default.MetadataResponse, cancellationToken).ConfigureAwait(false);
         Leaders.Update(response);
         return response;
     }
@@ -233,18 +233,14 @@ public sealed class MetaClient : IMetaClient, IDisposable
             query.Append("&topics=").AppendJoin(',', topics.Select(t => Uri.EscapeDataString(t ?? throw new ArgumentException("A topic name is null.", nameof(topics)))));
         }
 
-        if (minOffset is { } offset)
-        {
-            query.Append("&minOffset=").Append(Num(offset));
-        }
-
         if (includeFenced)
         {
             query.Append("&includeFenced=true");
         }
 
-        var response = await SendAsync(HttpMethod.Get, query.ToString(), null,
-            MetaJsonContext.Default.MetadataDeltaResponse, cancellationToken).ConfigureAwait(false);
+        // The silo waits for sinceOffset anyway: the client's seen offset is added only when it is higher.
+        var response = await ReadAsync(query.ToString(), minOffset, MetaJsonContext.Default.MetadataDeltaResponse, cancellationToken,
+            floor: sinceOffset).ConfigureAwait(false);
         Leaders.Update(response);
         return response;
     }
@@ -253,7 +249,7 @@ public sealed class MetaClient : IMetaClient, IDisposable
     public Task<TopicConfigsResponse> DescribeTopicConfigsAsync(string topic, long? minOffset = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
-        return SendAsync(HttpMethod.Get, TopicPath(topic) + "/configs" + Query(minOffset), null, MetaJsonContext.Default.TopicConfigsResponse, cancellationToken);
+        return ReadAsync(TopicPath(topic) + "/configs", minOffset, MetaJsonContext.Default.TopicConfigsResponse, cancellationToken);
     }
 
     /// <inheritdoc />
@@ -390,10 +386,41 @@ public sealed class MetaClient : IMetaClient, IDisposable
     }
 
     private Task<T> SendAsync<T>(HttpMethod method, string path, byte[]? body,
-        System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> responseType, CancellationToken cancellationToken, string? route = null)
+        JsonTypeInfo<T> responseType, CancellationToken cancellationToken, string? route = null)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         return _transport.SendAsync(method, path, body, responseType, cancellationToken, route);
+    }
+
+    /// <summary>
+    /// A read answered from the silo's metadata image (the endpoints that take <c>minOffset</c>), sent with the caller's
+    /// <paramref name="minOffset"/> raised to the offset this client has seen (<see cref="MetaClientOptions.MonotonicReads"/>)
+    /// when that is above <paramref name="floor"/>, an offset the silo waits for anyway (a delta's <c>sinceOffset</c>).
+    /// </summary>
+    private async Task<T> ReadAsync<T>(string path, long? minOffset, JsonTypeInfo<T> responseType,
+        CancellationToken cancellationToken, long floor = 0)
+    {
+        var sent = _transport.Session.MinOffsetFor(minOffset, floor);
+        if (sent is { } offset)
+        {
+            path += (path.Contains('?', StringComparison.Ordinal) ? "&minOffset=" : "?minOffset=") + Num(offset);
+        }
+
+        try
+        {
+            return await SendAsync(HttpMethod.Get, path, null, responseType, cancellationToken).ConfigureAwait(false);
+        }
+        catch (MetaApiException e) when (e.Code == ErrorCodes.OffsetOutOfRange && sent is { } seen && sent != minOffset)
+        {
+            // The log's head is below an offset this client saw in an answer: the log lost records since (an
+            // asynchronous replica promoted) or started again (a silo with in-memory storage restarted). Waiting cannot
+            // help, and every later read would be refused the same way: say so once, and read the log as it is now.
+            _transport.Session.Forget(seen);
+            throw new MetaApiException(ErrorCodes.OffsetOutOfRange,
+                $"This client has seen metadata offset {seen}, which the metadata log no longer holds: the log was rewritten " +
+                $"under it. The client forgot that offset; its next reads see the log as it is now. The silo said: {e.Detail}",
+                e.StatusCode, isRetryable: true, e.SiloUrl, outcomeUnknown: false, e);
+        }
     }
 
     /// <summary>Test hook: takes <paramref name="coordinator"/> as <paramref name="groupId"/>'s coordinator.</summary>
@@ -411,8 +438,6 @@ public sealed class MetaClient : IMetaClient, IDisposable
 
     private static string TopicsQuery(IEnumerable<string>? topics)
         => topics is null ? "" : "?" + string.Join("&", topics.Select(t => "topic=" + Uri.EscapeDataString(t)));
-
-    private static string Query(long? minOffset) => minOffset is { } offset ? "?minOffset=" + Num(offset) : "";
 
     private static string Num(long value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -45,6 +45,18 @@ public sealed class MetaClientOptions
     /// when the silos' advertised URLs are not reachable from this client (all traffic must pass a gateway). Default: true.</summary>
     public bool RouteCallsToOwner { get; set; } = true;
 
+    /// <summary>Whether the client never reads older metadata than it has already seen or written: ZooKeeper's session
+    /// guarantee (monotonic reads, read your writes). Writes are applied by the silo owning their grain, while reads are
+    /// answered by whichever silo the client uses, from its in-memory image of the metadata log, which may be a few
+    /// milliseconds behind. With this on, each metadata read (topics, brokers, configs, metadata and deltas) is sent
+    /// with <c>minOffset</c> = <see cref="IMetaClient.SeenMetadataOffset"/>, the highest offset in any answer the client
+    /// has had (a write's, a read's, or a watch event's), and the silo waits until its image has reached it. A
+    /// <c>minOffset</c> given to a call is raised to that offset when lower and sent as given when higher. A silo that
+    /// cannot catch up in time answers OFFSET_NOT_AVAILABLE, which is retried on the next silo like any retryable
+    /// error. Turn it off to read whatever the silo has now, e.g. for monitoring that must never wait.
+    /// Default: true.</summary>
+    public bool MonotonicReads { get; set; } = true;
+
     /// <summary>How long a watch (<see cref="IMetaClient.WatchAsync"/>) waits without receiving a byte (silos send a
     /// keep-alive every 15 seconds by default) before it takes the connection for dead and reconnects. Default: 45 seconds.</summary>
     public TimeSpan WatchIdleTimeout { get; set; } = TimeSpan.FromSeconds(45);

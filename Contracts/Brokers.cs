@@ -17,10 +17,10 @@ public sealed record BrokerRegistrationRequest(Guid IncarnationId, IReadOnlyList
 /// <param name="BrokerId">The registered broker.</param>
 /// <param name="BrokerEpoch">The epoch of this incarnation (the metadata offset of its registration record).</param>
 /// <param name="MetadataOffset">The metadata log offset of the registration; the broker is unfenced once it has caught up to it.</param>
-public sealed record BrokerRegistrationResponse(int BrokerId, long BrokerEpoch, long MetadataOffset);
+public sealed record BrokerRegistrationResponse(int BrokerId, long BrokerEpoch, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>The answer to <c>DELETE /v1/brokers/{id}</c> (Kafka's UnregisterBroker): the offset of the record that removed it.</summary>
-public sealed record BrokerUnregistrationResponse(int BrokerId, long MetadataOffset);
+public sealed record BrokerUnregistrationResponse(int BrokerId, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>Body of <c>POST /v1/brokers/{id}/heartbeat</c>.</summary>
 /// <param name="BrokerEpoch">The epoch returned by registration.</param>
@@ -33,7 +33,7 @@ public sealed record BrokerHeartbeatRequest(long BrokerEpoch, long CurrentMetada
 /// <param name="IsCaughtUp">Whether the broker has applied the metadata up to its registration.</param>
 /// <param name="ShouldShutDown">After a controlled-shutdown request: leadership has moved away and the broker may stop.</param>
 /// <param name="MetadataOffset">The newest metadata offset the service knows.</param>
-public sealed record BrokerHeartbeatResponse(bool IsFenced, bool IsCaughtUp, bool ShouldShutDown, long MetadataOffset);
+public sealed record BrokerHeartbeatResponse(bool IsFenced, bool IsCaughtUp, bool ShouldShutDown, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>A broker as the metadata sees it.</summary>
 /// <param name="BrokerId">The broker id.</param>
@@ -51,4 +51,4 @@ public sealed record BrokerInfo(
     string State);
 
 /// <summary><c>GET /v1/brokers</c>.</summary>
-public sealed record BrokersResponse(IReadOnlyList<BrokerInfo> Brokers, long MetadataOffset);
+public sealed record BrokersResponse(IReadOnlyList<BrokerInfo> Brokers, long MetadataOffset) : IMetadataOffsetAnswer;

@@ -99,7 +99,7 @@ public sealed record GroupDescription(
     IReadOnlyList<GroupOffset> Offsets,
     long MetadataOffset,
     long TotalLag = 0,
-    int PartitionsWithoutLag = 0);
+    int PartitionsWithoutLag = 0) : IMetadataOffsetAnswer;
 
 /// <summary>One group as <c>GET /v1/groups</c> lists it: what its coordinator holds in memory, with its lag.</summary>
 /// <param name="GroupId">The group id.</param>

@@ -26,4 +26,4 @@ public sealed record LogOffsetsReport(long BrokerEpoch, IReadOnlyList<TopicLogOf
 /// epoch than one already taken).</param>
 /// <param name="UnknownPartitions">Partitions skipped because their topic or partition does not exist.</param>
 /// <param name="MetadataOffset">The metadata image offset leadership was checked at.</param>
-public sealed record LogOffsetsReportResponse(int Accepted, int NotLeader, int UnknownPartitions, long MetadataOffset);
+public sealed record LogOffsetsReportResponse(int Accepted, int NotLeader, int UnknownPartitions, long MetadataOffset) : IMetadataOffsetAnswer;

@@ -19,7 +19,7 @@ public sealed record ControllerInfo(string? Silo, long Epoch);
 /// <summary><c>GET /v1/metadata</c>: brokers, and per partition the leader, leader epoch, replicas, ISR and offline
 /// replicas (Kafka's Metadata request), answered from the silo's in-memory image at <paramref name="MetadataOffset"/>.
 /// <paramref name="Brokers"/> lists unfenced brokers only, as Kafka does, unless <c>includeFenced=true</c> is asked.</summary>
-public sealed record MetadataResponse(IReadOnlyList<BrokerInfo> Brokers, IReadOnlyList<TopicMetadata> Topics, ControllerInfo Controller, long MetadataOffset)
+public sealed record MetadataResponse(IReadOnlyList<BrokerInfo> Brokers, IReadOnlyList<TopicMetadata> Topics, ControllerInfo Controller, long MetadataOffset) : IMetadataOffsetAnswer
 {
     /// <summary>The cluster id (Kafka's Metadata answer carries its cluster id too).</summary>
     public string ClusterId { get; init; } = "";

@@ -29,7 +29,7 @@ public sealed record MetadataDeltaResponse(
     IReadOnlyList<int> RemovedBrokers,
     IReadOnlyList<TopicDelta> Topics,
     IReadOnlyList<DeletedTopic> DeletedTopics,
-    ControllerInfo Controller)
+    ControllerInfo Controller) : IMetadataOffsetAnswer
 {
     /// <summary>The cluster id.</summary>
     public string ClusterId { get; init; } = "";

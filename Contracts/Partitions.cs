@@ -12,7 +12,7 @@ namespace OrleansMeta.Contracts;
 public sealed record AlterPartitionRequest(int LeaderId, long BrokerEpoch, int LeaderEpoch, int PartitionEpoch, IReadOnlyList<int> NewIsr);
 
 /// <summary>The partition after a change, and the metadata offset of the change.</summary>
-public sealed record PartitionResponse(string Topic, PartitionInfo Partition, long MetadataOffset);
+public sealed record PartitionResponse(string Topic, PartitionInfo Partition, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>Partitions of one topic, as named in an election request.</summary>
 public sealed record TopicPartitions(string Topic, IReadOnlyList<int> Partitions);
@@ -34,7 +34,7 @@ public sealed record ElectionRequest(string Type, IReadOnlyList<TopicPartitions>
 public sealed record ElectionResult(string Topic, int Partition, int Leader, int LeaderEpoch, string? ErrorCode, string? Message);
 
 /// <summary>The answer to <c>POST /v1/elections</c>.</summary>
-public sealed record ElectionResponse(IReadOnlyList<ElectionResult> Results, long MetadataOffset);
+public sealed record ElectionResponse(IReadOnlyList<ElectionResult> Results, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>
 /// Body of <c>POST /v1/brokers/{id}/alter-partition</c>: Kafka's AlterPartition as a broker sends it, one request for
@@ -58,7 +58,7 @@ public sealed record AlterPartitionItem(int Partition, int LeaderEpoch, int Part
 /// <param name="Topics">Per topic, per partition: the partition after the change, or why it was refused.</param>
 /// <param name="MetadataOffset">The newest metadata offset among the changes (or the offset the request was checked
 /// at, when nothing changed); a metadata read with this <c>minOffset</c> sees every change.</param>
-public sealed record AlterPartitionsResponse(IReadOnlyList<AlterPartitionTopicResult> Topics, long MetadataOffset);
+public sealed record AlterPartitionsResponse(IReadOnlyList<AlterPartitionTopicResult> Topics, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>The results of one topic's partitions.</summary>
 /// <param name="Topic">The topic's name, as the request gave it.</param>

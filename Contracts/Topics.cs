@@ -42,11 +42,11 @@ public sealed record TopicDescription(
 public sealed record TopicSummary(string Name, Guid TopicId, int Partitions, short ReplicationFactor);
 
 /// <summary><c>GET /v1/topics</c>.</summary>
-public sealed record TopicsResponse(IReadOnlyList<TopicSummary> Topics, long MetadataOffset);
+public sealed record TopicsResponse(IReadOnlyList<TopicSummary> Topics, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>The answer to a topic read or change, with the metadata offset it reflects (pass it as <c>minOffset</c>
 /// to later reads to read your own writes).</summary>
-public sealed record TopicResponse(TopicDescription Topic, long MetadataOffset);
+public sealed record TopicResponse(TopicDescription Topic, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>Body of <c>POST /v1/topics/{name}/partitions</c>: grow the topic to <paramref name="TotalCount"/> partitions.</summary>
 /// <param name="TotalCount">The partition count after the change; larger than the current count.</param>
@@ -62,7 +62,7 @@ public sealed record AlterConfigsRequest(
     bool ValidateOnly = false);
 
 /// <summary>The answer to a delete: the metadata offset of the deletion.</summary>
-public sealed record DeleteTopicResponse(string Name, Guid TopicId, long MetadataOffset);
+public sealed record DeleteTopicResponse(string Name, Guid TopicId, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>A config of a topic as <c>GET /v1/topics/{name}/configs</c> describes it (Kafka's DescribeConfigs).</summary>
 /// <param name="Name">The config key, e.g. <c>retention.ms</c>.</param>
@@ -76,7 +76,7 @@ public sealed record TopicConfigEntry(string Name, string Value, bool IsDefault,
 /// <c>GET /v1/topics/{name}/configs</c> and to <c>PATCH</c> of the same resource (the configs after the change, and the
 /// change's metadata offset).
 /// </summary>
-public sealed record TopicConfigsResponse(string Name, Guid TopicId, IReadOnlyList<TopicConfigEntry> Configs, long MetadataOffset);
+public sealed record TopicConfigsResponse(string Name, Guid TopicId, IReadOnlyList<TopicConfigEntry> Configs, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>
 /// Body of <c>POST /v1/configs</c>: config changes of many topics in one request (Kafka's IncrementalAlterConfigs for
@@ -97,7 +97,7 @@ public sealed record TopicConfigChanges(
 /// <param name="Topics">Per topic: done, or why not.</param>
 /// <param name="MetadataOffset">The newest metadata offset among the changes (or the offset the request was checked
 /// at, when nothing was written); a read with this <c>minOffset</c> sees every change.</param>
-public sealed record AlterTopicsConfigsResponse(IReadOnlyList<TopicConfigsResult> Topics, long MetadataOffset);
+public sealed record AlterTopicsConfigsResponse(IReadOnlyList<TopicConfigsResult> Topics, long MetadataOffset) : IMetadataOffsetAnswer;
 
 /// <summary>One topic's outcome (as Kafka's IncrementalAlterConfigs answers: an error per resource, not its configs).</summary>
 /// <param name="Topic">The topic's name, as the request gave it.</param>

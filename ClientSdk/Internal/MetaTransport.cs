@@ -24,6 +24,9 @@ internal sealed class MetaTransport : IDisposable
     /// <summary>Which silos own the grains behind routed calls, when <see cref="MetaClientOptions.RouteCallsToOwner"/> is on.</summary>
     internal OwnerCache? Owners { get; }
 
+    /// <summary>The highest metadata offset seen in this client's answers, and the <c>minOffset</c> its reads carry.</summary>
+    internal SessionOffset Session { get; }
+
     internal MetaTransport(MetaClientOptions options)
     {
         // A base URL without a trailing slash would lose its last segment when combined with a relative path.
@@ -32,6 +35,7 @@ internal sealed class MetaTransport : IDisposable
         WatchIdleTimeout = options.WatchIdleTimeout;
         RetryDelays = (options.RetryBaseDelay, options.RetryMaxDelay);
         Owners = options.RouteCallsToOwner ? new OwnerCache(TimeProvider.System) : null;
+        Session = new SessionOffset(options.MonotonicReads);
         if (options.HttpClient is { } client)
         {
             _http = client;
@@ -190,8 +194,14 @@ internal sealed class MetaTransport : IDisposable
                     var stream = await response.Content.ReadAsStreamAsync(attempt.Token).ConfigureAwait(false);
                     await using (stream.ConfigureAwait(false))
                     {
-                        return await JsonSerializer.DeserializeAsync(stream, call.ResponseType, attempt.Token).ConfigureAwait(false)
+                        var answer = await JsonSerializer.DeserializeAsync(stream, call.ResponseType, attempt.Token).ConfigureAwait(false)
                             ?? throw new MetaApiException(ProblemReader.UnknownServerError, "The silo answered with an empty body.", (int)response.StatusCode, siloUrl: silo);
+                        if (answer is IMetadataOffsetAnswer seen)
+                        {
+                            Session.Observe(seen.MetadataOffset);
+                        }
+
+                        return answer;
                     }
                 }
 

@@ -99,6 +99,8 @@ internal static class WatchStream
                                 break;
                         }
 
+                        // The caller has the metadata up to `seen` now; the client's reads must not go back before it.
+                        transport.Session.Observe(seen ?? 0);
                         yield return item;
                     }
                 }

@@ -47,6 +47,7 @@ public sealed class OptionsTests
         Assert.Equal(TimeSpan.FromMilliseconds(100), options.RetryBaseDelay);
         Assert.Equal(TimeSpan.FromSeconds(2), options.RetryMaxDelay);
         Assert.True(options.RouteCallsToOwner);
+        Assert.True(options.MonotonicReads);
     }
 
     [Fact]
