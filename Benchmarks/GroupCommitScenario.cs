@@ -10,22 +10,22 @@ using OrleansMeta.Runtime.Persistence;
 namespace OrleansMeta.Benchmarks;
 
 /// <summary>
-/// Durable offset commits through the public API (issue 10) on a three-silo cluster: 1000 groups of 10 partitions,
-/// committed over 64 connections, once with each group's commits sent to the group's coordinator and once through any
-/// silo (two of every three commits forwarded); next to PostgreSQL's single-row UPDATE rate (pgbench, 64 clients)
+/// Durable offset commits through the public API (issue 10) on a three-silo cluster (or as many as <c>--silos</c> says):
+/// 1000 groups of 10 partitions (<c>--group-partitions</c>), committed over 64 connections, one partition per call and
+/// every partition of the group per call (a Kafka consumer's commit of its assignment), once with each group's commits
+/// sent to the group's coordinator and once through any silo (two of every three commits forwarded); next to PostgreSQL's single-row UPDATE rate (pgbench, 64 clients)
 /// measured on the same server in the same run. First with wrk in separate processes (one per silo, its groups in a
 /// file: to the coordinator, the groups that silo owns), so the load generator's CPU is not the silos'; then, with
 /// <c>--sdk</c>, with 64 committers in this process through the SDK (<c>MetaClient</c>), sharing the silos' runtime.
 /// </summary>
 public static class GroupCommitScenario
 {
-    private const int Silos = 3;
     private const int Groups = 1000;
-    private const int PartitionsPerGroup = 10;
     private const int Committers = 64;
     private const string Topic = "commits";
 
-    public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(string connectionString, TimeSpan warmup, TimeSpan duration, bool sdk = false)
+    public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(
+        string connectionString, TimeSpan warmup, TimeSpan duration, bool sdk = false, int siloCount = 3, int partitionsPerGroup = 10)
     {
         if (!Wrk.IsAvailable)
         {
@@ -49,7 +49,7 @@ public static class GroupCommitScenario
         List<Task> loops = [];
         try
         {
-            for (var i = 0; i < Silos; i++)
+            for (var i = 0; i < siloCount; i++)
             {
                 silos.Add(await MetadataScenario.StartSiloAsync(connectionString, TimeSpan.FromSeconds(9), clusterId, secret));
             }
@@ -59,21 +59,23 @@ public static class GroupCommitScenario
             var image = services.GetRequiredService<MetadataImageService>();
             loops = await MetadataScenario.RegisterBrokersAsync(grains, image, 3, heartbeats.Token);
             await UntilAsync(() => Enumerable.Range(1, 3).All(id => image.Current.Brokers.TryGetValue(id, out var b) && b.IsActive), "brokers 1 to 3 are unfenced");
-            await grains.GetGrain<ITopicGrain>(TopicKeys.For(Topic)).CreateAsync(new CreateTopic(Topic, PartitionsPerGroup, 3, null, null));
+            await grains.GetGrain<ITopicGrain>(TopicKeys.For(Topic)).CreateAsync(new CreateTopic(Topic, partitionsPerGroup, 3, null, null));
             var head = await services.GetRequiredService<IMetadataLog>().GetHeadAsync(CancellationToken.None);
             foreach (var silo in silos)
             {
                 await silo.App.Services.GetRequiredService<MetadataImageService>().WaitForAsync(head, TimeSpan.FromMinutes(1));
             }
 
-            // Routed and not in the order A B B A, so that the machine's drift (it is shared) weighs on both alike.
+            // Routed and not in the order A B B A, so that the machine's drift (it is shared) weighs on both alike. On one
+            // silo every commit reaches its coordinator: two runs, both routed.
             var run = 0;
-            foreach (var partitionsPerCall in new[] { 1, PartitionsPerGroup })
+            bool[] order = siloCount == 1 ? [true, true] : [true, false, false, true];
+            foreach (var partitionsPerCall in new[] { 1, partitionsPerGroup })
             {
                 var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
-                foreach (var routed in new[] { true, false, false, true })
+                foreach (var routed in order)
                 {
-                    var (measurement, forwardedShare, cpu) = await RunWrkCommittersAsync(silos, routed, partitionsPerCall, ++run, warmup, duration, firstRun: run == 1, notes);
+                    var (measurement, forwardedShare, cpu) = await RunWrkCommittersAsync(silos, routed, partitionsPerCall, partitionsPerGroup, ++run, warmup, duration, firstRun: run == 1, notes);
                     results.Add(measurement);
                     rates[routed].Add(measurement.PerSecond);
                     notes.Add($"{measurement.Scenario}: {measurement.PerSecond:N0} commits/s = {measurement.PerSecond * partitionsPerCall:N0} partitions/s = " +
@@ -83,16 +85,18 @@ public static class GroupCommitScenario
                         $"{forwardedShare:P0} of the group calls were forwarded; {cpu}");
                 }
 
-                notes.Add($"wrk, {partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
-                    $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
+                notes.Add(siloCount == 1
+                    ? $"wrk, {partitionsPerCall} partition(s)/call, one silo: {rates[true].Average():N0} commits/s (mean of two runs)"
+                    : $"wrk, {partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
+                      $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
             }
 
-            foreach (var partitionsPerCall in sdk ? new[] { 1, PartitionsPerGroup } : [])
+            foreach (var partitionsPerCall in sdk ? new[] { 1, partitionsPerGroup } : [])
             {
                 var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
-                foreach (var routed in new[] { true, false, false, true })
+                foreach (var routed in order)
                 {
-                    var (measurement, forwardedShare) = await RunCommittersAsync(silos, routed, partitionsPerCall, ++run, warmup, duration);
+                    var (measurement, forwardedShare) = await RunCommittersAsync(silos, routed, partitionsPerCall, partitionsPerGroup, ++run, warmup, duration);
                     results.Add(measurement);
                     rates[routed].Add(measurement.PerSecond);
                     notes.Add($"{measurement.Scenario}: {measurement.PerSecond:N0} commits/s = {measurement.PerSecond * partitionsPerCall:N0} partitions/s = " +
@@ -100,8 +104,10 @@ public static class GroupCommitScenario
                         $"p50 {measurement.P50Micros / 1000:0.0} ms, p99 {measurement.P99Micros / 1000:0.0} ms; {forwardedShare:P0} of the group calls were forwarded");
                 }
 
-                notes.Add($"SDK, {partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
-                    $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
+                notes.Add(siloCount == 1
+                    ? $"SDK, {partitionsPerCall} partition(s)/call, one silo: {rates[true].Average():N0} commits/s (mean of two runs)"
+                    : $"SDK, {partitionsPerCall} partition(s)/call: to the coordinator {rates[true].Average():N0} commits/s, through any silo {rates[false].Average():N0} " +
+                      $"(means of two runs each): {rates[true].Average() / rates[false].Average():0.00}×");
             }
 
             return (results, notes);
@@ -122,7 +128,7 @@ public static class GroupCommitScenario
     /// groups silo i owns; through any silo, every third group whoever owns it.
     /// </summary>
     private static async Task<(Measurement Measurement, double ForwardedShare, string Cpu)> RunWrkCommittersAsync(
-        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int run, TimeSpan warmup, TimeSpan duration, bool firstRun, List<string> notes)
+        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int partitionsPerGroup, int run, TimeSpan warmup, TimeSpan duration, bool firstRun, List<string> notes)
     {
         var services = silos[0].App.Services;
         var grains = services.GetRequiredService<IGrainFactory>();
@@ -147,7 +153,7 @@ public static class GroupCommitScenario
                 files.Add(file);
             }
 
-            var arguments = (int silo) => (IReadOnlyList<string>)[files[silo], Topic, $"{PartitionsPerGroup}", $"{partitionsPerCall}", "1"];
+            var arguments = (int silo) => (IReadOnlyList<string>)[files[silo], Topic, $"{partitionsPerGroup}", $"{partitionsPerCall}", "1"];
             async Task<WrkRun[]> RunAllAsync(string scenario, TimeSpan length) => await Task.WhenAll(silos.Select((silo, i) => Wrk.RunScriptAsync(
                 scenario, silo.Address, Committers / silos.Count + (i < Committers % silos.Count ? 1 : 0), 1, length, "group-commits.lua", arguments(i))));
 
@@ -191,7 +197,7 @@ public static class GroupCommitScenario
     }
 
     private static async Task<(Measurement Measurement, double ForwardedShare)> RunCommittersAsync(
-        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int run, TimeSpan warmup, TimeSpan duration)
+        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int partitionsPerGroup, int run, TimeSpan warmup, TimeSpan duration)
     {
         // One client per silo, committer w using client w % 3: through any silo, the load is spread evenly and a group's
         // commits reach its owner directly only when the committer's silo happens to own it.
@@ -219,11 +225,11 @@ public static class GroupCommitScenario
                 // Worker w owns groups w, w + 64, ... and walks through them and their partitions.
                 var owned = (Groups - worker + Committers - 1) / Committers;
                 var group = worker + (int)(n % owned) * Committers;
-                var first = (int)(n / owned % PartitionsPerGroup);
+                var first = (int)(n / owned % partitionsPerGroup);
                 var offsets = new PartitionOffset[partitionsPerCall];
                 for (var i = 0; i < partitionsPerCall; i++)
                 {
-                    offsets[i] = new PartitionOffset(Topic, (first + i) % PartitionsPerGroup, n);
+                    offsets[i] = new PartitionOffset(Topic, (first + i) % partitionsPerGroup, n);
                 }
 
                 await clients[worker % clients.Count].CommitOffsetsAsync(Group(group), new CommitOffsetsRequest(null, -1, offsets));
