@@ -49,6 +49,7 @@ public static class GrainRegistration
         services.TryAddSingleton<GroupDirectory>();
         services.AddHostedService<GroupLoader>();
         return runtime
+            .AddCompiledStateJson(GrainStateJsonContext.Default)
             .AddGrain<IBrokerGrain, BrokerGrain>()
             .AddGrain<ITopicGrain, TopicGrain>()
             .AddGrain<IPartitionGrain, PartitionGrain>()

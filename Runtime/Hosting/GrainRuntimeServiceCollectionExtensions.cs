@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -52,6 +53,24 @@ public sealed class GrainRuntimeBuilder(IServiceCollection services, GrainTypeRe
         Services.Replace(ServiceDescriptor.Singleton<IGrainCallDispatcher>(sp => sp.GetRequiredService<ClusterCallDispatcher>()));
         Services.TryAddSingleton<GrainLocator>();
         Services.AddHostedService<PlacementRebalancer>();
+        return this;
+    }
+
+    /// <summary>
+    /// Grain state of the types <paramref name="resolver"/> knows (a source-generated <c>JsonSerializerContext</c>,
+    /// generated with the state serializer's options, web defaults unless configured) is written and read with its
+    /// compiled code instead of reflection (<see cref="GrainStateSerializer.AddCompiled"/>).
+    /// </summary>
+    public GrainRuntimeBuilder AddCompiledStateJson(IJsonTypeInfoResolver resolver)
+    {
+        var registered = Services.LastOrDefault(d => d.ServiceType == typeof(GrainStateSerializer));
+        if (registered?.ImplementationInstance is not GrainStateSerializer serializer)
+        {
+            throw new InvalidOperationException(
+                "AddCompiledStateJson needs the GrainStateSerializer registered as an instance (AddGrainRuntime does so); register yours as an instance too, or add the resolver to its options yourself.");
+        }
+
+        serializer.AddCompiled(resolver);
         return this;
     }
 
