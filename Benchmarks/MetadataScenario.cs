@@ -159,6 +159,7 @@ public static class MetadataScenario
             {
                 lines.Add("  allocated by type (the GC's samples, share of bytes): " +
                     string.Join(", ", sampler.Top(25).Select(t => $"{t.Type} {t.Share:P1}")));
+                lines.Add("  collections by generation and reason: " + string.Join(", ", sampler.Collections().Select(c => $"{c.Collection} ×{c.Count}")));
             }
 
             await alive.CancelAsync();
