@@ -36,8 +36,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
         var key = await AccountOwnedByAsync(silos[0], leaving, "leave");
 
         // A turn runs on the owner that is about to leave; peers stop routing to it as soon as it starts leaving.
-        var slow = silos[0].Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
-        await SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10));
+        var slow = await StartSlowDepositAsync(silos[0], key);
         var stopping = silos[2].StopAsync();
         await Eventually.Until(
             () => Task.FromResult(!silos[0].Services.GetRequiredService<IClusterMembership>().CurrentView.ActiveSilos.Any(s => s.ToString() == leaving)),
@@ -60,13 +59,8 @@ public sealed class FailoverTests(ITestOutputHelper output)
         await using var cluster = new TestCluster("leaving-calls-home");
         var silos = await StartThreeAsync(cluster);
         var leaving = SelfOf(silos[2]);
-        string? relay = null;
-        for (var i = 0; relay is null; i++)
-        {
-            var here = (await silos[0].Grains.GetGrain<IRelayGrain>($"relay-{i}").RelayAsync([])).Single();
-            relay = here.EndsWith($"@{leaving}", StringComparison.Ordinal) ? $"relay-{i}" : null;
-        }
-
+        var relay = await KeyOwnedByAsync("relay", async key =>
+            (await silos[0].Grains.GetGrain<IRelayGrain>(key).RelayAsync([])).Single().EndsWith($"@{leaving}", StringComparison.Ordinal));
         var account = await AccountOwnedByAsync(silos[0], leaving, "home");
 
         await silos[0].Grains.GetGrain<IAccountGrain>(account).DepositAsync(1, $"{account}-first");
@@ -107,8 +101,7 @@ public sealed class FailoverTests(ITestOutputHelper output)
         var depositors = new Depositors([silos[0], silos[1]], workers: 6, accounts: 30);
         await depositors.WaitForMoreAsync(100, "calls are flowing");
 
-        slow = silos[0].Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
-        await SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10));
+        slow = await StartSlowDepositAsync(silos[0], key);
         await silos[2].StopAsync();
 
         Assert.Equal(1, await slow);
@@ -234,15 +227,27 @@ public sealed class FailoverTests(ITestOutputHelper output)
     private static string SelfOf(InProcessSilo silo) => silo.Services.GetRequiredService<IClusterMembership>().Self!.ToString();
 
     /// <summary>The first account named <c>{prefix}-{n}</c> that <paramref name="silo"/> owns.</summary>
-    private static async Task<string> AccountOwnedByAsync(InProcessSilo via, string silo, string prefix)
+    private static Task<string> AccountOwnedByAsync(InProcessSilo via, string silo, string prefix)
+        => KeyOwnedByAsync(prefix, async key => (await via.Grains.GetGrain<IAccountGrain>(key).WhereAsync()).Silo == silo);
+
+    /// <summary>The first of <paramref name="prefix"/>-0, -1, ... that <paramref name="owned"/> says yes to.</summary>
+    private static async Task<string> KeyOwnedByAsync(string prefix, Func<string, Task<bool>> owned)
     {
         for (var i = 0; ; i++)
         {
-            if ((await via.Grains.GetGrain<IAccountGrain>($"{prefix}-{i}").WhereAsync()).Silo == silo)
+            if (await owned($"{prefix}-{i}"))
             {
                 return $"{prefix}-{i}";
             }
         }
+    }
+
+    /// <summary>Starts a deposit whose turn takes 1.5 s on the account's owner, and returns once that turn runs.</summary>
+    private static async Task<Task<long>> StartSlowDepositAsync(InProcessSilo via, string key)
+    {
+        var slow = via.Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 1500);
+        await SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10));
+        return slow;
     }
 
     /// <summary>Workers that keep depositing into a few accounts through some silos, recording every acknowledged
