@@ -28,17 +28,6 @@ public static class ChunkedArray
 
         return builder.ToImmutable();
     }
-
-    public static ChunkedArray<T> From<T>(IEnumerable<T> items)
-    {
-        var builder = ChunkedArray<T>.Empty.ToBuilder();
-        foreach (var item in items)
-        {
-            builder.Add(item);
-        }
-
-        return builder.ToImmutable();
-    }
 }
 
 /// <summary>
@@ -179,11 +168,11 @@ public sealed class ChunkedArray<T> : IReadOnlyList<T>, IList<T>
                 Array.Resize(ref _owned, _chunks.Length);
             }
 
-            // The last chunk grows by doubling up to the chunk size, so that a topic of three partitions holds four
-            // slots, not 1024.
+            // The first chunk grows by doubling up to the chunk size, so that a topic of three partitions holds four
+            // slots, not 1024; an array that needs a second chunk is large, and later chunks start full size.
             if (_chunks[chunk] is not { } current || slot == current.Length)
             {
-                var grown = new T[Math.Min(ChunkSize, Math.Max(4, slot * 2))];
+                var grown = new T[chunk > 0 ? ChunkSize : Math.Min(ChunkSize, Math.Max(4, slot * 2))];
                 _chunks[chunk]?.AsSpan(0, slot).CopyTo(grown);
                 _chunks[chunk] = grown;
                 _owned[chunk] = true;
