@@ -140,6 +140,64 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     }
 
     [Fact]
+    public async Task A_large_batch_looks_its_rows_up_by_key_instead_of_scanning_every_offset()
+    {
+        // A custom plan of the batch statement for 1000 rows over a table of 20k offsets hashes the input against a
+        // sequential scan of the whole table, on every batch; the store makes the statement run its generic plan.
+        const int Groups = 2000;
+        const int Partitions = 10;
+        var clusterId = NewCluster();
+        await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using (var fill = new NpgsqlCommand(
+            $"""
+            INSERT INTO consumer_offsets (cluster_id, group_id, topic_id, partition, topic, committed_offset, leader_epoch)
+            SELECT $1, 'g' || g, '{Orders}', p, 'orders', 0, -1 FROM generate_series(1, {Groups}) AS g, generate_series(0, {Partitions - 1}) AS p
+            """, connection) { Parameters = { new NpgsqlParameter<string> { TypedValue = clusterId } } })
+        {
+            await fill.ExecuteNonQueryAsync();
+        }
+
+        await using (var analyze = new NpgsqlCommand("ANALYZE consumer_offsets", connection))
+        {
+            await analyze.ExecuteNonQueryAsync();
+        }
+
+        var rows = Enumerable.Range(0, 1000).Select(i => (Group: "g" + (1 + i * 7 % Groups), Partition: i % Partitions)).Distinct().ToArray();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var settings = new NpgsqlCommand(PostgresOffsetStore.BatchSettingsSql, connection, transaction))
+        {
+            await settings.ExecuteNonQueryAsync();
+        }
+
+        await using (var prepare = new NpgsqlCommand(
+            "PREPARE offset_batch (text, text[], uuid[], int[], text[], bigint[], int[], text[], text, bigint) AS " + PostgresOffsetStore.CommitSql,
+            connection, transaction))
+        {
+            await prepare.ExecuteNonQueryAsync();
+        }
+
+        // EXPLAIN EXECUTE takes no bind parameters, so the arrays go in as literals.
+        static string Literal<T>(IEnumerable<T> items) => "'{" + string.Join(",", items) + "}'";
+        await using var explain = new NpgsqlCommand(
+            $"EXPLAIN (FORMAT TEXT) EXECUTE offset_batch ('{clusterId}', {Literal(rows.Select(r => r.Group))}, " +
+            $"{Literal(rows.Select(_ => Orders))}, {Literal(rows.Select(r => r.Partition))}, {Literal(rows.Select(_ => "orders"))}, " +
+            $"{Literal(rows.Select(_ => 5))}, {Literal(rows.Select(_ => -1))}, {Literal(rows.Select(_ => "NULL"))}, NULL, NULL)",
+            connection, transaction);
+        var plan = new List<string>();
+        await using (var reader = await explain.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                plan.Add(reader.GetString(0));
+            }
+        }
+
+        Assert.DoesNotContain(plan, line => line.Contains("Seq Scan on consumer_offsets", StringComparison.Ordinal));
+        Assert.Contains(plan, line => line.Contains("Index Scan using consumer_offsets_pkey", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Bad_input_is_refused_before_it_is_sent_and_fails_no_other_call()
     {
         await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());

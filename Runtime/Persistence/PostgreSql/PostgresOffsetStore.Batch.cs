@@ -206,7 +206,7 @@ public sealed partial class PostgresOffsetStore
                 // Both statements run in the batch's one implicit transaction (one round trip, one Sync).
                 await using var command = new NpgsqlBatch(connection)
                 {
-                    BatchCommands = { new NpgsqlBatchCommand(SynchronousCommitSql) },
+                    BatchCommands = { new NpgsqlBatchCommand(BatchSettingsSql) },
                 };
                 var upsert = new NpgsqlBatchCommand(CommitSql);
                 upsert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });

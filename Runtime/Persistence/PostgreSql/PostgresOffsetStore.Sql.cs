@@ -5,8 +5,18 @@ public sealed partial class PostgresOffsetStore
     // A commit is durable when its task completes, whatever the session's default: a session with synchronous_commit
     // off gets it on for this transaction only. Any other value (on, local, remote_write, remote_apply) flushes
     // locally at least and is kept, so a stronger server setting is never weakened.
-    private const string SynchronousCommitSql =
-        "SELECT set_config('synchronous_commit', 'on', true) WHERE current_setting('synchronous_commit') = 'off'";
+    //
+    // The batch statement also runs its generic plan, whatever the batch's size. Custom plans, which PostgreSQL makes
+    // for the first five runs of a prepared statement and keeps making while they look cheaper, cost 1-3 ms of planning
+    // per batch, and for a batch of 150 rows or more over a table of tens of thousands of offsets they join the input
+    // by hashing the whole table (a sequential scan of every offset row for each batch, growing with the table). The
+    // generic plan looks every row up through the primary key: measured with 150 rows over 10k offsets, 1.1 ms against
+    // 2.9 ms for the custom plan's run alone; with 1000 rows, 6.5 against 7.7-8.6 ms.
+    internal const string BatchSettingsSql =
+        """
+        SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+               CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'on', true) END
+        """;
 
     // One statement per batch, in the implicit transaction of its round trip. The writer's membership row is locked
     // FOR KEY SHARE first, as in PostgresGrainStorage's WriteSql (which says why: heartbeats never wait for it, a
@@ -22,8 +32,11 @@ public sealed partial class PostgresOffsetStore
     // The group summary (consumer_group_commits) has one row per group with offsets, which is what silos page through to
     // load the groups they own (ListGroupsSql). Only groups that got a new offset row here may lack one (probing the
     // others cost 2 ms per 1000 groups); an existing summary row is never touched by a commit.
+    // The insert's anti-join (sorting every input row and every updated one) is skipped as a whole when every row was
+    // updated, which is every batch once a group's partitions have their first offsets.
+    //
     // Unreferenced data-modifying CTEs run to completion after the main query.
-    private const string CommitSql =
+    internal const string CommitSql =
         """
         WITH writer AS MATERIALIZED (
             SELECT ($9::text IS NULL OR EXISTS (
@@ -51,6 +64,7 @@ public sealed partial class PostgresOffsetStore
             SELECT $1, i.group_id, i.topic_id, i.partition, i.topic, i.committed_offset, i.leader_epoch, i.metadata, now()
             FROM input AS i
             WHERE (SELECT alive FROM writer)
+              AND (SELECT count(*) FROM updated) < cardinality($2::text[])
               AND NOT EXISTS (
                   SELECT 1 FROM updated AS u
                   WHERE u.group_id = i.group_id AND u.topic_id = i.topic_id AND u.partition = i.partition)
