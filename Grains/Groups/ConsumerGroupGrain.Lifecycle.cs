@@ -50,6 +50,13 @@ internal sealed partial class ConsumerGroupGrain
     /// <summary>Removes members whose session expired and members that did not revoke within the rebalance timeout.</summary>
     private async Task ExpireAsync()
     {
+        if (state.State.Members.Count == 0)
+        {
+            _sessionTimer?.Dispose();
+            _sessionTimer = null;
+            return;
+        }
+
         var now = TimeProvider.GetTimestamp();
         var session = (long)(_options.SessionTimeout.TotalSeconds * TimeProvider.TimestampFrequency);
         var removed = false;

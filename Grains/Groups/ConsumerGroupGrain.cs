@@ -62,9 +62,21 @@ internal sealed partial class ConsumerGroupGrain(
         await OffsetsAsync();
         _entry = directory.Add(GroupId);
         Publish();
-        _sessionTimer = RegisterGrainTimer(_ => ExpireAsync(), _options.SessionCheckInterval, _options.SessionCheckInterval);
+        if (state.State.Members.Count > 0)
+        {
+            StartSessionChecks();
+        }
+
         _retentionTimer = RegisterGrainTimer(_ => ExpireOffsetsAsync(), _options.OffsetsRetentionCheckInterval, _options.OffsetsRetentionCheckInterval);
     }
+
+    /// <summary>
+    /// Session checks run only while the group has members: a group that only holds offsets (most groups of a large
+    /// cluster, and every group of admin tools and assign() consumers) costs no turn a second. The check stops itself
+    /// when the last member is gone; a join starts it again.
+    /// </summary>
+    private void StartSessionChecks()
+        => _sessionTimer ??= RegisterGrainTimer(_ => ExpireAsync(), _options.SessionCheckInterval, _options.SessionCheckInterval);
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
@@ -171,6 +183,7 @@ internal sealed partial class ConsumerGroupGrain(
             holder.MemberEpoch = epoch;
             holder.LeftWithEpoch = null;
             group.Members[holder.MemberId] = holder;
+            StartSessionChecks();
             _dirty = true;
             LogStaticReturned(logger, GroupId, instanceId, holder.MemberId);
             return holder;
@@ -189,6 +202,7 @@ internal sealed partial class ConsumerGroupGrain(
 
         var member = new GroupMember { MemberId = heartbeat.MemberId, InstanceId = heartbeat.InstanceId };
         group.Members[member.MemberId] = member;
+        StartSessionChecks();
         group.GroupEpoch++;
         LogJoined(logger, GroupId, member.MemberId, group.GroupEpoch);
         return member;

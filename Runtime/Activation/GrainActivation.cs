@@ -139,6 +139,18 @@ internal sealed partial class GrainActivation
         }
     }
 
+    /// <summary>How many timers the activation has registered and not disposed.</summary>
+    internal int TimerCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _timers.Count;
+            }
+        }
+    }
+
     internal void RemoveTimer(GrainTimer timer)
     {
         lock (_lock)

@@ -1,7 +1,10 @@
+using Microsoft.Extensions.DependencyInjection;
 using OrleansMeta.Client;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Contracts;
 using OrleansMeta.Grains.Groups;
+using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Activation;
 
 namespace OrleansMeta.Cluster.Tests;
 
@@ -9,6 +12,35 @@ namespace OrleansMeta.Cluster.Tests;
 public sealed class GroupTests
 {
     private static readonly Dictionary<string, string> FastGroups = GroupSettings.Fast(TimeSpan.FromSeconds(2));
+
+    [Fact]
+    public async Task A_group_checks_member_sessions_only_while_it_has_members()
+    {
+        // A group that only holds offsets (admin tools, assign() consumers, most groups of a large cluster) stays
+        // active for listings; it should not cost a turn every session-check interval.
+        await using var setup = await MetaSetup.StartAsync("groups-session-checks", settings: FastGroups);
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("audit", 2, 3));
+        await setup.Client.CommitOffsetsAsync("idle", new CommitOffsetsRequest(null, -1, [new PartitionOffset("audit", 0, 5)]));
+        Assert.Equal(1, TimersOf(setup, "idle"));
+
+        var member = Guid.NewGuid().ToString();
+        await setup.Client.SendGroupHeartbeatAsync("idle", new GroupHeartbeatRequest(member, 0, SubscribedTopicNames: ["audit"]));
+        Assert.Equal(2, TimersOf(setup, "idle"));
+
+        await setup.Client.SendGroupHeartbeatAsync("idle", new GroupHeartbeatRequest(member, -1));
+        await Eventually.Until(() => TimersOf(setup, "idle") == 1, "the session checks stop once the last member has left", TimeSpan.FromSeconds(10));
+
+        // A member joining again starts them again, and a silent one is still removed.
+        var second = Guid.NewGuid().ToString();
+        await setup.Client.SendGroupHeartbeatAsync("idle", new GroupHeartbeatRequest(second, 0, SubscribedTopicNames: ["audit"]));
+        Assert.Equal(2, TimersOf(setup, "idle"));
+        await Eventually.Until(async () => (await setup.Client.DescribeGroupAsync("idle")).Members.Count == 0 && TimersOf(setup, "idle") == 1,
+            "the silent member is removed after its session and the checks stop", TimeSpan.FromSeconds(15));
+    }
+
+    private static int TimersOf(MetaSetup setup, string groupId)
+        => setup.Silos.Where(s => s.IsRunning).SelectMany(s => s.Services.GetRequiredService<ActivationCatalog>().Activations)
+            .Single(a => a.GrainId == new GrainId("group", groupId)).TimerCount;
 
     [Fact]
     public async Task Three_members_share_twelve_partitions_and_a_silent_one_is_removed_without_a_partition_ever_having_two_owners()
