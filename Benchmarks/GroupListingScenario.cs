@@ -94,6 +94,15 @@ public static class GroupListingScenario
         notes.Add($"group listing: both silos loaded their groups ({Directory(first).Count} + {Directory(third).Count}) {loaded.TotalSeconds:0.0} s after the view changed " +
             $"(includes the new silo's start); managed memory grew {memory / 1048576.0:0} MiB = {memory / (double)offsets:0} bytes per committed offset (both silos, GC heap after a full collection)");
 
+        // What the loaded groups cost while nothing happens to them (offset-only groups stay active for listings): the
+        // process's CPU over a quiet stretch, both silos and the brokers' heartbeat loops included.
+        var cpuBefore = Environment.CpuUsage.TotalTime;
+        var quiet = Stopwatch.StartNew();
+        await Task.Delay(TimeSpan.FromSeconds(10));
+        notes.Add(string.Create(CultureInfo.InvariantCulture,
+            $"group listing: process CPU over {quiet.Elapsed.TotalSeconds:0} quiet seconds with {groups} groups active (2 silos, 3 brokers heartbeating): " +
+            $"{(Environment.CpuUsage.TotalTime - cpuBefore).TotalSeconds / quiet.Elapsed.TotalSeconds:0.000} cores"));
+
         // Lag needs the new silo's copy of the log offsets: report once more, as brokers do every few seconds.
         await ReportLogOffsetsAsync(http, image.Current, topics);
 
