@@ -32,76 +32,111 @@ internal static class RequestShape
 
         return invocation =>
         {
-            var problems = new List<string>();
+            // A first pass only looks: a valid body (nearly every one) builds no JSON path and allocates nothing.
             foreach (var index in bodies)
             {
-                if (invocation.Arguments[index] is { } body)
+                if (invocation.Arguments[index] is { } body && !Walk(body, nullable: true, generic: null, path: null, problems: null))
                 {
-                    Walk(body, nullable: true, generic: null, "$", problems);
+                    throw Refusal(invocation, bodies);
                 }
-            }
-
-            if (problems.Count > 0)
-            {
-                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"The body has nulls where values are required: {string.Join("; ", problems)}.");
             }
 
             return next(invocation);
         };
     }
 
+    /// <summary>The second pass, for a body the first found a problem in: every place, named by its JSON path.</summary>
+    private static MetaException Refusal(EndpointFilterInvocationContext invocation, int[] bodies)
+    {
+        var problems = new List<string>();
+        foreach (var index in bodies)
+        {
+            if (invocation.Arguments[index] is { } body)
+            {
+                Walk(body, nullable: true, generic: null, "$", problems);
+            }
+        }
+
+        return MetaException.Invalid(ErrorCodes.InvalidRequest, $"The body has nulls where values are required: {string.Join("; ", problems)}.");
+    }
+
     private static bool IsModel(Type type) => type.Namespace == typeof(CreateTopicRequest).Namespace && type.IsClass && type != typeof(string);
 
-    private static void Walk(object? value, bool nullable, NullabilityInfo? generic, string path, List<string> problems)
+    /// <summary>
+    /// Whether <paramref name="value"/> has no null where one is not allowed. With <paramref name="problems"/> null it
+    /// stops at the first one and builds no path; otherwise it adds every one, named by its path, to the list.
+    /// </summary>
+    private static bool Walk(object? value, bool nullable, NullabilityInfo? generic, string? path, List<string>? problems)
     {
         if (value is null)
         {
             if (!nullable)
             {
-                problems.Add($"{path} must not be null");
+                problems?.Add($"{path} must not be null");
+                return false;
             }
 
-            return;
+            return true;
         }
 
+        var complete = true;
         switch (value)
         {
             case string:
-                return;
+                return true;
             case IDictionary dictionary:
                 var valueInfo = generic?.GenericTypeArguments is { Length: 2 } kv ? kv[1] : null;
                 foreach (DictionaryEntry entry in dictionary)
                 {
-                    Walk(entry.Value, valueInfo is null || valueInfo.ReadState != NullabilityState.NotNull, valueInfo, $"{path}['{entry.Key}']", problems);
+                    complete &= Walk(entry.Value, valueInfo is null || valueInfo.ReadState != NullabilityState.NotNull, valueInfo,
+                        problems is null ? null : $"{path}['{entry.Key}']", problems);
+                    if (!complete && problems is null)
+                    {
+                        return false;
+                    }
                 }
 
-                return;
+                return complete;
             case IEnumerable items:
                 var element = generic?.ElementType ?? (generic?.GenericTypeArguments is { Length: 1 } one ? one[0] : null);
                 if (element?.Type is { IsValueType: true } && Nullable.GetUnderlyingType(element.Type) is null)
                 {
                     // A list of numbers cannot hold a null (the reader refused it already); a large one costs nothing here.
-                    return;
+                    return true;
                 }
 
                 var index = 0;
                 foreach (var item in items)
                 {
-                    Walk(item, element is null || element.ReadState != NullabilityState.NotNull, element, $"{path}[{index++}]", problems);
+                    complete &= Walk(item, element is null || element.ReadState != NullabilityState.NotNull, element,
+                        problems is null ? null : $"{path}[{index}]", problems);
+                    if (!complete && problems is null)
+                    {
+                        return false;
+                    }
+
+                    index++;
                 }
 
-                return;
+                return complete;
         }
 
         if (!IsModel(value.GetType()))
         {
-            return;
+            return true;
         }
 
         foreach (var field in s_fields.GetOrAdd(value.GetType(), Fields))
         {
-            Walk(field.Property.GetValue(value), field.Info.ReadState != NullabilityState.NotNull, field.Info, $"{path}.{field.Name}", problems);
+            complete &= Walk(field.Property.GetValue(value), field.Info.ReadState != NullabilityState.NotNull, field.Info,
+                problems is null ? null : $"{path}.{field.Name}", problems);
+            if (!complete && problems is null)
+            {
+                return false;
+            }
         }
+
+        return complete;
     }
 
     private static Field[] Fields(Type type)
@@ -109,7 +144,8 @@ internal static class RequestShape
         // NullabilityInfoContext is not thread-safe; each type's fields are read once and cached.
         var context = new NullabilityInfoContext();
         return [.. type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
-            .Where(p => p.GetIndexParameters().Length == 0)
+            // A value type holds no null the reader let through and no model to walk into; reading one would box it.
+            .Where(p => p.GetIndexParameters().Length == 0 && !p.PropertyType.IsValueType)
             .Select(p => new Field(p, JsonNamingPolicy.CamelCase.ConvertName(p.Name), context.Create(p)))];
     }
 
