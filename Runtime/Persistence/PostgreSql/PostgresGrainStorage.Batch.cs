@@ -135,26 +135,19 @@ public sealed partial class PostgresGrainStorage
                     // server about a millisecond, more than running it for a few rows. Larger batches are planned
                     // for their own row counts, where the generic plan's guesses cost more than planning.
                     var generic = batch.Count <= GenericPlanMaxRows;
+                    // An appending batch commits without waiting for its flush, so that it holds the log's head row
+                    // only briefly; the caller makes it durable (WhenDurableAsync) before acknowledging anything.
                     var settings = (appends, generic) switch
                     {
-                        (true, true) => AsynchronousCommitGenericPlanSql,
-                        (true, false) => AsynchronousCommitSql,
+                        (true, true) => BatchAsynchronousCommitGenericPlanSql,
+                        (true, false) => BatchAsynchronousCommitSql,
                         (false, true) => GenericPlanSql,
-                        _ => null,
+                        _ => BatchKeyLookupSql,
                     };
-                    if (settings is not null)
-                    {
-                        // An appending batch commits without waiting for its flush, so that it holds the log's head row
-                        // only briefly; the caller makes it durable (WhenDurableAsync) before acknowledging anything.
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
-                        command.BatchCommands.Add(new NpgsqlBatchCommand(settings));
-                        command.BatchCommands.Add(statement);
-                        command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
-                    }
-                    else
-                    {
-                        command.BatchCommands.Add(statement);
-                    }
+                    command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));
+                    command.BatchCommands.Add(new NpgsqlBatchCommand(settings));
+                    command.BatchCommands.Add(statement);
+                    command.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
 
                     if (generic)
                     {
@@ -165,7 +158,7 @@ public sealed partial class PostgresGrainStorage
                     // Results are handed out only after the reader is disposed, i.e. after the server confirmed the
                     // statement (and with it the transaction) completed.
                     await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
-                    while (settings is not null && !IsOutcomes(reader) && await reader.NextResultAsync().ConfigureAwait(false))
+                    while (!IsOutcomes(reader) && await reader.NextResultAsync().ConfigureAwait(false))
                     {
                     }
 

@@ -19,10 +19,13 @@ public sealed partial class PostgresGrainStorage
     // commits before the silo is declared dead, or waits for that change, re-reads the row, finds it Dead and writes
     // nothing. The rule this gives (DESIGN, "one owner"): once a silo is Dead in the table, no write of its commits,
     // and the grains' new owners, which activate only after reading it Dead, load everything it ever committed.
-    private const string WriteSql =
+    //
+    // The input carries the cluster id as a column, and the batch runs under KeyLookupPlans' settings, so that every
+    // row is found through the primary key whatever the table's statistics say.
+    internal const string WriteSql =
         """
         WITH input AS (
-            SELECT t.ord, t.grain_type, t.grain_key, t.state_name, t.payload, t.expected
+            SELECT t.ord, $1::text AS cluster_id, t.grain_type, t.grain_key, t.state_name, t.payload, t.expected
             FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[]) WITH ORDINALITY
                 AS t(grain_type, grain_key, state_name, payload, expected, ord)
         ),
@@ -37,7 +40,7 @@ public sealed partial class PostgresGrainStorage
             SET version = g.version + 1, payload = i.payload, updated_at = now()
             FROM input AS i
             WHERE i.expected > 0 AND (SELECT alive FROM writer)
-              AND g.cluster_id = $1 AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
+              AND g.cluster_id = i.cluster_id AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
               AND g.state_name = i.state_name AND g.version = i.expected
             RETURNING i.ord, g.version
         ),
@@ -90,10 +93,10 @@ public sealed partial class PostgresGrainStorage
     // commit record is written, not through the disk flush; nothing it did is acknowledged before DurableSql commits.
     // Data-modifying CTEs run to completion even when nothing reads them; fence_row is MATERIALIZED so its row locks
     // are never inlined away.
-    private const string FencedLoggedWriteSql =
+    internal const string FencedLoggedWriteSql =
         """
         WITH input AS (
-            SELECT t.ord, t.grain_type, t.grain_key, t.state_name, t.payload, t.expected, t.arrival
+            SELECT t.ord, $1::text AS cluster_id, t.grain_type, t.grain_key, t.state_name, t.payload, t.expected, t.arrival
             FROM unnest($2::text[], $3::text[], $4::text[], $5::bytea[], $6::bigint[], $7::int[]) WITH ORDINALITY
                 AS t(grain_type, grain_key, state_name, payload, expected, arrival, ord)
         ),
@@ -131,7 +134,7 @@ public sealed partial class PostgresGrainStorage
             FROM input AS i
             WHERE i.expected > 0 AND (SELECT alive FROM writer)
               AND NOT EXISTS (SELECT 1 FROM fenced AS x WHERE x.write_ord = i.ord)
-              AND g.cluster_id = $1 AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
+              AND g.cluster_id = i.cluster_id AND g.grain_type = i.grain_type AND g.grain_key = i.grain_key
               AND g.state_name = i.state_name AND g.version = i.expected
             RETURNING i.ord, g.version
         ),
@@ -248,10 +251,19 @@ public sealed partial class PostgresGrainStorage
     /// 0.3 ms and 16 in 1.1 ms (custom plans: 0.4 and 1.2 ms, plus the planning), about even at 64 rows, and at 128 to
     /// 512 rows 1.6 to 6 times slower than a custom plan, which is why larger batches are not prepared.
     /// </summary>
-    private const string GenericPlanSql = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)";
+    internal const string GenericPlanSql =
+        $"SELECT set_config('plan_cache_mode', 'force_generic_plan', true), {KeyLookupPlans.Settings}";
 
-    private const string AsynchronousCommitGenericPlanSql =
-        "SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)";
+    // The settings a batch statement runs under: its updates and lookups by key are the only plan left
+    // (KeyLookupPlans), with, for a batch that appends records, an asynchronous commit, and for a small batch its
+    // prepared statement's generic plan.
+    internal const string BatchKeyLookupSql = $"SELECT {KeyLookupPlans.Settings}";
+
+    internal const string BatchAsynchronousCommitSql =
+        $"SELECT set_config('synchronous_commit', 'off', true), {KeyLookupPlans.Settings}";
+
+    private const string BatchAsynchronousCommitGenericPlanSql =
+        $"SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true), {KeyLookupPlans.Settings}";
 
     /// <summary>The largest batch that runs the prepared statement's generic plan (see <see cref="GenericPlanSql"/>).</summary>
     private const int GenericPlanMaxRows = 32;
