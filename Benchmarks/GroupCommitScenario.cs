@@ -25,7 +25,8 @@ public static class GroupCommitScenario
     private const string Topic = "commits";
 
     public static async Task<(List<Measurement> Results, List<string> Notes)> RunAsync(
-        string connectionString, TimeSpan warmup, TimeSpan duration, bool sdk = false, int siloCount = 3, int partitionsPerGroup = 10)
+        string connectionString, TimeSpan warmup, TimeSpan duration, bool sdk = false, int siloCount = 3, int partitionsPerGroup = 10,
+        int connections = Committers)
     {
         if (!Wrk.IsAvailable)
         {
@@ -75,7 +76,7 @@ public static class GroupCommitScenario
                 var rates = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
                 foreach (var routed in order)
                 {
-                    var (measurement, forwardedShare, cpu) = await RunWrkCommittersAsync(silos, routed, partitionsPerCall, partitionsPerGroup, ++run, warmup, duration, firstRun: run == 1, notes);
+                    var (measurement, forwardedShare, cpu) = await RunWrkCommittersAsync(silos, routed, partitionsPerCall, partitionsPerGroup, connections, ++run, warmup, duration, firstRun: run == 1, notes);
                     results.Add(measurement);
                     rates[routed].Add(measurement.PerSecond);
                     notes.Add($"{measurement.Scenario}: {measurement.PerSecond:N0} commits/s = {measurement.PerSecond * partitionsPerCall:N0} partitions/s = " +
@@ -124,11 +125,11 @@ public static class GroupCommitScenario
     }
 
     /// <summary>
-    /// One wrk process per silo, <see cref="Committers"/> connections in all. To the coordinator, process i commits the
+    /// One wrk process per silo, <paramref name="connections"/> connections in all (64 unless <c>--connections</c> says). To the coordinator, process i commits the
     /// groups silo i owns; through any silo, every third group whoever owns it.
     /// </summary>
     private static async Task<(Measurement Measurement, double ForwardedShare, string Cpu)> RunWrkCommittersAsync(
-        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int partitionsPerGroup, int run, TimeSpan warmup, TimeSpan duration, bool firstRun, List<string> notes)
+        List<MetadataScenario.BenchSilo> silos, bool routed, int partitionsPerCall, int partitionsPerGroup, int connections, int run, TimeSpan warmup, TimeSpan duration, bool firstRun, List<string> notes)
     {
         var services = silos[0].App.Services;
         var grains = services.GetRequiredService<IGrainFactory>();
@@ -155,7 +156,7 @@ public static class GroupCommitScenario
 
             var arguments = (int silo) => (IReadOnlyList<string>)[files[silo], Topic, $"{partitionsPerGroup}", $"{partitionsPerCall}", "1"];
             async Task<WrkRun[]> RunAllAsync(string scenario, TimeSpan length) => await Task.WhenAll(silos.Select((silo, i) => Wrk.RunScriptAsync(
-                scenario, silo.Address, Committers / silos.Count + (i < Committers % silos.Count ? 1 : 0), 1, length, "group-commits.lua", arguments(i))));
+                scenario, silo.Address, connections / silos.Count + (i < connections % silos.Count ? 1 : 0), 1, length, "group-commits.lua", arguments(i))));
 
             if (firstRun)
             {
@@ -181,7 +182,7 @@ public static class GroupCommitScenario
                 notes.Add($"  !! {scenario}: {wrk.Describe()} {string.Join(" ", wrk.FirstFailures)}");
             }
 
-            var measurement = new Measurement($"{scenario} [wrk ×{runs.Length}]", Committers, runs.Sum(r => r.Measurement.Operations),
+            var measurement = new Measurement($"{scenario} [wrk ×{runs.Length}]", connections, runs.Sum(r => r.Measurement.Operations),
                 TimeSpan.FromTicks(runs.Max(r => r.Measurement.Elapsed.Ticks)), runs.Max(r => r.Measurement.P50Micros), runs.Max(r => r.Measurement.P99Micros));
             var seconds = measurement.Elapsed.TotalSeconds;
             return (measurement, (double)forwarded / Math.Max(1, requests),

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using OrleansMeta.Benchmarks;
 
-// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...] [--alloc-types]] [api-writes [--silos 1,3] [--to-owner]] [offsets] [group-commits [--sdk] [--silos N] [--group-partitions N]] [rebalance [--silos 1,3] [--shapes GxMxP,...]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
+// Usage: dotnet run -c Release --project Benchmarks -- [grain-calls] [state-writes] [remote-calls] [metadata-reads] [failover [--silos N,...] [--alloc-types]] [api-writes [--silos 1,3] [--to-owner]] [offsets] [group-commits [--sdk] [--silos N] [--group-partitions N] [--connections N]] [rebalance [--silos 1,3] [--shapes GxMxP,...]] [cold-start] [metadata-deltas [--partitions N,...]] [cold-start-log [--log-partitions N] [--log-changes N] [--log-tail N] [--skip-full-replay]] [group-listing [--groups N]] [watch-slow] [--postgres <connection string>] [--seconds N]
 // scripts/bench.sh starts a throwaway PostgreSQL and passes it.
 var arguments = args.ToList();
 var seconds = ReadOption("--seconds") is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : 5;
@@ -18,6 +18,7 @@ var skipFullReplay = arguments.Remove("--skip-full-replay");
 var withSdk = arguments.Remove("--sdk");
 var allocationTypes = arguments.Remove("--alloc-types");
 var groupPartitions = ReadOption("--group-partitions") is { } gp ? int.Parse(gp, CultureInfo.InvariantCulture) : 10;
+var groupConnections = ReadOption("--connections") is { } gc ? int.Parse(gc, CultureInfo.InvariantCulture) : 64;
 var toOwner = arguments.Remove("--to-owner");
 var shapesOption = ReadOption("--shapes");
 var shapes = shapesOption ?? RebalanceScenario.DefaultShapes;
@@ -155,7 +156,7 @@ foreach (var scenario in scenarios)
 
             try
             {
-                var commits = await GroupCommitScenario.RunAsync(postgres, warmup, duration, withSdk, SiloCounts("3")[0], groupPartitions);
+                var commits = await GroupCommitScenario.RunAsync(postgres, warmup, duration, withSdk, SiloCounts("3")[0], groupPartitions, groupConnections);
                 results.AddRange(commits.Results);
                 notes.AddRange(commits.Notes);
             }

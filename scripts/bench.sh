@@ -8,7 +8,7 @@
 #   scripts/bench.sh offsets --seconds 10         (durable offset commits of 1000 groups next to pgbench's single-row updates)
 #   scripts/bench.sh group-listing                (10k groups / 1M offsets: load time, memory per offset, GET /v1/groups next to a PostgreSQL GROUP BY)
 #   scripts/bench.sh group-commits --seconds 10   (the same through the API on 3 silos, wrk in separate processes: to the coordinator, and through any silo; --sdk adds committers through the SDK in the silos' process)
-#   scripts/bench.sh group-commits --silos 1 --group-partitions 100   (one silo; groups of 100 partitions, each commit naming all of them)
+#   scripts/bench.sh group-commits --silos 1 --group-partitions 100 --connections 16   (one silo; groups of 100 partitions, each commit naming all of them; 16 wrk connections instead of 64)
 #   scripts/bench.sh rebalance --seconds 10       (consumer groups on 1 and 3 silos: joins/s and time until 100 groups x 10 members (12 and 120 partitions) and 1 group x 100 members are stable, then after one leave and one join per group, ownership history checked; steady heartbeats/s with wrk and the SDK; next to pgbench; --silos 3, --shapes GxMxP,...)
 #   scripts/bench.sh failover --partitions 10000,100000 [--silos 3] [--alloc-types]   (a broker leading a third of the partitions dies: time to all re-led and visible; --alloc-types adds the types the window allocated)
 #   scripts/bench.sh cold-start-log               (1M partitions and 10M partition changes generated into the log: cold start without and with a snapshot)
