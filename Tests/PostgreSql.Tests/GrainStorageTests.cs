@@ -194,6 +194,12 @@ public sealed class GrainStorageTests(MigratedDatabaseFixture fixture) : IClassF
             $"{PlanProbe.Array(Enumerable.Repeat("NULL", Count))}, NULL, NULL";
         PlanProbe.AssertKeyLookups(await large.ExplainAsync(arguments), "grain_state", key);
 
+        // The same batch of updates only, as the storage runs it at any size: the generic plan.
+        var generic = await PlanProbe.PrepareAsync(connection, "large_generic_write",
+            "text, text[], text[], text[], bytea[], bigint[], int[], bigint[], text[], text[], text[], bigint[], bigint[], text[], text[], bytea[], text, bigint",
+            PostgresGrainStorage.FencedLoggedWriteSql, PostgresGrainStorage.BatchAsynchronousCommitGenericPlanSql);
+        PlanProbe.AssertKeyLookups(await generic.ExplainAsync(arguments), "grain_state", key);
+
         // A small batch without records: a prepared statement's generic plan, made by its first run, when the
         // table was empty.
         PlanProbe.AssertKeyLookups(await small.ExplainAsync(Writes(32) + ", NULL, NULL"), "grain_state", key);
