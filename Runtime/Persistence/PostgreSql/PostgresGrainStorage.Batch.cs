@@ -138,6 +138,7 @@ public sealed partial class PostgresGrainStorage
                     // planned for its own rows: the generic plan's row guesses join the inserted rows back to the
                     // input with a nested loop, 56-75 ms against 15-21 ms for 512 first writes (2026-11-23).
                     var generic = batch.Count <= GenericPlanMaxRows || UpdatesOnly(batch);
+
                     // An appending batch commits without waiting for its flush, so that it holds the log's head row
                     // only briefly; the caller makes it durable (WhenDurableAsync) before acknowledging anything.
                     var settings = (appends, generic) switch
