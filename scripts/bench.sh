@@ -12,6 +12,8 @@
 #   scripts/bench.sh rebalance --seconds 10       (consumer groups on 1 and 3 silos: joins/s and time until 100 groups x 10 members (12 and 120 partitions) and 1 group x 100 members are stable, then after one leave and one join per group, ownership history checked; steady heartbeats/s with wrk and the SDK; next to pgbench; --silos 3, --shapes GxMxP,...)
 #   scripts/bench.sh failover --partitions 10000,100000 [--silos 3] [--alloc-types]   (a broker leading a third of the partitions dies: time to all re-led and visible; --alloc-types adds the types the window allocated)
 #   scripts/bench.sh cold-start-log               (1M partitions and 10M partition changes generated into the log: cold start without and with a snapshot)
+# BENCH_READY_TO_RUN=1 runs the benchmark published with ReadyToRun (precompiled), as a published silo would run,
+# instead of `dotnet run`, where every method starts in the JIT.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,4 +52,15 @@ pg_psql postgres "CREATE DATABASE orleans_meta_bench" >/dev/null
 echo "bench.sh: PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port, default durability${BENCH_POSTGRES_SETTINGS:+, with $BENCH_POSTGRES_SETTINGS}"
 
 export ORLEANS_META_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=orleans_meta_bench;Maximum Pool Size=100"
-dotnet run -c Release --project Benchmarks -- "$@"
+if [[ "${BENCH_READY_TO_RUN:-}" == 1 ]]; then
+    case "$(uname -m)" in
+        x86_64) rid=linux-x64 ;;
+        aarch64) rid=linux-arm64 ;;
+        *) echo "bench.sh: no ReadyToRun runtime identifier for $(uname -m)" >&2; exit 2 ;;
+    esac
+    dotnet publish Benchmarks -c Release -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$work_dir/bench" -nologo -v quiet >&2
+    echo "bench.sh: ReadyToRun ($rid)"
+    "$work_dir/bench/OrleansMeta.Benchmarks" "$@"
+else
+    dotnet run -c Release --project Benchmarks -- "$@"
+fi
