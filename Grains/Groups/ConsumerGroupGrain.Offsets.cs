@@ -199,17 +199,27 @@ internal sealed partial class ConsumerGroupGrain
         }
     }
 
-    /// <summary>Turns names into topic ids on an image that holds every topic the log has (a topic created a moment ago
-    /// is waited for, not refused), checking partitions and values.</summary>
+    /// <summary>
+    /// Turns names into topic ids on an image that holds every topic the log has (a topic created a moment ago is
+    /// waited for, not refused), checking partitions and values. A valid commit builds nothing but its rows: messages,
+    /// with the field's JSON path, are made only for the entry that is refused, and a topic found in the image needs
+    /// no name check (the image holds only valid names).
+    /// </summary>
     private async Task<List<OffsetCommit>> ResolveAsync(IReadOnlyList<PartitionOffset> offsets)
     {
-        if (offsets.ToList().FindIndex(o => o is null) is var missing and >= 0)
+        var metadata = image.Current;
+        var unknownTopic = false;
+        for (var i = 0; i < offsets.Count; i++)
         {
-            throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"offsets[{missing}] is null; give a topic, a partition and an offset.");
+            if (offsets[i] is not { } o)
+            {
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"offsets[{i}] is null; give a topic, a partition and an offset.");
+            }
+
+            unknownTopic |= o.Topic is null || !metadata.Topics.ContainsKey(o.Topic);
         }
 
-        var metadata = image.Current;
-        if (offsets.Any(o => o.Topic is null || !metadata.Topics.ContainsKey(o.Topic)))
+        if (unknownTopic)
         {
             metadata = await image.WaitForAsync(await log.GetHeadAsync(CancellationToken.None), _imageWait);
         }
@@ -218,32 +228,31 @@ internal sealed partial class ConsumerGroupGrain
         for (var i = 0; i < offsets.Count; i++)
         {
             var o = offsets[i];
-            var where = $"offsets[{i}]";
-            TopicRules.ValidateName(o.Topic, $"{where}.topic");
-            if (!metadata.Topics.TryGetValue(o.Topic, out var topic))
+            if (o.Topic is null || !metadata.Topics.TryGetValue(o.Topic, out var topic))
             {
-                throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"{where}: topic '{o.Topic}' does not exist.");
+                TopicRules.ValidateName(o.Topic, $"offsets[{i}].topic");
+                throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition, $"offsets[{i}]: topic '{o.Topic}' does not exist.");
             }
 
             if (o.Partition < 0 || o.Partition >= topic.Partitions.Length)
             {
                 throw MetaException.NotFound(ErrorCodes.UnknownTopicOrPartition,
-                    $"{where}: topic '{o.Topic}' has partitions 0 to {topic.Partitions.Length - 1}; there is no partition {o.Partition}.");
+                    $"offsets[{i}]: topic '{o.Topic}' has partitions 0 to {topic.Partitions.Length - 1}; there is no partition {o.Partition}.");
             }
 
             if (o.Offset < 0)
             {
-                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.offset must be 0 or greater; got {o.Offset}.");
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"offsets[{i}].offset must be 0 or greater; got {o.Offset}.");
             }
 
             if (o.LeaderEpoch < -1)
             {
-                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.leaderEpoch must be -1 (unknown) or greater; got {o.LeaderEpoch}.");
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"offsets[{i}].leaderEpoch must be -1 (unknown) or greater; got {o.LeaderEpoch}.");
             }
 
             if (o.Metadata is { Length: > MaxMetadataLength })
             {
-                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"{where}.metadata is {o.Metadata.Length} characters long; at most {MaxMetadataLength} are allowed.");
+                throw MetaException.Invalid(ErrorCodes.InvalidRequest, $"offsets[{i}].metadata is {o.Metadata.Length} characters long; at most {MaxMetadataLength} are allowed.");
             }
 
             rows.Add(new OffsetCommit(topic.Topic.TopicId, o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata));

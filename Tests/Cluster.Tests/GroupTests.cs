@@ -220,6 +220,12 @@ public sealed class GroupTests
         Assert.Equal(ErrorCodes.UnknownTopicOrPartition, partition.Code);
         var negative = await Refused(() => setup.Client.CommitOffsetsAsync("g5", new CommitOffsetsRequest(null, -1, [new PartitionOffset("t", 0, -4)])));
         Assert.Contains("offsets[0].offset", negative.Detail, StringComparison.Ordinal);
+        var badName = await Refused(() => setup.Client.CommitOffsetsAsync("g5", new CommitOffsetsRequest(null, -1, [new PartitionOffset("t", 0, 1), new PartitionOffset("bad name!", 0, 1)])));
+        Assert.Equal((ErrorCodes.InvalidTopic, 400), (badName.Code, badName.StatusCode));
+        Assert.Contains("offsets[1].topic", badName.Detail, StringComparison.Ordinal);
+        var unknownTopic = await Refused(() => setup.Client.CommitOffsetsAsync("g5", new CommitOffsetsRequest(null, -1, [new PartitionOffset("never-created", 0, 1)])));
+        Assert.Equal(ErrorCodes.UnknownTopicOrPartition, unknownTopic.Code);
+        Assert.Contains("offsets[0]: topic 'never-created' does not exist", unknownTopic.Detail, StringComparison.Ordinal);
 
         // Nothing above created the group.
         var missing = await Refused(() => setup.Client.DescribeGroupAsync("g5"));
