@@ -161,7 +161,7 @@ public sealed class GrainStorageTests(MigratedDatabaseFixture fixture) : IClassF
         await connection.OpenAsync();
         await PlanProbe.ExecuteAsync(connection, "ALTER TABLE grain_state SET (autovacuum_enabled = false)");
         var small = await PlanProbe.PrepareAsync(connection, "small_write", "text, text[], text[], text[], bytea[], bigint[], text, bigint",
-            PostgresGrainStorage.WriteSql, PostgresGrainStorage.GenericPlanSql);
+            PostgresGrainStorage.WriteSql, PostgresGrainStorage.BatchGenericPlanSql);
         await small.RunAndRollBackAsync($"'{Cluster}', '{{partition}}', '{{p1}}', '{{partition}}', '{{NULL}}', '{{1}}', NULL, NULL");
         await PlanProbe.ExecuteAsync(connection,
             """

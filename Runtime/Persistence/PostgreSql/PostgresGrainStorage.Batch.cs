@@ -145,7 +145,7 @@ public sealed partial class PostgresGrainStorage
                     {
                         (true, true) => BatchAsynchronousCommitGenericPlanSql,
                         (true, false) => BatchAsynchronousCommitSql,
-                        (false, true) => GenericPlanSql,
+                        (false, true) => BatchGenericPlanSql,
                         _ => BatchKeyLookupSql,
                     };
                     command.BatchCommands.Add(new NpgsqlBatchCommand("BEGIN"));

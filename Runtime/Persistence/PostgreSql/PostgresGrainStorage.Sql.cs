@@ -263,7 +263,7 @@ public sealed partial class PostgresGrainStorage
     /// times slower (its guesses join the inserted rows back to the input with a nested loop), which is why larger
     /// batches with first writes are not prepared.
     /// </summary>
-    internal const string GenericPlanSql =
+    internal const string BatchGenericPlanSql =
         $"SELECT set_config('plan_cache_mode', 'force_generic_plan', true), {KeyLookupPlans.Settings}";
 
     // The settings a batch statement runs under: its updates and lookups by key are the only plan left
@@ -277,7 +277,7 @@ public sealed partial class PostgresGrainStorage
     internal const string BatchAsynchronousCommitGenericPlanSql =
         $"SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true), {KeyLookupPlans.Settings}";
 
-    /// <summary>The largest batch with first writes that runs the prepared statement's generic plan (see <see cref="GenericPlanSql"/>);
+    /// <summary>The largest batch with first writes that runs the prepared statement's generic plan (see <see cref="BatchGenericPlanSql"/>);
     /// a batch of updates only runs it at any size.</summary>
     private const int GenericPlanMaxRows = 32;
 
