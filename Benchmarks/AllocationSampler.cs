@@ -20,8 +20,11 @@ internal sealed class AllocationSampler : EventListener
     private long _fromTicks = DateTime.MaxValue.Ticks;
     private long _toTicks = DateTime.MaxValue.Ticks;
 
+    /// <summary>Starts a window; what earlier windows sampled is forgotten.</summary>
     public void Start()
     {
+        _bytesByType.Clear();
+        _collections.Clear();
         Interlocked.Exchange(ref _toTicks, DateTime.MaxValue.Ticks);
         Interlocked.Exchange(ref _fromTicks, DateTime.UtcNow.Ticks);
     }

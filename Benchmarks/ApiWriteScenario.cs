@@ -34,7 +34,7 @@ public static class ApiWriteScenario
     private const int ConfigBatch = 100;
 
     public static async Task<(IReadOnlyList<Measurement> Results, IReadOnlyList<string> Notes, bool Failed)> RunAsync(
-        string connectionString, IReadOnlyList<int> siloCounts, bool toOwner, TimeSpan warmup, TimeSpan duration)
+        string connectionString, IReadOnlyList<int> siloCounts, bool toOwner, TimeSpan warmup, TimeSpan duration, bool allocationTypes = false)
     {
         var missing = new List<string>();
         if (!Wrk.IsAvailable)
@@ -57,7 +57,7 @@ public static class ApiWriteScenario
             throw new InvalidOperationException($"api-writes needs {string.Join(", ", missing)}; scripts/bench.sh installs them when run as root.");
         }
 
-        var run = new Run();
+        using var run = new Run(allocationTypes ? new AllocationSampler() : null);
 
         // References first, each with its own warm-up.
         Measurement etcdPuts;
@@ -238,15 +238,32 @@ public static class ApiWriteScenario
         var (transactions, writes, records, flushes) =
             (storage.Sum(s => s.Transactions), storage.Sum(s => s.Writes), storage.Sum(s => s.RecordsAppended), storage.Sum(s => s.Flushes));
         var threads = ThreadsPerProcess(silos.Count);
+        if (check)
+        {
+            // Progress, and the moment to attach a profiler (perf record -p PID) to one scenario's measured seconds.
+            Console.Error.WriteLine($"api-writes: measuring {scenario} for {duration.TotalSeconds:0} s (process {Environment.ProcessId})");
+        }
+
         await using var sampler = check ? PgActivitySampler.Start(silos[0].ConnectionString) : null;
         // The silos run in this process and wrk, etcd and PostgreSQL in others, so this process's CPU is the silos'.
         var cpuBefore = Environment.CpuUsage.TotalTime;
         var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
+        var (allocatedBefore, gen0Before, gen1Before, gen2Before, pausedBefore) =
+            (GC.GetTotalAllocatedBytes(), GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        if (check)
+        {
+            run.Allocations?.Start();
+        }
+
         var runs = await Task.WhenAll(silos.Select((silo, i) => Wrk.RunScriptAsync(scenario, silo.Address,
             Connections / silos.Count + (i < Connections % silos.Count ? 1 : 0), threads, duration, script, scriptArguments(i, silos.Count))));
 
         var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
         var compiling = System.Runtime.JitInfo.GetCompilationTime() - jitBefore;
+        var allocated = GC.GetTotalAllocatedBytes() - allocatedBefore;
+        var collections = $"{GC.CollectionCount(0) - gen0Before}/{GC.CollectionCount(1) - gen1Before}/{GC.CollectionCount(2) - gen2Before}";
+        var paused = GC.GetTotalPauseDuration() - pausedBefore;
+        run.Allocations?.Stop();
         var activity = sampler is null ? null : await sampler.StopAsync();
 
         // Requests in flight when wrk stopped still finish in the silo: let them land before the next run reads state.
@@ -279,12 +296,21 @@ public static class ApiWriteScenario
             var answered = runs.Sum(r => r.Requests);
             run.Notes.Add($"  {scenario}: silo process CPU {cpu.TotalSeconds / seconds:0.00} cores, " +
                           $"{cpu.TotalMicroseconds / Math.Max(1, answered):N0} µs per answered request; JIT compiling {compiling.TotalSeconds:0.00} s of the run");
+            var memory = GC.GetGCMemoryInfo();
+            run.Notes.Add($"  {scenario}: allocated {allocated / 1024.0 / Math.Max(1, answered):N1} KiB per answered request, " +
+                          $"collections gen0/1/2 {collections}, GC pauses {paused.TotalMilliseconds:N0} ms; after the run: GC heap " +
+                          $"{memory.HeapSizeBytes / 1048576.0:N0} MiB, committed {memory.TotalCommittedBytes / 1048576.0:N0} MiB, " +
+                          $"process working set {Environment.WorkingSet / 1048576.0:N0} MiB (peak {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:N0} MiB)");
+            if (run.Allocations is { } types)
+            {
+                run.Notes.Add($"  {scenario}: allocated types (sampled): " + string.Join(", ", types.Top(20).Select(t => $"{t.Type} {t.Share:P1}")));
+            }
             if (operationsCounter is not null)
             {
                 var counted = runs.Sum(r => r.Counters.GetValueOrDefault(operationsCounter));
                 var refused = runs.Sum(r => r.Counters.GetValueOrDefault("refused"));
                 run.Notes.Add($"  {scenario}: {counted:N0} {operationsCounter} in {answered:N0} requests ({counted / (double)Math.Max(1, answered):0.0} each), " +
-                              $"{cpu.TotalMicroseconds / Math.Max(1, counted):N0} µs of silo CPU per one");
+                              $"{cpu.TotalMicroseconds / Math.Max(1, counted):N0} µs of silo CPU and {allocated / 1024.0 / Math.Max(1, counted):N1} KiB allocated per one");
                 if (refused > 0)
                 {
                     run.Fail($"  !! {scenario}: {refused:N0} partitions were refused inside 200 answers (the script's epoch tracking is wrong, or a bug)");
@@ -375,8 +401,13 @@ public static class ApiWriteScenario
 
     private static string Str(int value) => value.ToString(CultureInfo.InvariantCulture);
 
-    internal sealed class Run
+    internal sealed class Run(AllocationSampler? allocations = null) : IDisposable
     {
+        /// <summary>With <c>--alloc-types</c>: which types each measured run allocated.</summary>
+        public AllocationSampler? Allocations { get; } = allocations;
+
+        public void Dispose() => Allocations?.Dispose();
+
         public List<Measurement> Results { get; } = [];
 
         public List<string> Notes { get; } = [];

@@ -115,7 +115,7 @@ foreach (var scenario in scenarios)
 
             try
             {
-                var writes = await ApiWriteScenario.RunAsync(postgres, SiloCounts("1,3"), toOwner, warmup, duration);
+                var writes = await ApiWriteScenario.RunAsync(postgres, SiloCounts("1,3"), toOwner, warmup, duration, allocationTypes);
                 results.AddRange(writes.Results);
                 notes.AddRange(writes.Notes);
                 failed |= writes.Failed;

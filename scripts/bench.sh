@@ -3,7 +3,7 @@
 # settings (fsync and synchronous_commit on, as in production), so that grain-runtime figures and PostgreSQL's own
 # rates are measured on the same machine in the same run. Arguments go to the benchmark program, e.g.
 #   scripts/bench.sh grain-calls state-writes --seconds 10
-#   scripts/bench.sh api-writes --seconds 10      (durable API writes next to etcd and pgbench, 1 and 3 silos; --silos 3 for three only)
+#   scripts/bench.sh api-writes --seconds 10      (durable API writes next to etcd and pgbench, 1 and 3 silos; --silos 3 for three only; --alloc-types adds the types each run allocated)
 #   scripts/bench.sh watch-slow --seconds 30      (silo heap with ten slow watchers vs none, same writes)
 #   scripts/bench.sh offsets --seconds 10         (durable offset commits of 1000 groups next to pgbench's single-row updates)
 #   scripts/bench.sh group-listing                (10k groups / 1M offsets: load time, memory per offset, GET /v1/groups next to a PostgreSQL GROUP BY)
