@@ -125,7 +125,6 @@ public sealed class GroupTests
         Assert.Equal(ErrorCodes.UnreleasedInstanceId, refused.Code);
 
         await restarted.DisposeAsync();
-        await second.DisposeAsync();
     }
 
     [Fact]
@@ -147,6 +146,85 @@ public sealed class GroupTests
             new GroupHeartbeatRequest(Guid.NewGuid().ToString(), 0, SubscribedTopicRegex: "metrics-(")));
         Assert.Equal(ErrorCodes.InvalidRegularExpression, bad.Code);
         Assert.Equal(400, bad.StatusCode);
+    }
+
+    [Fact]
+    public async Task Stored_positions_are_committed_before_a_revocation_is_acknowledged_and_when_the_consumer_leaves()
+    {
+        await using var setup = await MetaSetup.StartAsync("groups-auto-commit", settings: FastGroups);
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("ledger", 4, 3));
+
+        // An interval far beyond the test: only a revocation and leaving commit here. The first consumer "processes"
+        // each partition it gets up to offset 100 + partition and stores that position.
+        GroupConsumerOptions Options() => new() { GroupId = "g-auto", Topics = ["ledger"], AutoCommitInterval = TimeSpan.FromHours(1) };
+        var first = new GroupConsumer(setup.Client, Options());
+        first.PartitionsAssigned += change =>
+        {
+            foreach (var (topic, partition) in change.Partitions)
+            {
+                Assert.True(first.StoreOffset(topic, partition, 100 + partition));
+            }
+        };
+        await first.StartAsync();
+        await Eventually.Until(() => Task.FromResult(first.UncommittedPositions.Count == 4), "the first member stored a position for each partition", TimeSpan.FromSeconds(20));
+        Assert.Empty((await setup.Client.FetchOffsetsAsync("g-auto", ["ledger"])).Offsets);
+        Assert.False(first.StoreOffset("ledger", 9, 5), "a partition the consumer does not own is not stored");
+
+        // The second consumer looks, the moment each partition is given to it, at what the group has committed for it:
+        // the first consumer's position must already be there.
+        var seenAtAssignment = new System.Collections.Concurrent.ConcurrentDictionary<int, long?>();
+        await using var second = new GroupConsumer(setup.Client, Options());
+        second.PartitionsAssigned += change =>
+        {
+            var committed = setup.Client.FetchOffsetsAsync("g-auto", ["ledger"]).GetAwaiter().GetResult().Offsets;
+            foreach (var (_, partition) in change.Partitions)
+            {
+                seenAtAssignment[partition] = committed.FirstOrDefault(o => o.Partition == partition)?.Offset;
+            }
+        };
+        await second.StartAsync();
+        // (The handler runs after the assignment is visible, so its look is waited for too.)
+        await Eventually.Until(() => Task.FromResult(first.Assignment.Count == 2 && second.Assignment.Count == 2 && seenAtAssignment.Count == 2),
+            "the members own two partitions each", TimeSpan.FromSeconds(30));
+        Assert.All(seenAtAssignment, p => Assert.Equal(100 + p.Key, p.Value));
+
+        // Only the revoked partitions were committed: the first consumer's own still wait for the interval.
+        var kept = first.Assignment.Select(p => p.Partition).ToHashSet();
+        Assert.Equal(kept, first.UncommittedPositions.Keys.Select(p => p.Partition).ToHashSet());
+        Assert.DoesNotContain((await setup.Client.FetchOffsetsAsync("g-auto", ["ledger"])).Offsets, o => kept.Contains(o.Partition));
+
+        // Leaving commits the rest, before the second consumer is given them.
+        await first.DisposeAsync();
+        await Eventually.Until(() => Task.FromResult(second.Assignment.Count == 4 && seenAtAssignment.Count == 4), "the second member owns every partition", TimeSpan.FromSeconds(30));
+        Assert.All(seenAtAssignment, p => Assert.Equal(100 + p.Key, p.Value));
+    }
+
+    [Fact]
+    public async Task Stored_positions_are_committed_every_interval_and_a_newer_one_is_not_lost_to_an_older_commit()
+    {
+        await using var setup = await MetaSetup.StartAsync("groups-auto-interval", silos: 1, settings: FastGroups);
+        await setup.Client.CreateTopicAsync(new CreateTopicRequest("clicks", 2, 3));
+        await using var consumer = new GroupConsumer(setup.Client,
+            new GroupConsumerOptions { GroupId = "g-interval", Topics = ["clicks"], AutoCommitInterval = TimeSpan.FromMilliseconds(200) });
+        var failures = new List<MetaApiException>();
+        consumer.CommitFailed += failures.Add;
+        await consumer.StartAsync();
+        await Eventually.Until(() => Task.FromResult(consumer.Assignment.Count == 2), "the member owns both partitions", TimeSpan.FromSeconds(20));
+
+        async Task<Dictionary<int, long>> CommittedAsync()
+            => (await setup.Client.FetchOffsetsAsync("g-interval", ["clicks"])).Offsets.ToDictionary(o => o.Partition, o => o.Offset);
+        for (var round = 1; round <= 20; round++)
+        {
+            Assert.True(consumer.StoreOffset("clicks", 0, round * 10));
+            Assert.True(consumer.StoreOffset("clicks", 1, round * 20));
+            await Task.Delay(TimeSpan.FromMilliseconds(37));
+        }
+
+        await Eventually.Until(async () => await CommittedAsync() is { } c && c.GetValueOrDefault(0) == 200 && c.GetValueOrDefault(1) == 400,
+            "the last stored positions are committed", TimeSpan.FromSeconds(10));
+        await Eventually.Until(() => Task.FromResult(consumer.UncommittedPositions.Count == 0), "nothing is left uncommitted", TimeSpan.FromSeconds(10));
+        Assert.Equal(0, await consumer.CommitStoredAsync());
+        Assert.Empty(failures);
     }
 
     [Fact]
