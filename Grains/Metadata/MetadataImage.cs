@@ -136,12 +136,12 @@ public sealed class MetadataImage
                     break;
 
                 case RecordTypes.Topic:
-                    var topic = JsonSerializer.Deserialize<TopicRecord>(record.Payload, Json)!;
+                    var topic = MetadataRecordReader.ReadTopic(record.Payload);
                     ApplyTopic(topic, topics, names, edited, changes, record.Offset);
                     break;
 
                 case RecordTypes.Partition:
-                    var partition = JsonSerializer.Deserialize(record.Payload, MetadataJsonContext.Default.PartitionRecord)!;
+                    var partition = MetadataRecordReader.ReadPartition(record.Payload);
                     if (names.TryGetValue(partition.TopicId, out var topicName))
                     {
                         if (!edited.TryGetValue(topicName, out var array))

@@ -33,4 +33,68 @@ public sealed class MetadataJsonTests
         var fromPascal = JsonSerializer.Deserialize(pascal, MetadataJsonContext.Default.PartitionRecord)!;
         Assert.Equal(JsonSerializer.SerializeToUtf8Bytes(read, MetadataImage.Json), JsonSerializer.SerializeToUtf8Bytes(fromPascal, MetadataImage.Json));
     }
+
+    [Fact]
+    public void Records_as_the_silos_write_them_are_read_by_the_direct_reader_exactly_as_the_serializer_reads_them()
+    {
+        var random = new Random(20261123);
+        PartitionState State(int partition)
+        {
+            var replicas = Enumerable.Range(1, random.Next(1, 20)).Select(_ => random.Next(0, 1_000_000)).ToArray();
+            return new PartitionState(partition, replicas, replicas.Take(random.Next(0, replicas.Length + 1)).ToArray(),
+                random.Next(-1, 1000), random.Next(0, int.MaxValue), random.Next(0, int.MaxValue));
+        }
+
+        for (var i = 0; i < 300; i++)
+        {
+            var partition = new PartitionRecord(Guid.NewGuid(), $"topic.{i}-\u00e9\"quoted\"", State(random.Next(0, 100_000)), i % 2 == 0 ? "isr-changed" : "leader-elected", random.NextInt64(0, long.MaxValue));
+            var bytes = Records.Partition(partition).Payload;
+            Assert.True(MetadataRecordReader.TryReadPartition(bytes, out var direct));
+            Assert.Equal(JsonSerializer.SerializeToUtf8Bytes(JsonSerializer.Deserialize(bytes, MetadataJsonContext.Default.PartitionRecord), MetadataImage.Json),
+                JsonSerializer.SerializeToUtf8Bytes(direct, MetadataImage.Json));
+
+            var topic = new TopicRecord($"t{i}", Guid.NewGuid(), (short)random.Next(1, 8),
+                Enumerable.Range(0, random.Next(0, 6)).ToDictionary(c => $"config.{c}", c => c % 2 == 0 ? $"{random.Next()}" : "a \"value\" with \\ escapes"),
+                Enumerable.Range(0, random.Next(0, 40)).Select(State).ToList(), Deleted: i % 7 == 0, i % 3 == 0 ? "created" : "configs-changed");
+            var topicBytes = JsonSerializer.SerializeToUtf8Bytes(topic, MetadataImage.Json);
+            Assert.True(MetadataRecordReader.TryReadTopic(topicBytes, out var directTopic));
+            Assert.Equal(JsonSerializer.SerializeToUtf8Bytes(JsonSerializer.Deserialize<TopicRecord>(topicBytes, MetadataImage.Json), MetadataImage.Json),
+                JsonSerializer.SerializeToUtf8Bytes(directTopic, MetadataImage.Json));
+        }
+    }
+
+    [Theory]
+    [InlineData("""{"TopicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","Topic":"orders","State":{"Partition":7,"Replicas":[3,1,2],"Isr":[1,2],"Leader":1,"LeaderEpoch":4,"PartitionEpoch":9},"Change":"leader-elected","ControllerEpoch":12}""")]
+    [InlineData("""{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","topic":"orders","state":{"partition":"7","replicas":[3,1,2],"isr":[1,2],"leader":1,"leaderEpoch":4,"partitionEpoch":9},"change":"leader-elected","controllerEpoch":12}""")]
+    [InlineData("""{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","topic":"orders","state":{"partition":7,"replicas":[3,1,2],"isr":null,"leader":1,"leaderEpoch":4,"partitionEpoch":9},"change":"leader-elected","controllerEpoch":12}""")]
+    [InlineData("""{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","topic":"orders","state":{"partition":7,"replicas":[3,1,2],"isr":[1,2],"leader":1,"leaderEpoch":4,"partitionEpoch":9},"change":"leader-elected","controllerEpoch":12,"addedLater":true}""")]
+    [InlineData("""{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","topic":"orders","state":{"partition":7,"replicas":[3,1,2],"isr":[1,2],"leader":1,"leaderEpoch":4,"partitionEpoch":9},"change":"leader-elected"}""")]
+    public void A_partition_record_in_another_form_is_left_to_the_serializer_and_read_as_it_reads_it(string json)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        Assert.False(MetadataRecordReader.TryReadPartition(bytes, out _));
+        Assert.Equal(JsonSerializer.SerializeToUtf8Bytes(JsonSerializer.Deserialize(bytes, MetadataJsonContext.Default.PartitionRecord), MetadataImage.Json),
+            JsonSerializer.SerializeToUtf8Bytes(MetadataRecordReader.ReadPartition(bytes), MetadataImage.Json));
+    }
+
+    [Theory]
+    [InlineData("""{"name":"t","topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","replicationFactor":3,"configs":{"a":null},"initialPartitions":[],"deleted":false,"change":"created"}""")]
+    [InlineData("""{"Name":"t","TopicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","ReplicationFactor":3,"Configs":{},"InitialPartitions":[],"Deleted":false,"Change":"created"}""")]
+    [InlineData("""{"name":"t","topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","replicationFactor":"3","configs":{},"initialPartitions":[],"deleted":false,"change":"created"}""")]
+    [InlineData("""{"name":"t","topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","replicationFactor":3,"configs":{"a":"1","a":"2"},"initialPartitions":[],"deleted":false,"change":"created"}""")]
+    public void A_topic_record_in_another_form_is_left_to_the_serializer_and_read_as_it_reads_it(string json)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        Assert.False(MetadataRecordReader.TryReadTopic(bytes, out _));
+        Assert.Equal(JsonSerializer.SerializeToUtf8Bytes(JsonSerializer.Deserialize<TopicRecord>(bytes, MetadataImage.Json), MetadataImage.Json),
+            JsonSerializer.SerializeToUtf8Bytes(MetadataRecordReader.ReadTopic(bytes), MetadataImage.Json));
+    }
+
+    [Fact]
+    public void Broken_json_fails_as_the_serializer_fails_it()
+    {
+        var bytes = """"{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","topic":"orders","state":{"partition":7""""u8.ToArray();
+        Assert.False(MetadataRecordReader.TryReadPartition(bytes, out _));
+        Assert.ThrowsAny<JsonException>(() => MetadataRecordReader.ReadPartition(bytes));
+    }
 }
