@@ -20,31 +20,25 @@ internal static class MetadataRecordReader
     public static TopicRecord ReadTopic(byte[] payload)
         => TryReadTopic(payload, out var record) ? record : JsonSerializer.Deserialize<TopicRecord>(payload, MetadataImage.Json)!;
 
+    // Every Read* below reads one value of the form the silos write, or throws JsonException, which makes the Try*
+    // method return false and leaves the whole record to the serializer.
+
     internal static bool TryReadPartition(ReadOnlySpan<byte> payload, out PartitionRecord record)
     {
         record = null!;
         try
         {
             var reader = new Utf8JsonReader(payload);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                return false;
-            }
-
+            Expect(ref reader, JsonTokenType.StartObject);
             Guid? topicId = null;
             string? topic = null, change = null;
             PartitionState? state = null;
             long? controllerEpoch = null;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("topicId"u8))
                 {
-                    if (!TryReadGuid(ref reader, out var id))
-                    {
-                        return false;
-                    }
-
-                    topicId = id;
+                    topicId = ReadGuid(ref reader);
                 }
                 else if (reader.ValueTextEquals("topic"u8))
                 {
@@ -60,12 +54,8 @@ internal static class MetadataRecordReader
                 }
                 else if (reader.ValueTextEquals("controllerEpoch"u8))
                 {
-                    if (!reader.Read() || reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var epoch))
-                    {
-                        return false;
-                    }
-
-                    controllerEpoch = epoch;
+                    Expect(ref reader, JsonTokenType.Number);
+                    controllerEpoch = reader.TryGetInt64(out var epoch) ? epoch : throw NotOurForm();
                 }
                 else
                 {
@@ -73,8 +63,7 @@ internal static class MetadataRecordReader
                 }
             }
 
-            if (reader.TokenType != JsonTokenType.EndObject || reader.Read()
-                || topicId is null || topic is null || state is null || change is null || controllerEpoch is null)
+            if (reader.Read() || topicId is null || topic is null || state is null || change is null || controllerEpoch is null)
             {
                 return false;
             }
@@ -84,7 +73,7 @@ internal static class MetadataRecordReader
         }
         catch (JsonException)
         {
-            return false; // Not JSON this reader takes: the serializer reads it, or says what is wrong with it.
+            return false;
         }
     }
 
@@ -94,18 +83,14 @@ internal static class MetadataRecordReader
         try
         {
             var reader = new Utf8JsonReader(payload);
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                return false;
-            }
-
+            Expect(ref reader, JsonTokenType.StartObject);
             string? name = null, change = null;
             Guid? topicId = null;
             short? replicationFactor = null;
             Dictionary<string, string>? configs = null;
             List<PartitionState>? partitions = null;
             bool? deleted = null;
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            while (NextProperty(ref reader))
             {
                 if (reader.ValueTextEquals("name"u8))
                 {
@@ -113,21 +98,12 @@ internal static class MetadataRecordReader
                 }
                 else if (reader.ValueTextEquals("topicId"u8))
                 {
-                    if (!TryReadGuid(ref reader, out var id))
-                    {
-                        return false;
-                    }
-
-                    topicId = id;
+                    topicId = ReadGuid(ref reader);
                 }
                 else if (reader.ValueTextEquals("replicationFactor"u8))
                 {
-                    if (!reader.Read() || reader.TokenType != JsonTokenType.Number || !reader.TryGetInt16(out var factor))
-                    {
-                        return false;
-                    }
-
-                    replicationFactor = factor;
+                    Expect(ref reader, JsonTokenType.Number);
+                    replicationFactor = reader.TryGetInt16(out var factor) ? factor : throw NotOurForm();
                 }
                 else if (reader.ValueTextEquals("configs"u8))
                 {
@@ -139,12 +115,7 @@ internal static class MetadataRecordReader
                 }
                 else if (reader.ValueTextEquals("deleted"u8))
                 {
-                    if (!reader.Read() || reader.TokenType is not (JsonTokenType.True or JsonTokenType.False))
-                    {
-                        return false;
-                    }
-
-                    deleted = reader.GetBoolean();
+                    deleted = reader.Read() && reader.TokenType is JsonTokenType.True or JsonTokenType.False ? reader.GetBoolean() : throw NotOurForm();
                 }
                 else if (reader.ValueTextEquals("change"u8))
                 {
@@ -156,8 +127,7 @@ internal static class MetadataRecordReader
                 }
             }
 
-            if (reader.TokenType != JsonTokenType.EndObject || reader.Read()
-                || name is null || topicId is null || replicationFactor is null || configs is null || partitions is null
+            if (reader.Read() || name is null || topicId is null || replicationFactor is null || configs is null || partitions is null
                 || deleted is null || change is null)
             {
                 return false;
@@ -172,29 +142,63 @@ internal static class MetadataRecordReader
         }
     }
 
-    private static bool TryReadGuid(ref Utf8JsonReader reader, out Guid value)
+    private static JsonException NotOurForm() => new("Not the form the silos write.");
+
+    private static void Expect(ref Utf8JsonReader reader, JsonTokenType token)
     {
-        value = default;
-        return reader.Read() && reader.TokenType == JsonTokenType.String && reader.TryGetGuid(out value);
+        if (!reader.Read() || reader.TokenType != token)
+        {
+            throw NotOurForm();
+        }
     }
 
-    /// <summary>A non-null string, or null when the value is anything else (the caller then lets the serializer read).</summary>
-    private static string? ReadString(ref Utf8JsonReader reader)
-        => reader.Read() && reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
-
-    private static int? ReadInt32(ref Utf8JsonReader reader)
-        => reader.Read() && reader.TokenType == JsonTokenType.Number && reader.TryGetInt32(out var value) ? value : null;
-
-    private static PartitionState? ReadState(ref Utf8JsonReader reader)
+    /// <summary>Moves to the next property name of the current object; false at the object's end.</summary>
+    private static bool NextProperty(ref Utf8JsonReader reader)
     {
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        if (!reader.Read())
         {
-            return null;
+            throw NotOurForm();
         }
 
+        return reader.TokenType switch
+        {
+            JsonTokenType.PropertyName => true,
+            JsonTokenType.EndObject => false,
+            _ => throw NotOurForm(),
+        };
+    }
+
+    private static Guid ReadGuid(ref Utf8JsonReader reader)
+    {
+        Expect(ref reader, JsonTokenType.String);
+        return reader.TryGetGuid(out var value) ? value : throw NotOurForm();
+    }
+
+    private static string ReadString(ref Utf8JsonReader reader)
+    {
+        Expect(ref reader, JsonTokenType.String);
+        return reader.GetString()!;
+    }
+
+    private static int ReadInt32(ref Utf8JsonReader reader)
+    {
+        Expect(ref reader, JsonTokenType.Number);
+        return reader.TryGetInt32(out var value) ? value : throw NotOurForm();
+    }
+
+    /// <summary>A partition's state; the reader is before its start.</summary>
+    private static PartitionState ReadState(ref Utf8JsonReader reader)
+    {
+        Expect(ref reader, JsonTokenType.StartObject);
+        return ReadStateBody(ref reader);
+    }
+
+    /// <summary>A partition's state; the reader is on its start.</summary>
+    private static PartitionState ReadStateBody(ref Utf8JsonReader reader)
+    {
         int? partition = null, leader = null, leaderEpoch = null, partitionEpoch = null;
         int[]? replicas = null, isr = null;
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        while (NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("partition"u8))
             {
@@ -222,66 +226,37 @@ internal static class MetadataRecordReader
             }
             else
             {
-                return null;
+                throw NotOurForm();
             }
         }
 
-        return reader.TokenType == JsonTokenType.EndObject && partition is { } p && replicas is not null && isr is not null
-               && leader is { } l && leaderEpoch is { } le && partitionEpoch is { } pe
+        return partition is { } p && replicas is not null && isr is not null && leader is { } l && leaderEpoch is { } le && partitionEpoch is { } pe
             ? new PartitionState(p, replicas, isr, l, le, pe)
-            : null;
+            : throw NotOurForm();
     }
 
-    private static List<PartitionState>? ReadStates(ref Utf8JsonReader reader)
+    private static List<PartitionState> ReadStates(ref Utf8JsonReader reader)
     {
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
-        {
-            return null;
-        }
-
+        Expect(ref reader, JsonTokenType.StartArray);
         var states = new List<PartitionState>();
-        while (true)
+        while (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
         {
-            // ReadState reads the next token itself, so look at it through a copy first.
-            var peek = reader;
-            if (!peek.Read())
-            {
-                return null;
-            }
-
-            if (peek.TokenType == JsonTokenType.EndArray)
-            {
-                reader = peek;
-                return states;
-            }
-
-            if (ReadState(ref reader) is not { } state)
-            {
-                return null;
-            }
-
-            states.Add(state);
+            states.Add(ReadStateBody(ref reader));
         }
+
+        return reader.TokenType == JsonTokenType.EndArray ? states : throw NotOurForm();
     }
 
     /// <summary>A broker list: a handful of ids, read into an array of exactly their number.</summary>
-    private static int[]? ReadInt32Array(ref Utf8JsonReader reader)
+    private static int[] ReadInt32Array(ref Utf8JsonReader reader)
     {
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
-        {
-            return null;
-        }
-
+        Expect(ref reader, JsonTokenType.StartArray);
         Span<int> buffer = stackalloc int[16];
         List<int>? overflow = null;
         var count = 0;
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        while (reader.Read() && reader.TokenType == JsonTokenType.Number)
         {
-            if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt32(out var value))
-            {
-                return null;
-            }
-
+            var value = reader.TryGetInt32(out var id) ? id : throw NotOurForm();
             if (count < buffer.Length)
             {
                 buffer[count] = value;
@@ -296,7 +271,7 @@ internal static class MetadataRecordReader
 
         if (reader.TokenType != JsonTokenType.EndArray)
         {
-            return null;
+            throw NotOurForm();
         }
 
         var result = new int[count];
@@ -305,23 +280,19 @@ internal static class MetadataRecordReader
         return result;
     }
 
-    private static Dictionary<string, string>? ReadConfigs(ref Utf8JsonReader reader)
+    private static Dictionary<string, string> ReadConfigs(ref Utf8JsonReader reader)
     {
-        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-        {
-            return null;
-        }
-
+        Expect(ref reader, JsonTokenType.StartObject);
         var configs = new Dictionary<string, string>();
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        while (NextProperty(ref reader))
         {
             var key = reader.GetString()!;
-            if (ReadString(ref reader) is not { } value || !configs.TryAdd(key, value))
+            if (!configs.TryAdd(key, ReadString(ref reader)))
             {
-                return null; // A null value or a repeated key: as the serializer decides.
+                throw NotOurForm(); // A repeated key: as the serializer decides.
             }
         }
 
-        return reader.TokenType == JsonTokenType.EndObject ? configs : null;
+        return configs;
     }
 }

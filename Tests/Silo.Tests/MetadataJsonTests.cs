@@ -96,5 +96,10 @@ public sealed class MetadataJsonTests
         var bytes = """"{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10","topic":"orders","state":{"partition":7""""u8.ToArray();
         Assert.False(MetadataRecordReader.TryReadPartition(bytes, out _));
         Assert.ThrowsAny<JsonException>(() => MetadataRecordReader.ReadPartition(bytes));
+
+        // A value of the wrong kind whose inside looks like the record's own properties is not mistaken for them.
+        var nested = """{"topic":"orders","state":{"partition":7,"replicas":[3,1,2],"isr":[1,2],"leader":1,"leaderEpoch":4,"partitionEpoch":9},"change":"leader-elected","controllerEpoch":12,"topicId":{"topicId":"6f1c2a9e-4b1d-4e8f-9a51-0c3d2b7e8f10"}}"""u8.ToArray();
+        Assert.False(MetadataRecordReader.TryReadPartition(nested, out _));
+        Assert.ThrowsAny<JsonException>(() => MetadataRecordReader.ReadPartition(nested));
     }
 }
