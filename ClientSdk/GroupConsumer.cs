@@ -316,13 +316,16 @@ public sealed class GroupConsumer : IAsyncDisposable
     {
         for (var attempt = 1; ; attempt++)
         {
-            List<(string Topic, int Partition, StoredPosition Position)> batch;
+            var batch = new List<(string Topic, int Partition, StoredPosition Position)>();
             lock (_lock)
             {
-                batch = [.. (partitions ?? (IEnumerable<(string, int)>)_positions.Keys)
-                    .Select(key => (key, _positions.GetValueOrDefault(key)))
-                    .Where(p => p.Item2.Version > 0 && !p.Item2.IsCommitted)
-                    .Select(p => (p.key.Item1, p.key.Item2, p.Item2))];
+                foreach (var (topic, partition) in partitions ?? [.. _positions.Keys])
+                {
+                    if (_positions.TryGetValue((topic, partition), out var position) && !position.IsCommitted)
+                    {
+                        batch.Add((topic, partition, position));
+                    }
+                }
             }
 
             if (batch.Count == 0 || epoch <= 0)
@@ -385,32 +388,36 @@ public sealed class GroupConsumer : IAsyncDisposable
     private async Task<bool> ApplyAsync(GroupHeartbeatResponse response, CancellationToken cancellationToken)
     {
         var next = response.Assignment.SelectMany(t => t.Partitions.Select(p => ((t.Topic, p), t.TopicId))).ToDictionary(x => x.Item1, x => x.TopicId);
-        await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         List<(string, int)> revoked, assigned;
+        lock (_lock)
+        {
+            // Only the heartbeat loop changes what is owned, so this stays true until the change below.
+            revoked = [.. _owned.Keys.Where(k => !next.ContainsKey(k)).Order()];
+            assigned = [.. next.Keys.Where(k => !_owned.ContainsKey(k)).Order()];
+        }
+
+        // The application's handlers run outside the commit gate, so one that commits does not wait on itself.
+        if (revoked.Count > 0)
+        {
+            PartitionsRevoked?.Invoke(new AssignmentChange(revoked, response.MemberEpoch));
+        }
+
+        MetaApiException? commitFailure = null;
+        await _commitGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            lock (_lock)
+            if (revoked.Count > 0 && _options.EnableAutoCommit)
             {
-                revoked = [.. _owned.Keys.Where(k => !next.ContainsKey(k)).Order()];
-                assigned = [.. next.Keys.Where(k => !_owned.ContainsKey(k)).Order()];
-            }
-
-            if (revoked.Count > 0)
-            {
-                PartitionsRevoked?.Invoke(new AssignmentChange(revoked, response.MemberEpoch));
-                if (_options.EnableAutoCommit)
+                // Still this member's epoch until the next heartbeat acknowledges the revocation, so the commit is
+                // accepted; the partitions' next owner gets them only after that acknowledgement, and reads from here.
+                try
                 {
-                    // Still this member's epoch until the next heartbeat acknowledges the revocation, so the commit is
-                    // accepted; the partitions' next owner gets them only after that acknowledgement, and reads from here.
-                    try
-                    {
-                        await CommitStoredLockedAsync(revoked, response.MemberEpoch, cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (MetaApiException exception)
-                    {
-                        // Given up anyway: the next owner reads from the last commit (at least once, never skipped).
-                        CommitFailed?.Invoke(exception);
-                    }
+                    await CommitStoredLockedAsync(revoked, response.MemberEpoch, cancellationToken).ConfigureAwait(false);
+                }
+                catch (MetaApiException exception)
+                {
+                    // Given up anyway: the next owner reads from the last commit (at least once, never skipped).
+                    commitFailure = exception;
                 }
             }
 
@@ -428,6 +435,11 @@ public sealed class GroupConsumer : IAsyncDisposable
         finally
         {
             _commitGate.Release();
+        }
+
+        if (commitFailure is not null)
+        {
+            CommitFailed?.Invoke(commitFailure);
         }
 
         if (assigned.Count > 0)
