@@ -297,10 +297,11 @@ public static class ApiWriteScenario
             run.Notes.Add($"  {scenario}: silo process CPU {cpu.TotalSeconds / seconds:0.00} cores, " +
                           $"{cpu.TotalMicroseconds / Math.Max(1, answered):N0} µs per answered request; JIT compiling {compiling.TotalSeconds:0.00} s of the run");
             var memory = GC.GetGCMemoryInfo();
+            using var process = System.Diagnostics.Process.GetCurrentProcess();
             run.Notes.Add($"  {scenario}: allocated {allocated / 1024.0 / Math.Max(1, answered):N1} KiB per answered request, " +
                           $"collections gen0/1/2 {collections}, GC pauses {paused.TotalMilliseconds:N0} ms; after the run: GC heap " +
                           $"{memory.HeapSizeBytes / 1048576.0:N0} MiB, committed {memory.TotalCommittedBytes / 1048576.0:N0} MiB, " +
-                          $"process working set {Environment.WorkingSet / 1048576.0:N0} MiB (peak {System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0:N0} MiB)");
+                          $"process working set {Environment.WorkingSet / 1048576.0:N0} MiB (peak {process.PeakWorkingSet64 / 1048576.0:N0} MiB)");
             if (run.Allocations is { } types)
             {
                 run.Notes.Add($"  {scenario}: allocated types (sampled): " + string.Join(", ", types.Top(20).Select(t => $"{t.Type} {t.Share:P1}")));
