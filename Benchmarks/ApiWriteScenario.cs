@@ -245,6 +245,8 @@ public static class ApiWriteScenario
         }
 
         await using var sampler = check ? PgActivitySampler.Start(silos[0].ConnectionString) : null;
+        var database = check ? await PgServerCpu.FindAsync(silos[0].ConnectionString) : null;
+        var databaseBefore = database?.Total() ?? TimeSpan.Zero;
         // The silos run in this process and wrk, etcd and PostgreSQL in others, so this process's CPU is the silos'.
         var cpuBefore = Environment.CpuUsage.TotalTime;
         var jitBefore = System.Runtime.JitInfo.GetCompilationTime();
@@ -259,6 +261,7 @@ public static class ApiWriteScenario
             Connections / silos.Count + (i < Connections % silos.Count ? 1 : 0), threads, duration, script, scriptArguments(i, silos.Count))));
 
         var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+        var databaseCpu = database?.Total() - databaseBefore;
         var compiling = System.Runtime.JitInfo.GetCompilationTime() - jitBefore;
         var allocated = GC.GetTotalAllocatedBytes() - allocatedBefore;
         var collections = $"{GC.CollectionCount(0) - gen0Before}/{GC.CollectionCount(1) - gen1Before}/{GC.CollectionCount(2) - gen2Before}";
@@ -295,7 +298,10 @@ public static class ApiWriteScenario
             run.Notes.Add($"  {scenario}: PostgreSQL backends not idle, on average: {activity}");
             var answered = runs.Sum(r => r.Requests);
             run.Notes.Add($"  {scenario}: silo process CPU {cpu.TotalSeconds / seconds:0.00} cores, " +
-                          $"{cpu.TotalMicroseconds / Math.Max(1, answered):N0} µs per answered request; JIT compiling {compiling.TotalSeconds:0.00} s of the run");
+                          $"{cpu.TotalMicroseconds / Math.Max(1, answered):N0} µs per answered request; JIT compiling {compiling.TotalSeconds:0.00} s of the run; " +
+                          (databaseCpu is { } db
+                              ? $"PostgreSQL CPU {db.TotalSeconds / seconds:0.00} cores, {db.TotalMicroseconds / Math.Max(1, answered):N0} µs per answered request"
+                              : "PostgreSQL CPU not readable from here"));
             var memory = GC.GetGCMemoryInfo();
             using var process = System.Diagnostics.Process.GetCurrentProcess();
             run.Notes.Add($"  {scenario}: allocated {allocated / 1024.0 / Math.Max(1, answered):N1} KiB per answered request, " +

@@ -136,6 +136,7 @@ public static class GroupCommitScenario
         var groupType = services.GetRequiredService<OrleansMeta.Runtime.Calls.GrainTypeRegistry>().GetInterface(typeof(IConsumerGroupGrain)).GrainType;
         var dispatchers = silos.Select(s => s.App.Services.GetRequiredService<ClusterCallDispatcher>()).ToList();
         var groups = Enumerable.Range(0, Groups).Select(g => $"wrk{run}-{g}").ToList();
+        var database = await PgServerCpu.FindAsync(silos[0].ConnectionString);
 
         // One commit per group first (activations), so that the measured commits are the steady state's.
         await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = Committers }, async (group, _) =>
@@ -170,10 +171,12 @@ public static class GroupCommitScenario
             long ForwardedNow() => dispatchers.Sum(d => d.ForwardedCalls(groupType));
             var forwardedBefore = ForwardedNow();
             var cpuBefore = Environment.CpuUsage.TotalTime;
+            var databaseBefore = database?.Total() ?? TimeSpan.Zero;
             var scenario = $"API commit via wrk, {partitionsPerCall} partition{(partitionsPerCall == 1 ? "" : "s")}/call, " +
                 (routed ? "to the coordinator" : "through any silo") + $" (run {run})";
             var runs = await RunAllAsync(scenario, duration);
             var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+            var databaseCpu = database?.Total() - databaseBefore;
             var forwarded = ForwardedNow() - forwardedBefore;
             await Task.Delay(500);
             var requests = runs.Sum(r => r.Requests);
@@ -186,7 +189,8 @@ public static class GroupCommitScenario
                 TimeSpan.FromTicks(runs.Max(r => r.Measurement.Elapsed.Ticks)), runs.Max(r => r.Measurement.P50Micros), runs.Max(r => r.Measurement.P99Micros));
             var seconds = measurement.Elapsed.TotalSeconds;
             return (measurement, (double)forwarded / Math.Max(1, requests),
-                $"silos' process CPU {cpu.TotalSeconds / seconds:0.00} cores, {cpu.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit");
+                $"silos' process CPU {cpu.TotalSeconds / seconds:0.00} cores, {cpu.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit" +
+                (databaseCpu is { } db ? $"; PostgreSQL CPU {db.TotalSeconds / seconds:0.00} cores, {db.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit" : ""));
         }
         finally
         {
