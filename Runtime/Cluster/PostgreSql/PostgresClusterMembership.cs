@@ -42,6 +42,10 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private readonly CancellationTokenSource _loopsStopping = new();
     private readonly List<Task> _loops = [];
     private readonly SemaphoreSlim _leaveLock = new(1, 1);
+
+    /// <summary>Peers that told this incarnation (the first of the pair) they hold none of its grains and never will
+    /// while it is active (<see cref="WaitForJoinHandOverAsync"/>).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(SiloAddress Self, SiloAddress Peer), bool> _handedOver = new();
     private volatile MembershipView _view = MembershipView.Empty;
     private TaskCompletionSource _viewPublished = NewViewSignal();
     private volatile SiloAddress? _self;
