@@ -28,9 +28,10 @@ public sealed record ReleaseQuery(string Grain, string? AskerEndpoint = null, lo
 /// The answer: which incarnation answered; whether it holds no activation of the grain and will create none
 /// (<paramref name="Released"/>); and, from an active silo, whether its view has the asker active and it holds no
 /// activation of any grain the asker owns in that view (<paramref name="HandedOver"/>): from then on it never will,
-/// so the asker need not ask it again.
+/// so the asker need not ask it again. <paramref name="AnswersJoins"/> is true from every silo that answers for joins;
+/// a silo of an earlier version leaves it out and answers an active silo's "not released" whatever it holds.
 /// </summary>
-public sealed record ReleaseResponse(string Endpoint, long Generation, bool Released, bool HandedOver = false);
+public sealed record ReleaseResponse(string Endpoint, long Generation, bool Released, bool HandedOver = false, bool AnswersJoins = false);
 
 /// <summary>The silo-to-silo routes of the membership protocol, inside the guarded <c>/silo/v1</c> group.</summary>
 public static class MembershipEndpoints
@@ -94,11 +95,11 @@ public static class MembershipEndpoints
             var (released, handedOver) = asker is null
                 ? (false, false)
                 : await context.RequestServices.GetRequiredService<JoinHandOver>().ReleaseAsync(grainId, asker, context.RequestAborted).ConfigureAwait(false);
-            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, released, handedOver));
+            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, released, handedOver, AnswersJoins: true));
         }
 
         await context.RequestServices.GetRequiredService<ActivationCatalog>().WhenReleasedAsync(grainId, context.RequestAborted).ConfigureAwait(false);
-        return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: true));
+        return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: true, AnswersJoins: true));
     }
 
     private static async Task<Ok<MembershipChangedResponse>> MembershipChangedAsync(MembershipChangedNotice notice, HttpContext context)

@@ -54,9 +54,15 @@ internal sealed class MembershipPeers(SiloHttpClient client, TimeProvider timePr
             }
 
             var answer = await response.Content.ReadFromJsonAsync<ReleaseResponse>(linked.Token).ConfigureAwait(false);
-            return answer is not null && answer.Endpoint == target.Endpoint && answer.Generation == target.Generation
-                ? (answer.Released, answer.Released && answer.HandedOver)
-                : (false, false);
+            if (answer is null || answer.Endpoint != target.Endpoint || answer.Generation != target.Generation)
+            {
+                return (false, false);
+            }
+
+            // A silo of an earlier version (during a rolling upgrade) does not answer for joins, and says "not
+            // released" to a question it does not know; a leaving one of that version waits until it has released.
+            // Waiting on it would only run into the activation timeout: do as before joins were asked about.
+            return answer.AnswersJoins || answer.Released ? (answer.Released, answer.Released && answer.HandedOver) : (true, true);
         }
         catch (Exception e) when (e is HttpRequestException or System.Text.Json.JsonException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
