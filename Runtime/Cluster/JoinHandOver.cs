@@ -31,13 +31,7 @@ internal sealed class JoinHandOver(IClusterMembership membership, ActivationCata
     /// </summary>
     public async Task<(bool Released, bool HandedOver)> ReleaseAsync(GrainId grainId, SiloAddress asker, CancellationToken cancellationToken)
     {
-        var view = membership.CurrentView;
-        if (!view.IsActive(asker))
-        {
-            // The asker is ahead of this silo's view: read the table now rather than leave it waiting for the next notice.
-            view = await membership.RefreshAsync(cancellationToken).ConfigureAwait(false);
-        }
-
+        var view = await ViewWithAsync(asker, cancellationToken).ConfigureAwait(false);
         var self = membership.Self;
         if (self is null || !view.IsActive(asker) || RendezvousPlacement.Owner(grainId, view.ActiveSilos) == self)
         {
@@ -46,6 +40,22 @@ internal sealed class JoinHandOver(IClusterMembership membership, ActivationCata
 
         await catalog.WhenReleasedAsync(grainId, cancellationToken).ConfigureAwait(false);
         return (true, HandedOverTo(asker, view));
+    }
+
+    /// <summary>Whether this silo's view has <paramref name="asker"/> active and it holds no activation of a grain the
+    /// asker owns in that view: the question a newcomer asks once per peer before asking per grain.</summary>
+    public async Task<bool> HandedOverToAsync(SiloAddress asker, CancellationToken cancellationToken)
+    {
+        var view = await ViewWithAsync(asker, cancellationToken).ConfigureAwait(false);
+        return membership.Self is not null && view.IsActive(asker) && HandedOverTo(asker, view);
+    }
+
+    /// <summary>This silo's view, read from the table first when the asker is ahead of it (not active in it yet), rather
+    /// than leave the asker waiting for the next notice.</summary>
+    private async Task<MembershipView> ViewWithAsync(SiloAddress asker, CancellationToken cancellationToken)
+    {
+        var view = membership.CurrentView;
+        return view.IsActive(asker) ? view : await membership.RefreshAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private bool HandedOverTo(SiloAddress asker, MembershipView view)

@@ -20,9 +20,10 @@ public sealed record MembershipChangedResponse(long Version);
 /// <summary>
 /// Asks a silo whether it has released <paramref name="Grain"/> (a grain id as text) to the asking silo, its new owner
 /// (<paramref name="AskerEndpoint"/>, <paramref name="AskerGeneration"/>): a silo that is leaving, or an active silo
-/// that owned the grain until the asker joined.
+/// that owned the grain until the asker joined. Without a grain, asks an active silo only whether it has handed over
+/// everything the asker owns (<see cref="ReleaseResponse.HandedOver"/>).
 /// </summary>
-public sealed record ReleaseQuery(string Grain, string? AskerEndpoint = null, long? AskerGeneration = null);
+public sealed record ReleaseQuery(string? Grain, string? AskerEndpoint = null, long? AskerGeneration = null);
 
 /// <summary>
 /// The answer: which incarnation answered; whether it holds no activation of the grain and will create none
@@ -84,6 +85,14 @@ public static class MembershipEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "This silo has not registered yet");
         }
 
+        var asker = query is { AskerEndpoint: { } endpoint, AskerGeneration: { } generation } ? new SiloAddress(endpoint, generation) : null;
+        var handOver = context.RequestServices.GetRequiredService<JoinHandOver>();
+        if (query.Grain is null)
+        {
+            var everything = asker is not null && !membership.IsLeaving && await handOver.HandedOverToAsync(asker, context.RequestAborted).ConfigureAwait(false);
+            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: false, everything, AnswersJoins: true));
+        }
+
         if (!GrainId.TryParse(query.Grain, out var grainId))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: $"'{query.Grain}' is not a grain id (type/key).");
@@ -91,10 +100,9 @@ public static class MembershipEndpoints
 
         if (!membership.IsLeaving)
         {
-            var asker = query is { AskerEndpoint: { } endpoint, AskerGeneration: { } generation } ? new SiloAddress(endpoint, generation) : null;
             var (released, handedOver) = asker is null
                 ? (false, false)
-                : await context.RequestServices.GetRequiredService<JoinHandOver>().ReleaseAsync(grainId, asker, context.RequestAborted).ConfigureAwait(false);
+                : await handOver.ReleaseAsync(grainId, asker, context.RequestAborted).ConfigureAwait(false);
             return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, released, handedOver, AnswersJoins: true));
         }
 

@@ -33,9 +33,20 @@ public sealed class ReleaseAskTests
     [InlineData("""{"released":false}""", true, true)]
     public async Task An_answer_counts_as_released_and_handed_over_as_the_silo_that_gave_it_means_it(string answer, bool released, bool handedOver)
     {
-        await using var peer = await FakePeer.StartAsync(generation => answer.Insert(1, $"\"endpoint\":\"{{0}}\",\"generation\":{generation},"));
+        await using var peer = await FakePeer.StartAsync(answer);
         var result = await peer.AskAsync();
         Assert.Equal((released, handedOver), result);
+    }
+
+    [Theory]
+    [InlineData("""{"released":false,"handedOver":true,"answersJoins":true}""", true)]
+    [InlineData("""{"released":false,"handedOver":false,"answersJoins":true}""", false)]
+    // An earlier version knows no such question; answered anyway, it says nothing of handing over.
+    [InlineData("""{"released":false}""", false)]
+    public async Task Whether_a_peer_handed_over_everything_is_its_own_answer(string answer, bool handedOver)
+    {
+        await using var peer = await FakePeer.StartAsync(answer);
+        Assert.Equal(handedOver, await peer.AskHandedOverAsync());
     }
 
     [Fact]
@@ -54,6 +65,10 @@ public sealed class ReleaseAskTests
         private readonly SiloAddress _address;
 
         private FakePeer(WebApplication app, SiloAddress address) => (_app, _address) = (app, address);
+
+        /// <summary>Answers <paramref name="fields"/> (a JSON object) with this peer's endpoint and generation added.</summary>
+        public static Task<FakePeer> StartAsync(string fields)
+            => StartAsync(generation => fields.Insert(1, $"\"endpoint\":\"{{0}}\",\"generation\":{generation},"));
 
         public static async Task<FakePeer> StartAsync(Func<long, string> answer)
         {
@@ -74,6 +89,13 @@ public sealed class ReleaseAskTests
             using var client = new SiloHttpClient(Options.Create(new ClusterOptions { ClusterSecret = "fake-peer-secret-fake-peer-secret" }));
             var peers = new MembershipPeers(client, TimeProvider.System);
             return await peers.AskReleasedAsync(_address, Grain, new SiloAddress("http://127.0.0.1:1", 1), TimeSpan.FromSeconds(10), CancellationToken.None);
+        }
+
+        public async Task<bool> AskHandedOverAsync()
+        {
+            using var client = new SiloHttpClient(Options.Create(new ClusterOptions { ClusterSecret = "fake-peer-secret-fake-peer-secret" }));
+            return await new MembershipPeers(client, TimeProvider.System)
+                .AskHandedOverAsync(_address, new SiloAddress("http://127.0.0.1:1", 1), TimeSpan.FromSeconds(10), CancellationToken.None);
         }
 
         public ValueTask DisposeAsync() => _app.DisposeAsync();

@@ -71,7 +71,43 @@ public sealed partial class PostgresClusterMembership
     /// handed over, this is a scan of the view.
     /// </remarks>
     public Task WaitForJoinHandOverAsync(GrainId grainId, CancellationToken cancellationToken)
-        => JoinPredecessor(grainId, _view) is null ? Task.CompletedTask : WaitForReleaseAsync(grainId, JoinPredecessor, cancellationToken);
+        => JoinPredecessor(grainId, _view) is { } previous && _self is { } self
+            ? WaitForJoinPredecessorAsync(grainId, self, previous, cancellationToken)
+            : Task.CompletedTask;
+
+    private async Task WaitForJoinPredecessorAsync(GrainId grainId, SiloAddress self, SiloAddress previous, CancellationToken cancellationToken)
+    {
+        // Most of the time the previous owner holds none of this silo's grains any more: one question to it, shared by
+        // every activation that needs the answer (a failover activates thousands at once), settles them all.
+        await HandOverCheck(self, previous).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (JoinPredecessor(grainId, _view) is not null)
+        {
+            await WaitForReleaseAsync(grainId, JoinPredecessor, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether <paramref name="peer"/> said it holds none of <paramref name="self"/>'s grains: asked once, and a
+    /// "not yet" stands for <see cref="HandOverRecheckAfter"/>, so that a burst of activations asks it once.</summary>
+    private Task<bool> HandOverCheck(SiloAddress self, SiloAddress peer)
+        => _handOverChecks.GetOrAdd((self, peer), static (key, membership) => new Lazy<Task<bool>>(() => membership.CheckHandOverAsync(key)), this).Value;
+
+    private async Task<bool> CheckHandOverAsync((SiloAddress Self, SiloAddress Peer) key)
+    {
+        var handedOver = await _peers.AskHandedOverAsync(key.Peer, key.Self, HandOverCheckTimeout, CancellationToken.None).ConfigureAwait(false);
+        if (handedOver)
+        {
+            _handedOver.TryAdd(key, true);
+        }
+
+        _ = ForgetHandOverCheckAsync(key);
+        return handedOver;
+    }
+
+    private async Task ForgetHandOverCheckAsync((SiloAddress Self, SiloAddress Peer) key)
+    {
+        await Task.Delay(HandOverRecheckAfter, _time).ConfigureAwait(false);
+        _handOverChecks.TryRemove(key, out _);
+    }
 
     /// <summary>When this silo owns the grain: the active silo that would own it without this one, unless that silo has
     /// handed over everything this incarnation owns or its heartbeat is stale; otherwise null.</summary>
