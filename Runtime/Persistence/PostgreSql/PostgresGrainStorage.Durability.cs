@@ -83,6 +83,10 @@ public sealed partial class PostgresGrainStorage
         bool moved;
         await using (var durable = new NpgsqlBatch(connection) { BatchCommands = { DurableCommand(slot) } })
         {
+            // Prepared, as the wake-up below and the log's read: each runs hundreds of times a second, and unprepared
+            // PostgreSQL spent more time planning them than running them (BENCHMARKS.md, 2026-11-23). Once per
+            // physical connection; the pool keeps it.
+            await durable.PrepareAsync().ConfigureAwait(false);
             moved = await durable.ExecuteScalarAsync().ConfigureAwait(false) is long;
         }
 
@@ -102,6 +106,7 @@ public sealed partial class PostgresGrainStorage
         };
         try
         {
+            await notify.PrepareAsync().ConfigureAwait(false);
             await notify.ExecuteNonQueryAsync().ConfigureAwait(false);
         }
         catch (Exception exception) when (exception is NpgsqlException or TimeoutException)

@@ -65,10 +65,15 @@ public sealed partial class PostgresMetadataLog : IMetadataLog, IAsyncDisposable
             return records;
         }
 
-        await using var command = _dataSource.CreateCommand(ReadSql);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(ReadSql, connection);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _clusterId });
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterOffset });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = maxCount });
+
+        // Every silo reads here after every flush it hears of: prepared once per physical connection, so PostgreSQL
+        // does not plan it each time (it spent more planning it than running it).
+        await command.PrepareAsync(cancellationToken).ConfigureAwait(false);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {

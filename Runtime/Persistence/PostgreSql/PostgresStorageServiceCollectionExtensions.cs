@@ -22,18 +22,12 @@ public static class PostgresStorageServiceCollectionExtensions
         return services.AddPostgresGrainStorage(clusterId);
     }
 
-    /// <summary>Statements each connection keeps prepared, least recently used first out.</summary>
-    private const int AutoPreparedStatements = 64;
-
     /// <summary>
     /// The data source for <paramref name="connectionString"/>. Unless the connection string says otherwise, connections
     /// go back to the pool without a session reset (<c>No Reset On Close</c>): every setting the storage changes is
     /// scoped to its transaction (<c>set_config(..., true)</c>, transaction advisory locks), and the log's listener
     /// unlistens before its connection goes back, so the reset (a statement PostgreSQL runs at every checkout) would
-    /// only cost time. Unless it says otherwise too, statements a connection runs often are prepared on it
-    /// (<c>Max Auto Prepare</c>): the log's reads, the durability transaction and the wake-up are each run hundreds of
-    /// times a second, and unprepared, PostgreSQL parsed and planned each of them anew, which cost it more than running
-    /// them (BENCHMARKS.md, 2026-11-23).
+    /// only cost time.
     /// </summary>
     public static NpgsqlDataSource DataSource(string connectionString, ILoggerFactory? loggerFactory = null)
     {
@@ -42,11 +36,6 @@ public static class PostgresStorageServiceCollectionExtensions
         if (!given.ContainsKey("No Reset On Close") && !given.ContainsKey("NoResetOnClose"))
         {
             builder.ConnectionStringBuilder.NoResetOnClose = true;
-        }
-
-        if (!given.ContainsKey("Max Auto Prepare") && !given.ContainsKey("MaxAutoPrepare"))
-        {
-            builder.ConnectionStringBuilder.MaxAutoPrepare = AutoPreparedStatements;
         }
 
         return builder.Build();
