@@ -76,8 +76,7 @@ internal static class MetadataRecordReader
             }
             else if (reader.ValueTextEquals("controllerEpoch"u8))
             {
-                Expect(ref reader, JsonTokenType.Number);
-                controllerEpoch = reader.TryGetInt64(out var epoch) ? epoch : throw NotOurForm();
+                controllerEpoch = ReadInt64(ref reader);
             }
             else
             {
@@ -110,8 +109,7 @@ internal static class MetadataRecordReader
             }
             else if (reader.ValueTextEquals("replicationFactor"u8))
             {
-                Expect(ref reader, JsonTokenType.Number);
-                replicationFactor = reader.TryGetInt16(out var factor) ? factor : throw NotOurForm();
+                replicationFactor = ReadInt16(ref reader);
             }
             else if (reader.ValueTextEquals("configs"u8))
             {
@@ -123,7 +121,7 @@ internal static class MetadataRecordReader
             }
             else if (reader.ValueTextEquals("deleted"u8))
             {
-                deleted = reader.Read() && reader.TokenType is JsonTokenType.True or JsonTokenType.False ? reader.GetBoolean() : throw NotOurForm();
+                deleted = ReadBoolean(ref reader);
             }
             else if (reader.ValueTextEquals("change"u8))
             {
@@ -179,11 +177,26 @@ internal static class MetadataRecordReader
         return reader.GetString()!;
     }
 
+    private static short ReadInt16(ref Utf8JsonReader reader)
+    {
+        Expect(ref reader, JsonTokenType.Number);
+        return reader.TryGetInt16(out var value) ? value : throw NotOurForm();
+    }
+
     private static int ReadInt32(ref Utf8JsonReader reader)
     {
         Expect(ref reader, JsonTokenType.Number);
         return reader.TryGetInt32(out var value) ? value : throw NotOurForm();
     }
+
+    private static long ReadInt64(ref Utf8JsonReader reader)
+    {
+        Expect(ref reader, JsonTokenType.Number);
+        return reader.TryGetInt64(out var value) ? value : throw NotOurForm();
+    }
+
+    private static bool ReadBoolean(ref Utf8JsonReader reader)
+        => reader.Read() && reader.TokenType is JsonTokenType.True or JsonTokenType.False ? reader.GetBoolean() : throw NotOurForm();
 
     /// <summary>A partition's state; the reader is before its start.</summary>
     private static PartitionState ReadState(ref Utf8JsonReader reader)
