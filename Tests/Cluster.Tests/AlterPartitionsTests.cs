@@ -101,7 +101,7 @@ public sealed class AlterPartitionsTests
     [Fact]
     public async Task A_stale_broker_epoch_or_a_malformed_request_is_refused_whole_and_changes_nothing()
     {
-        await using var setup = await MetaSetup.StartAsync("alter-partitions-refused");
+        await using var setup = await MetaSetup.StartAsync("alter-partitions-refused", settings: MetaSetup.SteadyBrokerSessions);
         var created = await setup.Client.CreateTopicAsync(new CreateTopicRequest("refused", 3, 3));
         var partition = created.Topic.Partitions[0];
         var broker = setup.Brokers.Single(b => b.Id == partition.Leader);

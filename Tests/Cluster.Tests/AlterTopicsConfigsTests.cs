@@ -16,7 +16,7 @@ public sealed class AlterTopicsConfigsTests
     [Fact]
     public async Task Many_topics_change_their_configs_in_one_request_each_with_its_own_outcome()
     {
-        await using var setup = await MetaSetup.StartAsync("alter-configs-batched");
+        await using var setup = await MetaSetup.StartAsync("alter-configs-batched", settings: MetaSetup.SteadyBrokerSessions);
         var names = Enumerable.Range(0, 6).Select(i => $"configured-{i}").ToList();
         var created = 0L;
         foreach (var name in names.Append("configured-bad-value"))

@@ -62,7 +62,7 @@ public sealed class BadInputTests
     [Fact]
     public async Task Oversized_and_malformed_requests_get_problem_json_and_change_nothing()
     {
-        await using var setup = await MetaSetup.StartAsync("oversized");
+        await using var setup = await MetaSetup.StartAsync("oversized", settings: MetaSetup.SteadyBrokerSessions);
         var http = setup.Cluster.Silos[0].Http;
         var head = await LogHead.ReadAsync(http);
 

@@ -60,7 +60,7 @@ public sealed class MetadataAnswerTests
     [Fact]
     public async Task ValidateOnly_create_alter_and_add_partitions_answer_as_if_done_and_write_nothing()
     {
-        await using var setup = await MetaSetup.StartAsync("validate-only", silos: 1);
+        await using var setup = await MetaSetup.StartAsync("validate-only", silos: 1, MetaSetup.SteadyBrokerSessions);
         var http = setup.Cluster.Silos[0].Http;
         var existing = await setup.Client.CreateTopicAsync(new CreateTopicRequest("kept", 1, 1));
         var head = (await setup.Client.GetMetadataAsync(minOffset: existing.MetadataOffset)).MetadataOffset;

@@ -180,7 +180,7 @@ public sealed class StrictInputFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _setup = await MetaSetup.StartAsync("strict-input", silos: 1);
+        _setup = await MetaSetup.StartAsync("strict-input", silos: 1, MetaSetup.SteadyBrokerSessions);
         await _setup.Client.CreateTopicAsync(new CreateTopicRequest("exists", 1, 3));
         var last = await _setup.Client.CreateTopicAsync(new CreateTopicRequest("a.b", 1, 1));
         await _setup.Client.GetMetadataAsync(minOffset: last.MetadataOffset);
