@@ -350,10 +350,12 @@ internal sealed partial class GrainActivation
             await membership.WaitForDeadSilosLeasesAsync(cancellationToken);
         }
 
-        // One activation at a time across a graceful hand-over: the leaving owner finishes its last turns first.
+        // One activation at a time across a hand-over: the previous owner, leaving or active when this silo joined,
+        // finishes its last turns first.
         if (Runtime.Membership is { } current)
         {
             await current.WaitForLeavingOwnerAsync(GrainId, cancellationToken);
+            await current.WaitForJoinHandOverAsync(GrainId, cancellationToken);
         }
 
         foreach (var state in _states)

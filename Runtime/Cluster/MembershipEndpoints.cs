@@ -17,12 +17,22 @@ public sealed record MembershipChangedNotice(long Version);
 /// <summary>What the notified silo holds after handling a <see cref="MembershipChangedNotice"/>.</summary>
 public sealed record MembershipChangedResponse(long Version);
 
-/// <summary>Asks a leaving silo whether it has released <paramref name="Grain"/> (a grain id as text).</summary>
-public sealed record ReleaseQuery(string Grain);
+/// <summary>
+/// Asks a silo whether it has released <paramref name="Grain"/> (a grain id as text) to the asking silo, its new owner
+/// (<paramref name="AskerEndpoint"/>, <paramref name="AskerGeneration"/>): a silo that is leaving, or an active silo
+/// that owned the grain until the asker joined. Without a grain, asks an active silo only whether it has handed over
+/// everything the asker owns (<see cref="ReleaseResponse.HandedOver"/>).
+/// </summary>
+public sealed record ReleaseQuery(string? Grain, string? AskerEndpoint = null, long? AskerGeneration = null);
 
-/// <summary>A leaving silo's answer: which incarnation answered, and whether it holds no activation of the grain and
-/// will create none (false when it is not leaving).</summary>
-public sealed record ReleaseResponse(string Endpoint, long Generation, bool Released);
+/// <summary>
+/// The answer: which incarnation answered; whether it holds no activation of the grain and will create none
+/// (<paramref name="Released"/>); and, from an active silo, whether its view has the asker active and it holds no
+/// activation of any grain the asker owns in that view (<paramref name="HandedOver"/>): from then on it never will,
+/// so the asker need not ask it again. <paramref name="AnswersJoins"/> is true from every silo that answers for joins;
+/// a silo of an earlier version leaves it out and answers an active silo's "not released" whatever it holds.
+/// </summary>
+public sealed record ReleaseResponse(string Endpoint, long Generation, bool Released, bool HandedOver = false, bool AnswersJoins = false);
 
 /// <summary>The silo-to-silo routes of the membership protocol, inside the guarded <c>/silo/v1</c> group.</summary>
 public static class MembershipEndpoints
@@ -62,9 +72,10 @@ public static class MembershipEndpoints
     }
 
     /// <summary>
-    /// Asked by a grain's new owner while this silo leaves: answers once this silo holds no activation of the grain (its
-    /// last turn and write are done). A leaving silo activates nothing, so the answer stays true; the new owner can load
-    /// the grain without waiting for this whole silo to finish (docs/safety.md).
+    /// Asked by a grain's new owner before it loads the grain: answers once this silo holds no activation of the grain
+    /// (its last turn and write are done) and will create none. A leaving silo activates nothing, so the answer stays
+    /// true; the new owner can load the grain without waiting for this whole silo to finish. An active silo answers
+    /// for a silo that joined (<see cref="JoinHandOver"/>). docs/safety.md.
     /// </summary>
     private static async Task<Results<Ok<ReleaseResponse>, ProblemHttpResult>> ReleasedAsync(ReleaseQuery query, HttpContext context)
     {
@@ -74,6 +85,14 @@ public static class MembershipEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "This silo has not registered yet");
         }
 
+        var asker = query is { AskerEndpoint: { } endpoint, AskerGeneration: { } generation } ? new SiloAddress(endpoint, generation) : null;
+        var handOver = context.RequestServices.GetRequiredService<JoinHandOver>();
+        if (query.Grain is null)
+        {
+            var everything = asker is not null && !membership.IsLeaving && await handOver.HandedOverToAsync(asker, context.RequestAborted).ConfigureAwait(false);
+            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: false, everything, AnswersJoins: true));
+        }
+
         if (!GrainId.TryParse(query.Grain, out var grainId))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status400BadRequest, title: $"'{query.Grain}' is not a grain id (type/key).");
@@ -81,11 +100,14 @@ public static class MembershipEndpoints
 
         if (!membership.IsLeaving)
         {
-            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: false));
+            var (released, handedOver) = asker is null
+                ? (false, false)
+                : await handOver.ReleaseAsync(grainId, asker, context.RequestAborted).ConfigureAwait(false);
+            return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, released, handedOver, AnswersJoins: true));
         }
 
         await context.RequestServices.GetRequiredService<ActivationCatalog>().WhenReleasedAsync(grainId, context.RequestAborted).ConfigureAwait(false);
-        return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: true));
+        return TypedResults.Ok(new ReleaseResponse(self.Endpoint, self.Generation, Released: true, AnswersJoins: true));
     }
 
     private static async Task<Ok<MembershipChangedResponse>> MembershipChangedAsync(MembershipChangedNotice notice, HttpContext context)

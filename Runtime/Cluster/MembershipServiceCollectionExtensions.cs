@@ -33,6 +33,7 @@ public static class MembershipServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SiloHttpClient>();
         services.TryAddSingleton<PostgresClusterMembership>();
+        services.TryAddSingleton<JoinHandOver>();
         services.TryAddSingleton<IClusterMembership>(provider => provider.GetRequiredService<PostgresClusterMembership>());
         services.TryAddSingleton<Persistence.IWriterFence>(provider => provider.GetRequiredService<PostgresClusterMembership>());
         services.AddHostedService(provider => provider.GetRequiredService<PostgresClusterMembership>());

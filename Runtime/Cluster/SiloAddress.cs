@@ -120,6 +120,16 @@ public interface IClusterMembership
     /// or the grain was not the leaving silo's.
     /// </summary>
     Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Completes once the active silo that owned <paramref name="grainId"/> until this silo joined holds no activation
+    /// of it and will create none. That silo keeps serving the grain until it reads the view with this silo in it, and
+    /// its activation finishes the turn it is running after that; a new owner that loaded state before that turn's
+    /// write committed would lose its first write to the compare-and-set, and two activations of a grain that keeps
+    /// truth in memory would both answer from it. Costs one silo-to-silo request per grain until the previous owner
+    /// says it has handed over everything, usually with its first answer; then nothing.
+    /// </summary>
+    Task WaitForJoinHandOverAsync(GrainId grainId, CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>

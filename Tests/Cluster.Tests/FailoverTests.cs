@@ -5,8 +5,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Runtime;
+using OrleansMeta.Runtime.Calls;
 using OrleansMeta.Runtime.Cluster;
 using OrleansMeta.Runtime.Messaging;
+using OrleansMeta.Runtime.Placement;
 using OrleansMeta.TestGrains;
 using Xunit.Abstractions;
 
@@ -51,6 +53,45 @@ public sealed class FailoverTests(ITestOutputHelper output)
         await stopping;
         var state = await silos[1].Grains.GetGrain<IAccountGrain>(key).GetAsync();
         Assert.Equal([$"{key}-slow", $"{key}-quick"], state.Operations);
+    }
+
+    [Fact]
+    public async Task A_turn_still_running_on_the_previous_owner_commits_before_a_silo_that_joined_loads_the_grain()
+    {
+        await using var cluster = new TestCluster("joining-turn");
+        var first = await cluster.StartInProcessSiloAsync();
+        await cluster.StartInProcessSiloAsync();
+        await cluster.WaitForAgreementAsync();
+
+        // Turns run on the owners of two dozen accounts, all among the first two silos.
+        var keys = Enumerable.Range(0, 24).Select(i => $"join-{i}").ToList();
+        var slow = keys.ToDictionary(key => key, key => first.Grains.GetGrain<IAccountGrain>(key).DepositSlowlyAsync(1, $"{key}-slow", delayMs: 8000));
+        await Task.WhenAll(keys.Select(key => SlowTurns.Started($"{key}-slow").WaitAsync(TimeSpan.FromSeconds(10))));
+
+        // A third silo joins and takes about a third of those accounts while their turns still run.
+        var third = await cluster.StartInProcessSiloAsync();
+        var membership = third.Services.GetRequiredService<IClusterMembership>();
+        await Eventually.Until(() => Task.FromResult(membership.IsActive), "the third silo is active", TimeSpan.FromSeconds(10));
+        var moved = keys.Where(key => RendezvousPlacement.Owner(
+            third.Grains.GetGrain<IAccountGrain>(key).GetGrainId(), membership.CurrentView.ActiveSilos) == membership.Self).ToList();
+        Assert.NotEmpty(moved);
+        Assert.All(moved, key => Assert.False(slow[key].IsCompleted, $"the turn on {key}'s previous owner still runs when the test goes on"));
+
+        // The newcomer owns these now and must not load one before its previous owner's turn has committed: otherwise
+        // one of the two writes loses the compare-and-set and its caller sees a conflict.
+        var quick = await Task.WhenAll(moved.Select(key => third.Grains.GetGrain<IAccountGrain>(key).DepositAsync(1, $"{key}-quick")));
+        Assert.All(quick, balance => Assert.Equal(2, balance));
+        foreach (var key in keys)
+        {
+            Assert.Equal(1, await slow[key]);
+        }
+
+        foreach (var key in moved)
+        {
+            var state = await third.Grains.GetGrain<IAccountGrain>(key).GetAsync();
+            Assert.Equal([$"{key}-slow", $"{key}-quick"], state.Operations);
+            Assert.Equal(membership.Self!.ToString(), (await third.Grains.GetGrain<IAccountGrain>(key).WhereAsync()).Silo);
+        }
     }
 
     [Fact]

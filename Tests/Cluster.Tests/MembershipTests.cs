@@ -99,11 +99,11 @@ public sealed class MembershipTests(ITestOutputHelper output)
         var self = silo.Services.GetRequiredService<IClusterMembership>().Self!;
 
         using var http = new HttpClient(new SocketsHttpHandler()) { DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact };
-        async Task<HttpResponseMessage> AskAsync(string grain)
+        async Task<HttpResponseMessage> AskAsync(string grain, SiloAddress? asker = null)
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, $"{silo.SiloEndpoint}/silo/v1/released")
             {
-                Content = JsonContent.Create(new ReleaseQuery(grain)),
+                Content = JsonContent.Create(new ReleaseQuery(grain, asker?.Endpoint, asker?.Generation)),
                 Version = HttpVersion.Version20,
                 VersionPolicy = HttpVersionPolicy.RequestVersionExact,
             };
@@ -111,12 +111,16 @@ public sealed class MembershipTests(ITestOutputHelper output)
             return await http.SendAsync(request);
         }
 
-        // Active, it may activate the grain at any time: not released, whether it holds an activation or not.
+        // Active, it may activate the grain at any time: not released, whether it holds an activation or not, to a
+        // question that names no asker or one that is not an active silo in its view.
         foreach (var grain in new[] { "account/held", "account/never-called" })
         {
-            using var answer = await AskAsync(grain);
-            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
-            Assert.Equal(new ReleaseResponse(self.Endpoint, self.Generation, Released: false), await answer.Content.ReadFromJsonAsync<ReleaseResponse>());
+            foreach (var asker in new SiloAddress?[] { null, new("http://127.0.0.1:1", 1) })
+            {
+                using var answer = await AskAsync(grain, asker);
+                Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+                Assert.Equal(new ReleaseResponse(self.Endpoint, self.Generation, Released: false, AnswersJoins: true), await answer.Content.ReadFromJsonAsync<ReleaseResponse>());
+            }
         }
 
         using var malformed = await AskAsync("no-slash");

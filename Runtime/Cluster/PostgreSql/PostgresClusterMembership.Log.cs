@@ -70,13 +70,13 @@ public sealed partial class PostgresClusterMembership
     [LoggerMessage(EventId = 130, Level = LogLevel.Information, Message = "A silo declared dead may still hold its ownership lease for {Remaining}; waiting before activating a grain that keeps its truth in memory")]
     private static partial void LogWaitingForLease(ILogger logger, TimeSpan remaining);
 
-    [LoggerMessage(EventId = 136, Level = LogLevel.Debug, Message = "Grain {Grain} waits for silo {Silo}, which owned it and is leaving, to finish deactivating")]
-    private static partial void LogWaitingForLeavingOwner(ILogger logger, GrainId grain, SiloAddress silo);
+    [LoggerMessage(EventId = 136, Level = LogLevel.Debug, Message = "Grain {Grain} waits for silo {Silo}, which owned it until this silo joined or is leaving, to release it")]
+    private static partial void LogWaitingForPreviousOwner(ILogger logger, GrainId grain, SiloAddress silo);
 
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} waits before joining until {Gate}")]
     private static partial void LogJoinGate(ILogger logger, SiloAddress silo, string gate);
 
-    [LoggerMessage(EventId = 139, Level = LogLevel.Warning, Message = "Could not ask silo {Silo} whether it has released grain {Grain}; waiting for its row to turn Dead instead")]
+    [LoggerMessage(EventId = 139, Level = LogLevel.Warning, Message = "Could not ask silo {Silo} whether it has released grain {Grain}; waiting for its row to leave Active or turn Dead, or its heartbeat to go stale, instead")]
     private static partial void LogReleaseAskFailed(ILogger logger, GrainId grain, SiloAddress silo, Exception? exception);
 
     [LoggerMessage(EventId = 137, Level = LogLevel.Information, Message = "Silo {Silo} is leaving; before it marks itself Dead it waits until {Drain}")]

@@ -59,7 +59,87 @@ public sealed partial class PostgresClusterMembership
     /// leaving silo from waiting on itself: the whole silo finishes only after that turn, the grain much sooner.
     /// </remarks>
     public Task WaitForLeavingOwnerAsync(GrainId grainId, CancellationToken cancellationToken)
-        => LeavingOwner(grainId, _view) is null ? Task.CompletedTask : WaitForReleaseAsync(grainId, cancellationToken);
+        => LeavingOwner(grainId, _view) is null ? Task.CompletedTask : WaitForReleaseAsync(grainId, LeavingOwner, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The grain's previous owner is its owner over the active silos other than this one. Until that silo has said it
+    /// handed over everything this incarnation owns (<see cref="ReleaseResponse.HandedOver"/>, usually in its answer to
+    /// the first ask), ask it per grain, as a leaving silo is asked; it answers once its view has this silo active and
+    /// its activation of the grain is gone. The views decide if it never answers: its heartbeat going stale (it crashed
+    /// and owns nothing once its lease ran out) or its row leaving Active ends the wait. Once every active peer has
+    /// handed over, this is a scan of the view.
+    /// </remarks>
+    public Task WaitForJoinHandOverAsync(GrainId grainId, CancellationToken cancellationToken)
+        => JoinPredecessor(grainId, _view) is { } previous && _self is { } self
+            ? WaitForJoinPredecessorAsync(grainId, self, previous, cancellationToken)
+            : Task.CompletedTask;
+
+    private async Task WaitForJoinPredecessorAsync(GrainId grainId, SiloAddress self, SiloAddress previous, CancellationToken cancellationToken)
+    {
+        // Most of the time the previous owner holds none of this silo's grains any more: one question to it, shared by
+        // every activation that needs the answer (a failover activates thousands at once), settles them all.
+        await HandOverCheck(self, previous).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (JoinPredecessor(grainId, _view) is not null)
+        {
+            await WaitForReleaseAsync(grainId, JoinPredecessor, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether <paramref name="peer"/> said it holds none of <paramref name="self"/>'s grains: asked once, and a
+    /// "not yet" stands for <see cref="HandOverRecheckAfter"/>, so that a burst of activations asks it once.</summary>
+    private Task<bool> HandOverCheck(SiloAddress self, SiloAddress peer)
+        => _handOverChecks.GetOrAdd((self, peer), static (key, membership) => new Lazy<Task<bool>>(() => membership.CheckHandOverAsync(key)), this).Value;
+
+    private async Task<bool> CheckHandOverAsync((SiloAddress Self, SiloAddress Peer) key)
+    {
+        var handedOver = await _peers.AskHandedOverAsync(key.Peer, key.Self, HandOverCheckTimeout, CancellationToken.None).ConfigureAwait(false);
+        if (handedOver)
+        {
+            _handedOver.TryAdd(key, true);
+        }
+
+        _ = ForgetHandOverCheckAsync(key);
+        return handedOver;
+    }
+
+    private async Task ForgetHandOverCheckAsync((SiloAddress Self, SiloAddress Peer) key)
+    {
+        await Task.Delay(HandOverRecheckAfter, _time).ConfigureAwait(false);
+        _handOverChecks.TryRemove(key, out _);
+    }
+
+    /// <summary>When this silo owns the grain: the active silo that would own it without this one, unless that silo has
+    /// handed over everything this incarnation owns or its heartbeat is stale; otherwise null.</summary>
+    private SiloAddress? JoinPredecessor(GrainId grainId, MembershipView view)
+    {
+        var self = _self;
+        if (self is null)
+        {
+            return null;
+        }
+
+        var active = view.ActiveSilos;
+        var pending = false;
+        for (var i = 0; i < active.Count && !pending; i++)
+        {
+            pending = active[i] != self && !_handedOver.ContainsKey((self, active[i]));
+        }
+
+        // Only the grain's owner waits for its predecessor: an activation on a silo that does not own the grain (views
+        // moving under a call being dispatched) is left to the compare-and-set, as before a join.
+        if (!pending || RendezvousPlacement.Owner(grainId, active) != self)
+        {
+            return null;
+        }
+
+        var others = active.Where(s => s != self).ToArray();
+        return RendezvousPlacement.Owner(grainId, others) is { } previous
+            && !_handedOver.ContainsKey((self, previous))
+            && view.Find(previous) is { } entry && !IsStale(entry, view)
+                ? previous
+                : null;
+    }
 
     /// <summary>The grain's previous owner when that is a silo leaving gracefully and still heartbeating, otherwise null.
     /// Asked by every activation: when no other silo is leaving, a scan of the view and nothing else.</summary>
@@ -81,7 +161,9 @@ public sealed partial class PostgresClusterMembership
                 : null;
     }
 
-    private async Task WaitForReleaseAsync(GrainId grainId, CancellationToken cancellationToken)
+    /// <summary>Waits until <paramref name="previousOwner"/> names no silo for the grain on the current view, or the one
+    /// it names says it has released the grain.</summary>
+    private async Task WaitForReleaseAsync(GrainId grainId, Func<GrainId, MembershipView, SiloAddress?> previousOwner, CancellationToken cancellationToken)
     {
         var logged = false;
         SiloAddress? askedOf = null;
@@ -92,14 +174,14 @@ public sealed partial class PostgresClusterMembership
             while (true)
             {
                 var signal = Volatile.Read(ref _viewPublished);
-                if (LeavingOwner(grainId, _view) is not { } previous)
+                if (previousOwner(grainId, _view) is not { } previous)
                 {
                     return;
                 }
 
                 if (!logged)
                 {
-                    LogWaitingForLeavingOwner(_logger, grainId, previous);
+                    LogWaitingForPreviousOwner(_logger, grainId, previous);
                     logged = true;
                 }
 
@@ -133,17 +215,28 @@ public sealed partial class PostgresClusterMembership
         }
     }
 
-    /// <summary>Asks a leaving silo until it says it has released the grain; the views decide if it never does.</summary>
-    private async Task<bool> AskUntilReleasedAsync(SiloAddress leaving, GrainId grainId, CancellationToken cancellationToken)
+    /// <summary>Asks a silo until it says it has released the grain; the views decide if it never does. Remembers a
+    /// silo that said it handed over everything this incarnation owns.</summary>
+    private async Task<bool> AskUntilReleasedAsync(SiloAddress previous, GrainId grainId, CancellationToken cancellationToken)
     {
         var pause = TimeSpan.FromMilliseconds(50);
-        while (!await _peers.AskReleasedAsync(leaving, grainId, _self, ReleaseAskTimeout, cancellationToken).ConfigureAwait(false))
+        var self = _self;
+        while (true)
         {
+            var (released, handedOver) = await _peers.AskReleasedAsync(previous, grainId, self, ReleaseAskTimeout, cancellationToken).ConfigureAwait(false);
+            if (handedOver && self is not null)
+            {
+                _handedOver.TryAdd((self, previous), true);
+            }
+
+            if (released)
+            {
+                return true;
+            }
+
             await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
             pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, ReleaseAskMaxPause.Ticks));
         }
-
-        return true;
     }
 
     private void RaiseViewChanged(MembershipView view)

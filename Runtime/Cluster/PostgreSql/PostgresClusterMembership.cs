@@ -34,6 +34,10 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     // bound, and between refusals (not leaving yet in its own eyes, unreachable) back off up to a second.
     private static readonly TimeSpan ReleaseAskTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ReleaseAskMaxPause = TimeSpan.FromSeconds(1);
+
+    // Whether a peer has handed over everything a newcomer owns is answered from memory: a short wait, then ask per grain.
+    private static readonly TimeSpan HandOverCheckTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan HandOverRecheckAfter = TimeSpan.FromMilliseconds(100);
     private readonly IJoinGate[] _joinGates;
     private readonly ILeaveDrain[] _leaveDrains;
     private readonly TimeProvider _time;
@@ -42,6 +46,13 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private readonly CancellationTokenSource _loopsStopping = new();
     private readonly List<Task> _loops = [];
     private readonly SemaphoreSlim _leaveLock = new(1, 1);
+
+    /// <summary>Peers that told this incarnation (the first of the pair) they hold none of its grains and never will
+    /// while it is active (<see cref="WaitForJoinHandOverAsync"/>).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(SiloAddress Self, SiloAddress Peer), bool> _handedOver = new();
+
+    /// <summary>The question to a peer whether it has handed over everything, in flight or just answered "not yet".</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(SiloAddress Self, SiloAddress Peer), Lazy<Task<bool>>> _handOverChecks = new();
     private volatile MembershipView _view = MembershipView.Empty;
     private TaskCompletionSource _viewPublished = NewViewSignal();
     private volatile SiloAddress? _self;
