@@ -19,7 +19,14 @@ internal sealed class ActivationCatalog(GrainTypeRegistry registry) : IGrainCall
 
     public IEnumerable<GrainActivation> Activations => _activations.Values;
 
-    public void Dispatch(GrainRequest request)
+    public void Dispatch(GrainRequest request) => Dispatch(request, checksOwner: true);
+
+    /// <summary>
+    /// Delivers the request to this silo's activation of its grain, creating it on first use. With
+    /// <paramref name="checksOwner"/> false, an activation created for it starts even where this silo does not own the
+    /// grain: only for tests that force a second activation to show what storage does about one.
+    /// </summary>
+    internal void Dispatch(GrainRequest request, bool checksOwner)
     {
         var runtime = _runtime ?? throw new InvalidOperationException("The grain runtime is not started.");
         if (!registry.TryGetGrainClass(request.Target.Type, out _, out var grainClass))
@@ -41,7 +48,7 @@ internal sealed class ActivationCatalog(GrainTypeRegistry registry) : IGrainCall
 
                 if (!_activations.TryGetValue(request.Target, out var activation))
                 {
-                    var created = new GrainActivation(request.Target, grainClass, runtime);
+                    var created = new GrainActivation(request.Target, grainClass, runtime) { ChecksOwner = checksOwner };
                     activation = _activations.GetOrAdd(request.Target, created);
                     if (ReferenceEquals(activation, created))
                     {

@@ -15,6 +15,9 @@ internal sealed partial class GrainActivation
         [LoggerMessage(1002, LogLevel.Debug, "Deactivated grain {GrainId} ({Reason})")]
         public static partial void Deactivated(ILogger logger, GrainId grainId, DeactivationReason reason);
 
+        [LoggerMessage(1004, LogLevel.Debug, "Grain {GrainId} is not this silo's in its newest view; its activation did not start and its calls go to the owner")]
+        public static partial void NotOwner(ILogger logger, GrainId grainId);
+
         [LoggerMessage(1003, LogLevel.Warning, "OnDeactivateAsync of grain {GrainId} ({Reason}) failed or timed out; the activation is dropped anyway")]
         public static partial void DeactivationFailed(ILogger logger, Exception exception, GrainId grainId, DeactivationReason reason);
     }

@@ -73,6 +73,9 @@ internal sealed partial class GrainActivation
         }
     }
 
+    /// <summary>Whether the activation starts only where this silo owns the grain (see <see cref="ActivationCatalog.Dispatch(GrainRequest, bool)"/>).</summary>
+    internal bool ChecksOwner { get; init; } = true;
+
     /// <summary>Starts the activation's turn loop on its scheduler.</summary>
     public void Start()
         => Completion = Task.Factory.StartNew(RunAsync, CancellationToken.None, TaskCreationOptions.DenyChildAttach, Scheduler).Unwrap();
@@ -297,6 +300,25 @@ internal sealed partial class GrainActivation
 
     private async Task<bool> ActivateAsync()
     {
+        if (!OwnedHere())
+        {
+            // The call that created this activation was dispatched on a view read just before a newer one arrived, and
+            // it was added to the catalog after the rebalancer had scanned it for that view: nothing would ever
+            // deactivate it, and the grain's owner, or the newcomer this silo told it had released the grain, could be
+            // running another. It loads nothing and runs nothing; its calls go to the owner of the newest view.
+            var pending = Retire();
+            Log.NotOwner(Runtime.Logger, GrainId);
+            foreach (var work in pending)
+            {
+                if (work.Request is { } request)
+                {
+                    Runtime.Dispatcher.Dispatch(request);
+                }
+            }
+
+            return false;
+        }
+
         lock (_lock)
         {
             _status = ActivationStatus.Activating;
@@ -331,6 +353,10 @@ internal sealed partial class GrainActivation
             return false;
         }
     }
+
+    /// <summary>Whether this silo owns the grain in the newest view it has (always, outside a cluster). Checked once the
+    /// activation is in the catalog, where a later view's rebalancing finds it.</summary>
+    private bool OwnedHere() => !ChecksOwner || Runtime.Dispatcher is not Messaging.ClusterCallDispatcher cluster || cluster.IsLocalOwner(GrainId);
 
     private async Task ActivateCoreAsync(CancellationToken cancellationToken)
     {
