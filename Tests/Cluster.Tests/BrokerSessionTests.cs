@@ -1,9 +1,11 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Collections.Concurrent;
 using OrleansMeta.Client;
 using OrleansMeta.Contracts;
 using OrleansMeta.Cluster.Tests.Infrastructure;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Cluster.PostgreSql;
 using OrleansMeta.Runtime.Placement;
 using Xunit.Abstractions;
 
@@ -83,5 +85,54 @@ public sealed class BrokerSessionTests(ITestOutputHelper output)
         await session.Completion;
         var after = (await client.ListBrokersAsync()).Brokers.Single(b => b.BrokerId == brokerId);
         Assert.NotEqual("unfenced", after.State);
+    }
+
+    [Fact]
+    public async Task Brokers_keep_their_sessions_while_silos_join_and_take_over_their_grains()
+    {
+        // Each joining silo takes about a third of the broker grains, where the sessions live, and asks each grain's
+        // previous owner to release it before loading it (docs/safety.md). The brokers' heartbeats wait on that; the
+        // sessions must not lapse meanwhile.
+        await using var cluster = new TestCluster("join-sessions", new Dictionary<string, string>
+        {
+            ["Meta:Brokers:SessionTimeout"] = "00:00:03",
+        });
+        var first = await cluster.StartInProcessSiloAsync();
+        await cluster.WaitForAgreementAsync();
+        using var client = new MetaClient(new MetaClientOptions { BootstrapUrls = [first.Http.BaseAddress!], MaxAttempts = 10 });
+        var brokers = Enumerable.Range(1, 12).Select(id => new TestBroker(client, id)).ToList();
+        foreach (var broker in brokers)
+        {
+            await broker.StartAsync();
+        }
+
+        await Eventually.Until(async () => (await client.ListBrokersAsync()).Brokers.All(b => b.State == "unfenced"),
+            "every broker is unfenced", Within);
+        var before = (await client.ListBrokersAsync()).MetadataOffset;
+
+        var joined = new List<InProcessSilo>();
+        for (var i = 0; i < 2; i++)
+        {
+            joined.Add(await cluster.StartInProcessSiloAsync());
+            await cluster.WaitForAgreementAsync();
+        }
+
+        // Longer than a session, with heartbeats reaching the broker grains' new owners.
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        foreach (var silo in joined.Prepend(first))
+        {
+            output.WriteLine($"{silo.Name}: {silo.Services.GetRequiredService<PostgresClusterMembership>().HandOver}");
+        }
+
+        Assert.All(joined, silo => Assert.True(silo.Services.GetRequiredService<PostgresClusterMembership>().HandOver.Waits > 0,
+            $"{silo.Name} took broker grains over without asking their previous owner"));
+        var after = await client.ListBrokersAsync(minOffset: (await client.ListBrokersAsync()).MetadataOffset);
+        Assert.All(after.Brokers, b => Assert.Equal("unfenced", b.State));
+        Assert.Equal(0L, await OverlapTests.SessionExpiriesAfterAsync(cluster.ClusterId, before));
+        foreach (var broker in brokers)
+        {
+            await broker.DisposeAsync();
+        }
     }
 }

@@ -59,16 +59,7 @@ public sealed class OverlapTests
         var after = await client.ListBrokersAsync(minOffset: (await client.ListBrokersAsync()).MetadataOffset);
         Assert.All(after.Brokers, b => Assert.Equal("unfenced", b.State));
         Assert.All(brokers, b => Assert.False(b.IsFenced));
-        await using (var connection = new Npgsql.NpgsqlConnection(TestPostgres.ConnectionString))
-        {
-            await connection.OpenAsync();
-            await using var command = new Npgsql.NpgsqlCommand(
-                "SELECT count(*) FROM metadata_log WHERE cluster_id = $1 AND log_offset > $2 AND type = 'broker' AND convert_from(payload, 'UTF8') LIKE '%session-expired%'",
-                connection);
-            command.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = cluster.ClusterId });
-            command.Parameters.Add(new Npgsql.NpgsqlParameter<long> { TypedValue = before });
-            Assert.Equal(0L, (long)(await command.ExecuteScalarAsync())!);
-        }
+        Assert.Equal(0L, await SessionExpiriesAfterAsync(cluster.ClusterId, before));
         foreach (var broker in brokers)
         {
             await broker.DisposeAsync();
@@ -109,5 +100,18 @@ public sealed class OverlapTests
         }
 
         proxy.Heal();
+    }
+
+    /// <summary>How many broker records after <paramref name="offset"/> fenced a broker because its session expired.</summary>
+    internal static async Task<long> SessionExpiriesAfterAsync(string clusterId, long offset)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(TestPostgres.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(
+            "SELECT count(*) FROM metadata_log WHERE cluster_id = $1 AND log_offset > $2 AND type = 'broker' AND convert_from(payload, 'UTF8') LIKE '%session-expired%'",
+            connection);
+        command.Parameters.Add(new Npgsql.NpgsqlParameter<string> { TypedValue = clusterId });
+        command.Parameters.Add(new Npgsql.NpgsqlParameter<long> { TypedValue = offset });
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 }

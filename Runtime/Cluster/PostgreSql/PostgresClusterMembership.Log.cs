@@ -73,6 +73,9 @@ public sealed partial class PostgresClusterMembership
     [LoggerMessage(EventId = 136, Level = LogLevel.Debug, Message = "Grain {Grain} waits for silo {Silo}, which owned it until this silo joined or is leaving, to release it")]
     private static partial void LogWaitingForPreviousOwner(ILogger logger, GrainId grain, SiloAddress silo);
 
+    [LoggerMessage(EventId = 140, Level = LogLevel.Warning, Message = "Grain {Grain} waited {Waited} for silo {Silo}, which owned it until this silo joined, to release it; its calls waited as long")]
+    private static partial void LogSlowHandOver(ILogger logger, GrainId grain, SiloAddress silo, TimeSpan waited);
+
     [LoggerMessage(EventId = 131, Level = LogLevel.Information, Message = "Silo {Silo} waits before joining until {Gate}")]
     private static partial void LogJoinGate(ILogger logger, SiloAddress silo, string gate);
 

@@ -77,12 +77,25 @@ public sealed partial class PostgresClusterMembership
 
     private async Task WaitForJoinPredecessorAsync(GrainId grainId, SiloAddress self, SiloAddress previous, CancellationToken cancellationToken)
     {
-        // Most of the time the previous owner holds none of this silo's grains any more: one question to it, shared by
-        // every activation that needs the answer (a failover activates thousands at once), settles them all.
-        await HandOverCheck(self, previous).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (JoinPredecessor(grainId, _view) is not null)
+        var started = _time.GetTimestamp();
+        try
         {
-            await WaitForReleaseAsync(grainId, JoinPredecessor, cancellationToken).ConfigureAwait(false);
+            // Most of the time the previous owner holds none of this silo's grains any more: one question to it, shared
+            // by every activation that needs the answer (a failover activates thousands at once), settles them all.
+            await HandOverCheck(self, previous).WaitAsync(cancellationToken).ConfigureAwait(false);
+            if (JoinPredecessor(grainId, _view) is not null)
+            {
+                await WaitForReleaseAsync(grainId, JoinPredecessor, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            var waited = _time.GetElapsedTime(started);
+            _handOverStatistics.RecordWait(waited);
+            if (waited >= SlowHandOver)
+            {
+                LogSlowHandOver(_logger, grainId, previous, waited);
+            }
         }
     }
 
@@ -93,6 +106,7 @@ public sealed partial class PostgresClusterMembership
 
     private async Task<bool> CheckHandOverAsync((SiloAddress Self, SiloAddress Peer) key)
     {
+        _handOverStatistics.RecordPeerQuestion();
         var handedOver = await _peers.AskHandedOverAsync(key.Peer, key.Self, HandOverCheckTimeout, CancellationToken.None).ConfigureAwait(false);
         if (handedOver)
         {
@@ -126,8 +140,8 @@ public sealed partial class PostgresClusterMembership
             pending = active[i] != self && !_handedOver.ContainsKey((self, active[i]));
         }
 
-        // Only the grain's owner waits for its predecessor: an activation on a silo that does not own the grain (views
-        // moving under a call being dispatched) is left to the compare-and-set, as before a join.
+        // Only the grain's owner waits for its predecessor: an activation on a silo that does not own the grain in the
+        // newest view does not start at all (GrainActivation.OwnedHere).
         if (!pending || RendezvousPlacement.Owner(grainId, active) != self)
         {
             return null;
@@ -223,6 +237,7 @@ public sealed partial class PostgresClusterMembership
         var self = _self;
         while (true)
         {
+            _handOverStatistics.RecordGrainQuestion();
             var (released, handedOver) = await _peers.AskReleasedAsync(previous, grainId, self, ReleaseAskTimeout, cancellationToken).ConfigureAwait(false);
             if (handedOver && self is not null)
             {

@@ -38,6 +38,10 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     // Whether a peer has handed over everything a newcomer owns is answered from memory: a short wait, then ask per grain.
     private static readonly TimeSpan HandOverCheckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan HandOverRecheckAfter = TimeSpan.FromMilliseconds(100);
+
+    // A hand-over wait this long is logged: a grain's calls waited that long on its previous owner.
+    private static readonly TimeSpan SlowHandOver = TimeSpan.FromSeconds(1);
+    private readonly HandOverStatistics _handOverStatistics = new();
     private readonly IJoinGate[] _joinGates;
     private readonly ILeaveDrain[] _leaveDrains;
     private readonly TimeProvider _time;
@@ -136,6 +140,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     }
 
     public event Action<MembershipView>? ViewChanged;
+
+    /// <summary>What this silo's activations have asked of and waited for from a grain's previous owner since it started.</summary>
+    public HandOverStatistics HandOver => _handOverStatistics;
 
     public async Task<MembershipView> RefreshAsync(CancellationToken cancellationToken = default)
     {
