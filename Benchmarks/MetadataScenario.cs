@@ -10,6 +10,7 @@ using OrleansMeta.Grains.Metadata;
 using OrleansMeta.GrainInterfaces;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Cluster;
+using OrleansMeta.Runtime.Cluster.PostgreSql;
 using OrleansMeta.Runtime.Persistence.PostgreSql;
 using OrleansMeta.Silo.Hosting;
 
@@ -109,6 +110,10 @@ public static class MetadataScenario
             var storages = others.Prepend(silo).Select(s => s.App.Services.GetRequiredService<PostgresGrainStorage>().Statistics).ToList();
             long Total(Func<PostgresStorageStatistics, long> counter) => storages.Sum(counter);
             var (transactions, writes, readBatches) = (Total(s => s.Transactions), Total(s => s.Writes), Total(s => s.ReadBatches));
+            var handOvers = others.Prepend(silo).Select(s => s.App.Services.GetRequiredService<PostgresClusterMembership>().HandOver).ToList();
+            long HandOver(Func<HandOverStatistics, long> counter) => handOvers.Sum(counter);
+            var (peerQuestions, grainQuestions, handOverWaits, handOverWaited) =
+                (HandOver(h => h.PeerQuestions), HandOver(h => h.GrainQuestions), HandOver(h => h.Waits), HandOver(h => h.Waited.Ticks));
             GC.Collect();
             var heapBefore = GC.GetTotalMemory(forceFullCollection: true);
             sampler?.Start();
@@ -154,7 +159,9 @@ public static class MetadataScenario
                       $"in that window the process used {spent.Cpu.TotalMilliseconds:0} ms of CPU ({spent.Cpu.TotalMicroseconds / Math.Max(1, led):0} µs per re-led partition), " +
                       $"allocated {spent.Allocated / 1048576.0:0} MiB ({spent.Allocated / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition), " +
                       $"GCs gen0/1/2 {spent.Gen0}/{spent.Gen1}/{spent.Gen2}, GC pauses {spent.Paused.TotalMilliseconds:0} ms; " +
-                      $"the live heap then held {retained / 1048576.0:0} MiB more than before the broker died, {retained / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition)");
+                      $"the live heap then held {retained / 1048576.0:0} MiB more than before the broker died, {retained / Math.Max(1, led) / 1024.0:0.0} KiB per re-led partition; " +
+                      $"activations that asked a previous owner first: {HandOver(h => h.Waits) - handOverWaits}, waiting {TimeSpan.FromTicks(HandOver(h => h.Waited.Ticks) - handOverWaited).TotalMilliseconds:0} ms in all, " +
+                      $"after {HandOver(h => h.PeerQuestions) - peerQuestions} peer and {HandOver(h => h.GrainQuestions) - grainQuestions} grain questions)");
             if (sampler is not null)
             {
                 lines.Add("  allocated by type (the GC's samples, share of bytes): " +
