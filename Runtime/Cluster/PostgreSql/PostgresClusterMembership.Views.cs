@@ -266,6 +266,57 @@ public sealed partial class PostgresClusterMembership
         {
             LogViewChangedHandlerFailed(_logger, view.Version, exception);
         }
+
+        AskPeersToHandOver(view);
+    }
+
+    /// <summary>
+    /// Finds out, in the background, from every active peer that has not said so yet whether it holds none of this
+    /// incarnation's grains (<see cref="HandOverCheck"/>), as soon as a view has both active. Otherwise the first
+    /// activations that need the answer ask for it, and a failover that activates thousands of grains at once waited for
+    /// it under load: 250 ms per activation on average in a 100k-partition failover on three silos (BENCHMARKS.md).
+    /// </summary>
+    private void AskPeersToHandOver(MembershipView view)
+    {
+        if (_self is not { } self || !view.IsActive(self))
+        {
+            return;
+        }
+
+        foreach (var peer in view.ActiveSilos)
+        {
+            if (peer != self && !_handedOver.ContainsKey((self, peer)) && _handOverChases.TryAdd((self, peer), true))
+            {
+                _ = Task.Run(() => ChaseHandOverAsync(self, peer));
+            }
+        }
+    }
+
+    private async Task ChaseHandOverAsync(SiloAddress self, SiloAddress peer)
+    {
+        try
+        {
+            // Bounded: a peer of an earlier version never says it (activations then ask it per grain, which it answers),
+            // nor does one that keeps failing to answer; the views end the chase when either silo stops being active.
+            for (var attempt = 0; attempt < HandOverChaseAttempts; attempt++)
+            {
+                var view = _view;
+                if (_loopsStopping.IsCancellationRequested || _self != self || !view.IsActive(self) || !view.IsActive(peer)
+                    || _handedOver.ContainsKey((self, peer)) || await HandOverCheck(self, peer).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                await Task.Delay(HandOverRecheckAfter, _time, _loopsStopping.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (_loopsStopping.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _handOverChases.TryRemove((self, peer), out _);
+        }
     }
 
     /// <summary>

@@ -39,6 +39,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     private static readonly TimeSpan HandOverCheckTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan HandOverRecheckAfter = TimeSpan.FromMilliseconds(100);
 
+    // How many times a silo asks a peer in the background whether it has handed over, 100 ms apart at least.
+    private const int HandOverChaseAttempts = 100;
+
     // A hand-over wait this long is logged: a grain's calls waited that long on its previous owner.
     private static readonly TimeSpan SlowHandOver = TimeSpan.FromSeconds(1);
     private readonly HandOverStatistics _handOverStatistics = new();
@@ -54,6 +57,9 @@ public sealed partial class PostgresClusterMembership : IClusterMembership, Pers
     /// <summary>Peers that told this incarnation (the first of the pair) they hold none of its grains and never will
     /// while it is active (<see cref="WaitForJoinHandOverAsync"/>).</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(SiloAddress Self, SiloAddress Peer), bool> _handedOver = new();
+
+    /// <summary>Peers this incarnation is asking in the background whether they have handed over (<see cref="AskPeersToHandOver"/>).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(SiloAddress Self, SiloAddress Peer), bool> _handOverChases = new();
 
     /// <summary>The question to a peer whether it has handed over everything, in flight or just answered "not yet".</summary>
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(SiloAddress Self, SiloAddress Peer), Lazy<Task<bool>>> _handOverChecks = new();
