@@ -56,6 +56,33 @@ public sealed class FailoverTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Silos_settle_the_join_hand_over_with_each_peer_before_any_grain_needs_it()
+    {
+        // Asked only by the first activation that needs it, the question "do you hold any of my grains?" made a
+        // failover's activations wait behind the failover's own work; it is asked as soon as a view has the peer.
+        await using var cluster = new TestCluster("eager-hand-over");
+        var silos = new List<InProcessSilo>();
+        for (var i = 0; i < 3; i++)
+        {
+            silos.Add(await cluster.StartInProcessSiloAsync());
+        }
+
+        await cluster.WaitForAgreementAsync();
+        HandOverStatistics Statistics(InProcessSilo silo) => silo.Services.GetRequiredService<Runtime.Cluster.PostgreSql.PostgresClusterMembership>().HandOver;
+        await Eventually.Until(() => Task.FromResult(silos.All(s => Statistics(s).PeerQuestions >= 2)),
+            "every silo has asked both peers, with no grain called yet", TimeSpan.FromSeconds(30));
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+
+        await Task.WhenAll(Enumerable.Range(0, 30).Select(i => silos[0].Grains.GetGrain<IAccountGrain>($"eager-{i}").DepositAsync(1, $"op-{i}")));
+        foreach (var silo in silos)
+        {
+            output.WriteLine($"{silo.Name}: {Statistics(silo)}");
+        }
+
+        Assert.All(silos, silo => Assert.Equal(0, Statistics(silo).Waits));
+    }
+
+    [Fact]
     public async Task A_turn_still_running_on_the_previous_owner_commits_before_a_silo_that_joined_loads_the_grain()
     {
         await using var cluster = new TestCluster("joining-turn");
