@@ -49,13 +49,16 @@ public static class GroupListingScenario
         var topics = image.Current.Topics.Values.Where(t => t.Topic.Name.StartsWith("lag-", StringComparison.Ordinal)).OrderBy(t => t.Topic.Name, StringComparer.Ordinal).ToList();
         await using (var dataSource = NpgsqlDataSource.Create(connectionString))
         {
+            // One compacted row per group, as the store leaves a group after a compaction.
             await using var command = dataSource.CreateCommand(
                 """
-                INSERT INTO consumer_offsets (cluster_id, group_id, topic_id, partition, topic, committed_offset, leader_epoch, committed_at)
-                SELECT $1, 'bench-' || lpad(g::text, 6, '0'), t.id, p, t.name, g * 10 + p, -1, now()
+                INSERT INTO consumer_offset_log
+                    (cluster_id, group_id, topic_ids, topics, partitions, offsets, leader_epochs, entry_seqs, entry_committed_at)
+                SELECT $1, 'bench-' || lpad(g::text, 6, '0'), array_fill(t.id, ARRAY[$5]), array_fill(t.name, ARRAY[$5]),
+                       array(SELECT p FROM generate_series(0, $5 - 1) AS p), array(SELECT g * 10 + p FROM generate_series(0, $5 - 1) AS p),
+                       array_fill(-1, ARRAY[$5]), array_fill(0::bigint, ARRAY[$5]), array_fill(now(), ARRAY[$5])
                 FROM generate_series(0, $4 - 1) AS g
                 JOIN unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS t(id, name, ord) ON (g % cardinality($2::uuid[])) + 1 = t.ord
-                CROSS JOIN generate_series(0, $5 - 1) AS p
                 """);
             command.CommandTimeout = 600;
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
@@ -64,14 +67,6 @@ public static class GroupListingScenario
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = groups });
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = PartitionsPerTopic });
             await command.ExecuteNonQueryAsync();
-            await using var summary = dataSource.CreateCommand(
-                """
-                INSERT INTO consumer_group_commits (cluster_id, group_id)
-                SELECT $1, 'bench-' || lpad(g::text, 6, '0') FROM generate_series(0, $2 - 1) AS g
-                """);
-            summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
-            summary.Parameters.Add(new NpgsqlParameter<int> { TypedValue = groups });
-            await summary.ExecuteNonQueryAsync();
         }
 
         var offsets = (long)groups * PartitionsPerTopic;
@@ -165,7 +160,11 @@ public static class GroupListingScenario
         for (var i = 0; i < Listings; i++)
         {
             await using var command = dataSource.CreateCommand(
-                "SELECT group_id, count(*), sum(committed_offset) FROM consumer_offsets WHERE cluster_id = $1 GROUP BY group_id ORDER BY group_id");
+                """
+                SELECT o.group_id, count(*), sum(e.committed_offset)
+                FROM consumer_offset_log AS o CROSS JOIN LATERAL unnest(o.offsets) AS e(committed_offset)
+                WHERE o.cluster_id = $1 GROUP BY o.group_id ORDER BY o.group_id
+                """);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
             var watch = Stopwatch.StartNew();
             await using var reader = await command.ExecuteReaderAsync();

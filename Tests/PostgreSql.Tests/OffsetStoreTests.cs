@@ -112,7 +112,7 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         await Assert.ThrowsAsync<SiloFencedException>(() => owned.Store.DeleteAsync("g0", null, CancellationToken.None));
         Assert.Equal(20, owned.Store.Statistics.FencedCalls);
         Assert.Equal([(0, 5L)], (await owned.Store.ReadAsync("g0", CancellationToken.None)).Select(o => (o.Partition, o.Offset)));
-        Assert.Equal(1, await CountRowsAsync(owned.ClusterId, "consumer_offsets"));
+        Assert.Equal(1, await CountRowsAsync(owned.ClusterId, "consumer_offset_log"));
         Assert.Equal(["g0"], await owned.Store.ListGroupsAsync(null, 100, CancellationToken.None));
     }
 
@@ -140,42 +140,124 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     }
 
     [Fact]
-    public async Task A_batch_looks_its_rows_up_by_key_whatever_the_statistics_said_when_it_was_planned()
+    public async Task A_group_is_compacted_in_its_commits_transactions_and_reads_the_newest_offset_of_every_partition()
     {
-        // The batch statement runs its generic plan, made at a connection's first batch and kept. Made over a nearly
-        // empty table it hashed every later batch against a bitmap scan of every offset of the cluster (38 ms for 300
-        // rows over 200k offsets, growing with the table); a custom plan for 1000 rows over 20k offsets hashed the
-        // input against a sequential scan of the whole table.
-        const int Groups = 2000;
-        const int Partitions = 10;
-        const string Cluster = "plans";
-        await using var database = await TestDatabase.CreateAsync(migrate: true);
-        await using var connection = new NpgsqlConnection(database.ConnectionString);
-        await connection.OpenAsync();
+        const int Partitions = 100;
+        const int Rounds = 40;
+        await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());
+        var store = owned.Store;
 
-        // No ANALYZE behind the test's back: a new plan is what autovacuum's statistics would bring.
-        await PlanProbe.ExecuteAsync(connection, "ALTER TABLE consumer_offsets SET (autovacuum_enabled = false)");
-        var probe = await PlanProbe.PrepareAsync(connection, "offset_batch",
-            "text, text[], uuid[], int[], text[], bigint[], int[], text[], text, bigint", PostgresOffsetStore.CommitSql, PostgresOffsetStore.BatchSettingsSql);
-        string Arguments(IReadOnlyCollection<(string Group, int Partition)> rows) =>
-            $"'{Cluster}', {PlanProbe.Array(rows.Select(r => r.Group))}, {PlanProbe.Array(rows.Select(_ => Orders))}, " +
-            $"{PlanProbe.Array(rows.Select(r => r.Partition))}, {PlanProbe.Array(rows.Select(_ => "orders"))}, {PlanProbe.Array(rows.Select(_ => 5))}, " +
-            $"{PlanProbe.Array(rows.Select(_ => -1))}, {PlanProbe.Array(rows.Select(_ => "NULL"))}, NULL, NULL";
+        // A first commit of every partition, one at a time: 100 rows of one entry, compacted once they hold 512 entries
+        // would be due; then whole-group commits, each one row of 100 entries.
+        for (var partition = 0; partition < Partitions; partition++)
+        {
+            await store.CommitAsync("g", [Commit(Orders, partition, 1, $"first {partition}")], CancellationToken.None);
+        }
 
-        await probe.RunAndRollBackAsync(Arguments([("g1", 0)]));
-        await PlanProbe.ExecuteAsync(connection,
-            $"""
-            INSERT INTO consumer_offsets (cluster_id, group_id, topic_id, partition, topic, committed_offset, leader_epoch)
-            SELECT '{Cluster}', 'g' || g, '{Orders}', p, 'orders', 0, -1 FROM generate_series(1, {Groups}) AS g, generate_series(0, {Partitions - 1}) AS p
-            """);
+        for (var round = 2; round <= Rounds; round++)
+        {
+            await store.CommitAsync("g", [.. Enumerable.Range(0, Partitions).Select(p => Commit(Orders, p, round))], CancellationToken.None);
+            await store.CommitAsync("other", [Commit(Payments, round % 3, round)], CancellationToken.None);
+        }
 
-        var batch = Enumerable.Range(0, 1000).Select(i => (Group: "g" + (1 + i * 7 % Groups), Partition: i % Partitions)).Distinct().ToArray();
-        string[] key = ["cluster_id", "group_id", "topic_id", "partition"];
-        PlanProbe.AssertKeyLookups(await probe.ExplainAsync(Arguments(batch)), "consumer_offsets", key);
+        // 100 + 39 x 100 entries: with 100 partitions a compaction is due every 800 entries.
+        Assert.InRange(store.Statistics.Compactions, 4, 6);
+        Assert.InRange(await CountRowsAsync(owned.ClusterId, "consumer_offset_log", "g"), 1, PostgresOffsetStore.CompactionFactor);
+        var offsets = await store.ReadAsync("g", CancellationToken.None);
+        Assert.Equal(Enumerable.Range(0, Partitions), offsets.Select(o => o.Partition));
+        Assert.All(offsets, o => Assert.Equal((Rounds, (string?)null), (o.Offset, o.Metadata)));
+        Assert.Equal([(0, 39L), (1, 40L), (2, 38L)], (await store.ReadAsync("other", CancellationToken.None)).Select(o => (o.Partition, o.Offset)));
 
-        // With statistics of the full table (ANALYZE makes the plan again).
-        await PlanProbe.ExecuteAsync(connection, "ANALYZE consumer_offsets");
-        PlanProbe.AssertKeyLookups(await probe.ExplainAsync(Arguments(batch)), "consumer_offsets", key);
+        // A store that starts without knowing the group (another silo took it over) counts from what it reads.
+        await using var next = new OwnedOffsetStore(fixture.Database, owned.ClusterId);
+        Assert.Equal(Partitions, (await next.Store.ReadAsync("g", CancellationToken.None)).Count);
+        for (var round = 0; round < PostgresOffsetStore.CompactionFactor; round++)
+        {
+            await next.Store.CommitAsync("g", [.. Enumerable.Range(0, Partitions).Select(p => Commit(Orders, p, 100 + round))], CancellationToken.None);
+        }
+
+        Assert.InRange(next.Store.Statistics.Compactions, 1, 2);
+        Assert.All(await next.Store.ReadAsync("g", CancellationToken.None), o => Assert.Equal(100 + PostgresOffsetStore.CompactionFactor - 1, o.Offset));
+    }
+
+    [Fact]
+    public async Task A_commit_of_another_owner_in_flight_while_a_group_is_rewritten_stays_the_newest()
+    {
+        // Two owners of one group for a moment (a change of owner): the new owner's commit is in flight, its row not yet
+        // committed, while the old one rewrites the group's rows. The rewrite cannot see that row and leaves it; the
+        // entries it rewrites keep their own (older) numbers, so the in-flight commit still wins once it commits.
+        await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());
+        await owned.Store.CommitAsync("g", [Commit(Orders, 0, 10), Commit(Orders, 1, 11)], CancellationToken.None);
+
+        await using var other = new NpgsqlConnection(fixture.Database.ConnectionString);
+        await other.OpenAsync();
+        await using var transaction = await other.BeginTransactionAsync();
+        await using (var append = new NpgsqlCommand(
+            """
+            INSERT INTO consumer_offset_log (cluster_id, group_id, topic_ids, topics, partitions, offsets, leader_epochs)
+            VALUES ($1, 'g', ARRAY[$2::uuid], ARRAY['orders'], ARRAY[0], ARRAY[20::bigint], ARRAY[3])
+            """, other, transaction))
+        {
+            append.Parameters.Add(new NpgsqlParameter<string> { TypedValue = owned.ClusterId });
+            append.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Orders });
+            await append.ExecuteNonQueryAsync();
+        }
+
+        // The old owner rewrites the group (deleting partition 1), its new row numbered after the in-flight one.
+        Assert.Equal(1, await owned.Store.DeleteAsync("g", [new OffsetKey(Orders, 1)], CancellationToken.None));
+        Assert.Equal([(0, 10L)], (await owned.Store.ReadAsync("g", CancellationToken.None)).Select(o => (o.Partition, o.Offset)));
+
+        await transaction.CommitAsync();
+        Assert.Equal([(0, 20L)], (await owned.Store.ReadAsync("g", CancellationToken.None)).Select(o => (o.Partition, o.Offset)));
+        Assert.Equal(2, await CountRowsAsync(owned.ClusterId, "consumer_offset_log", "g"));
+
+        // The next rewrite folds both rows into one, the newest entry kept.
+        Assert.Equal(0, await owned.Store.DeleteAsync("g", [new OffsetKey(Orders, 7)], CancellationToken.None));
+        Assert.Equal([(0, 20L)], (await owned.Store.ReadAsync("g", CancellationToken.None)).Select(o => (o.Partition, o.Offset)));
+        Assert.Equal(1, await CountRowsAsync(owned.ClusterId, "consumer_offset_log", "g"));
+    }
+
+    [Fact]
+    public async Task The_migration_to_the_offset_log_keeps_every_offset_and_its_commit_time()
+    {
+        await using var database = await TestDatabase.CreateAsync(migrate: false);
+        var committedAt = new DateTimeOffset(2026, 11, 1, 12, 0, 0, TimeSpan.Zero);
+        await using (var dataSource = database.CreateDataSource())
+        {
+            await ApplyScriptsUpToAsync(dataSource, 8);
+            await using (var rows = dataSource.CreateCommand(
+                """
+                INSERT INTO consumer_offsets (cluster_id, group_id, topic_id, partition, topic, committed_offset, leader_epoch, metadata, committed_at)
+                VALUES ('c', 'g', $1, 0, 'orders', 10, 3, 'm', $3), ('c', 'g', $1, 1, 'orders', 11, 3, NULL, $3),
+                       ('c', 'g', $2, 0, 'payments', 20, 3, NULL, $3), ('c', 'h', $1, 0, 'orders', 5, -1, NULL, $3),
+                       ('other', 'g', $1, 0, 'orders', 99, 3, NULL, $3)
+                """))
+            {
+                rows.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Orders });
+                rows.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Payments });
+                rows.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = committedAt });
+                await rows.ExecuteNonQueryAsync();
+            }
+
+            await using (var groups = dataSource.CreateCommand("INSERT INTO consumer_group_commits (cluster_id, group_id) VALUES ('c', 'g'), ('c', 'h'), ('other', 'g')"))
+            {
+                await groups.ExecuteNonQueryAsync();
+            }
+
+            Assert.Equal([9], await new SchemaMigrator(dataSource).MigrateAsync());
+        }
+
+        await using var offsets = new OwnedOffsetStore(database, "c");
+        var read = await offsets.Store.ReadAsync("g", CancellationToken.None);
+        Assert.Equal(
+            [("orders", 0, 10L, 3, "m"), ("orders", 1, 11L, 3, null), ("payments", 0, 20L, 3, null)],
+            read.Select(o => (o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata)));
+        Assert.All(read, o => Assert.Equal(committedAt, o.CommittedAt));
+        Assert.Equal(["g", "h"], await offsets.Store.ListGroupsAsync(null, 10, CancellationToken.None));
+
+        // A commit after the migration supersedes the migrated entry.
+        await offsets.Store.CommitAsync("g", [Commit(Orders, 0, 12)], CancellationToken.None);
+        Assert.Equal([12L, 11L, 20L], (await offsets.Store.ReadAsync("g", CancellationToken.None)).Select(o => o.Offset));
     }
 
     [Fact]
@@ -199,7 +281,7 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         await store.CommitAsync(new string('g', OffsetValidation.MaxGroupIdLength), [Commit(Orders, 0, 0, new string('m', OffsetValidation.MaxMetadataLength))], CancellationToken.None);
         await Task.WhenAll(good);
         Assert.Empty(await store.ReadAsync("g", CancellationToken.None));
-        Assert.Equal(11, await CountRowsAsync(owned.ClusterId, "consumer_offsets"));
+        Assert.Equal(11, await CountRowsAsync(owned.ClusterId, "consumer_offset_log"));
     }
 
     [Fact]
@@ -264,15 +346,7 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
                 await create.ExecuteNonQueryAsync();
             }
 
-            foreach (var script in SchemaScript.LoadEmbedded().Where(script => script.Version <= 4))
-            {
-                await using var apply = dataSource.CreateCommand(script.Sql);
-                await apply.ExecuteNonQueryAsync();
-                await using var record = dataSource.CreateCommand("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)");
-                record.Parameters.Add(new NpgsqlParameter<int> { TypedValue = script.Version });
-                record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = script.Name });
-                await record.ExecuteNonQueryAsync();
-            }
+            await ApplyScriptsUpToAsync(dataSource, 4, createTable: false);
 
             await using (var row = dataSource.CreateCommand(
                 "INSERT INTO grain_state (cluster_id, grain_type, grain_key, state_name, version, payload) VALUES ('c', 'topic', 't', 'state', 3, '\\x7b7d')"))
@@ -372,18 +446,40 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
     /// version carries the id of the transaction that wrote it).</summary>
     private async Task<long> CountTransactionsOfAsync(OwnedOffsetStore owned)
     {
-        await using var command = owned.DataSource.CreateCommand("SELECT count(DISTINCT xmin::text) FROM consumer_offsets WHERE cluster_id = $1");
+        await using var command = owned.DataSource.CreateCommand("SELECT count(DISTINCT xmin::text) FROM consumer_offset_log WHERE cluster_id = $1");
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = owned.ClusterId });
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
-    private async Task<long> CountRowsAsync(string clusterId, string table)
+    private async Task<long> CountRowsAsync(string clusterId, string table, string? groupId = null)
     {
         await using var connection = new NpgsqlConnection(fixture.Database.ConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table} WHERE cluster_id = $1", connection);
+        await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table} WHERE cluster_id = $1 AND ($2::text IS NULL OR group_id = $2::text)", connection);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = clusterId });
+        command.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text, Value = (object?)groupId ?? DBNull.Value });
         return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Brings a new database to schema version <paramref name="version"/> as a silo of that version left it.</summary>
+    private static async Task ApplyScriptsUpToAsync(NpgsqlDataSource dataSource, int version, bool createTable = true)
+    {
+        if (createTable)
+        {
+            await using var create = dataSource.CreateCommand(
+                "CREATE TABLE schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+            await create.ExecuteNonQueryAsync();
+        }
+
+        foreach (var script in SchemaScript.LoadEmbedded().Where(script => script.Version <= version))
+        {
+            await using var apply = dataSource.CreateCommand(script.Sql);
+            await apply.ExecuteNonQueryAsync();
+            await using var record = dataSource.CreateCommand("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)");
+            record.Parameters.Add(new NpgsqlParameter<int> { TypedValue = script.Version });
+            record.Parameters.Add(new NpgsqlParameter<string> { TypedValue = script.Name });
+            await record.ExecuteNonQueryAsync();
+        }
     }
 
     /// <summary>An offset store with its own data source, both disposed together.</summary>

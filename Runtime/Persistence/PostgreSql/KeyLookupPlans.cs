@@ -2,7 +2,7 @@ namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 
 /// <summary>
 /// Planner settings for the batch statements that join a batch's input (an <c>unnest</c> of arrays) to a table by its
-/// primary key: <c>grain_state</c> for grain writes, <c>consumer_offsets</c> for offset commits.
+/// primary key: <c>grain_state</c> for grain writes, <c>consumer_offset_log</c> for offset compactions.
 /// </summary>
 /// <remarks>
 /// Such a batch touches a few hundred rows of a table that may hold millions, so the only plan that stays right is one

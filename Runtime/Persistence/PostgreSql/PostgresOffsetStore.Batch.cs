@@ -121,8 +121,9 @@ public sealed partial class PostgresOffsetStore
     {
         try
         {
-            var rows = Flatten(batch);
-            var alive = await ExecuteBatchAsync(rows).ConfigureAwait(false);
+            var groups = Flatten(batch);
+            var compacted = DueForCompaction(groups);
+            var (alive, kept) = await ExecuteBatchAsync(groups, compacted).ConfigureAwait(false);
 
             // Counted before any caller is released, so a caller that has its result also sees its commit counted.
             if (!alive)
@@ -136,7 +137,17 @@ public sealed partial class PostgresOffsetStore
                 return;
             }
 
-            Statistics.RecordBatch(batch.Count, rows.Count);
+            foreach (var group in groups)
+            {
+                LogOf(group.GroupId).Appended(group.Commits.Count);
+            }
+
+            for (var i = 0; i < compacted.Count; i++)
+            {
+                LogOf(compacted[i]).Rewritten(kept[i]);
+            }
+
+            Statistics.RecordBatch(batch.Count, groups.Sum(group => group.Commits.Count), compacted.Count);
             foreach (var commit in batch)
             {
                 commit.Succeed();
@@ -158,43 +169,82 @@ public sealed partial class PostgresOffsetStore
     }
 
     /// <summary>
-    /// The batch's rows, one per partition: PostgreSQL refuses an upsert that touches a row twice, so of two commits of
-    /// one partition only the later is sent (later in the call, or in a later call, which arrived later).
+    /// The batch's entries, one row per group and one entry per partition: of two commits of one partition in the batch
+    /// only the later is sent (later in the call, or in a later call, which arrived later), since entries of one row
+    /// share its number.
     /// </summary>
-    private static List<Row> Flatten(List<PendingCommit> batch)
+    private static List<GroupRow> Flatten(List<PendingCommit> batch)
     {
-        var rows = new Dictionary<(string GroupId, OffsetKey Key), OffsetCommit>();
+        var rows = new List<GroupRow>();
+        var byGroup = new Dictionary<string, GroupRow>(StringComparer.Ordinal);
         foreach (var pending in batch)
         {
+            if (!byGroup.TryGetValue(pending.GroupId, out var row))
+            {
+                byGroup[pending.GroupId] = row = new GroupRow(pending.GroupId, new Dictionary<OffsetKey, OffsetCommit>(pending.Commits.Length));
+                rows.Add(row);
+            }
+
             foreach (var commit in pending.Commits)
             {
-                rows[(pending.GroupId, commit.Key)] = commit;
+                row.Commits[commit.Key] = commit;
             }
         }
 
-        return [.. rows.Select(row => new Row(row.Key.GroupId, row.Value))];
+        return rows;
     }
 
-    /// <summary>Runs the batch's upsert; returns false when the writer was fenced (nothing written).</summary>
-    private async Task<bool> ExecuteBatchAsync(List<Row> rows)
+    /// <summary>The groups of the batch whose rows will hold enough superseded entries, once its own are appended, to be
+    /// rewritten in its transaction (<see cref="GroupLog.IsDue"/>).</summary>
+    private List<string> DueForCompaction(List<GroupRow> groups)
     {
-        var groups = new string[rows.Count];
-        var topicIds = new Guid[rows.Count];
-        var partitions = new int[rows.Count];
-        var topics = new string[rows.Count];
-        var offsets = new long[rows.Count];
-        var epochs = new int[rows.Count];
-        var metadata = new string?[rows.Count];
-        for (var i = 0; i < rows.Count; i++)
+        var due = new List<string>();
+        foreach (var group in groups)
         {
-            var (group, commit) = rows[i];
-            groups[i] = group;
-            topicIds[i] = commit.TopicId;
-            partitions[i] = commit.Partition;
-            topics[i] = commit.Topic;
-            offsets[i] = commit.Offset;
-            epochs[i] = commit.LeaderEpoch;
-            metadata[i] = commit.Metadata;
+            if (LogOf(group.GroupId).IsDue(group.Commits.Count))
+            {
+                due.Add(group.GroupId);
+            }
+        }
+
+        return due;
+    }
+
+    /// <summary>
+    /// Appends the batch's rows and rewrites the groups due for compaction, in one transaction; returns false when the
+    /// writer was fenced (nothing written), and otherwise the partitions each compacted group kept.
+    /// </summary>
+    private async Task<(bool Alive, long[] Kept)> ExecuteBatchAsync(List<GroupRow> groups, List<string> compacted)
+    {
+        var entries = groups.Sum(group => group.Commits.Count);
+        var groupIds = new string[groups.Count];
+        var firsts = new int[groups.Count];
+        var lasts = new int[groups.Count];
+        var topicIds = new Guid[entries];
+        var partitions = new int[entries];
+        var topics = new string[entries];
+        var offsets = new long[entries];
+        var epochs = new int[entries];
+        var metadata = new string?[entries];
+        var anyMetadata = false;
+        var next = 0;
+        for (var g = 0; g < groups.Count; g++)
+        {
+            groupIds[g] = groups[g].GroupId;
+            firsts[g] = next + 1; // PostgreSQL's arrays start at 1.
+            foreach (var commit in groups[g].Commits.Values)
+            {
+                topicIds[next] = commit.TopicId;
+                partitions[next] = commit.Partition;
+                topics[next] = commit.Topic;
+                offsets[next] = commit.Offset;
+                epochs[next] = commit.LeaderEpoch;
+                metadata[next] = commit.Metadata;
+                anyMetadata |= commit.Metadata is not null;
+                next++;
+            }
+
+            lasts[g] = next;
         }
 
         for (var attempt = 1; ; attempt++)
@@ -203,39 +253,59 @@ public sealed partial class PostgresOffsetStore
             {
                 await using var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
 
-                // Both statements run in the batch's one implicit transaction (one round trip, one Sync).
+                // Every statement runs in the batch's one implicit transaction (one round trip, one Sync).
                 await using var command = new NpgsqlBatch(connection)
                 {
                     BatchCommands = { new NpgsqlBatchCommand(BatchSettingsSql) },
                 };
-                var upsert = new NpgsqlBatchCommand(CommitSql);
-                upsert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-                upsert.Parameters.Add(ArrayParameter(groups, NpgsqlDbType.Text));
-                upsert.Parameters.Add(ArrayParameter(topicIds, NpgsqlDbType.Uuid));
-                upsert.Parameters.Add(ArrayParameter(partitions, NpgsqlDbType.Integer));
-                upsert.Parameters.Add(ArrayParameter(topics, NpgsqlDbType.Text));
-                upsert.Parameters.Add(ArrayParameter(offsets, NpgsqlDbType.Bigint));
-                upsert.Parameters.Add(ArrayParameter(epochs, NpgsqlDbType.Integer));
-                upsert.Parameters.Add(ArrayParameter(metadata, NpgsqlDbType.Text));
-                AddWriterParameters(upsert.Parameters);
-                command.BatchCommands.Add(upsert);
+                var append = new NpgsqlBatchCommand(CommitSql);
+                append.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+                append.Parameters.Add(ArrayParameter(groupIds, NpgsqlDbType.Text));
+                append.Parameters.Add(ArrayParameter(firsts, NpgsqlDbType.Integer));
+                append.Parameters.Add(ArrayParameter(lasts, NpgsqlDbType.Integer));
+                append.Parameters.Add(ArrayParameter(topicIds, NpgsqlDbType.Uuid));
+                append.Parameters.Add(ArrayParameter(topics, NpgsqlDbType.Text));
+                append.Parameters.Add(ArrayParameter(partitions, NpgsqlDbType.Integer));
+                append.Parameters.Add(ArrayParameter(offsets, NpgsqlDbType.Bigint));
+                append.Parameters.Add(ArrayParameter(epochs, NpgsqlDbType.Integer));
+                append.Parameters.Add(anyMetadata
+                    ? ArrayParameter(metadata, NpgsqlDbType.Text)
+                    : new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = DBNull.Value });
+                AddWriterParameters(append.Parameters);
+                command.BatchCommands.Add(append);
+                if (compacted.Count > 0)
+                {
+                    command.BatchCommands.Add(RewriteCommand([.. compacted], removed: null, removeAll: false));
+                }
 
                 // Prepared once per physical connection (the pool keeps it; later calls find it and cost no round
-                // trip): planning this statement took about as long as running it for a batch of 40 rows.
+                // trip): planning these statements took about as long as running them for a small batch.
                 await command.PrepareAsync().ConfigureAwait(false);
 
                 bool alive;
-                long written;
+                var kept = new long[compacted.Count];
                 await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
                 {
                     await reader.NextResultAsync().ConfigureAwait(false);
                     if (!await reader.ReadAsync().ConfigureAwait(false))
                     {
-                        throw new InvalidOperationException("The consumer_offsets batch statement returned no row.");
+                        throw new InvalidOperationException("The consumer_offset_log append returned no row.");
                     }
 
                     alive = reader.GetBoolean(0);
-                    written = reader.GetInt64(1);
+                    var appended = reader.GetInt64(1);
+                    if (alive && appended != groups.Count)
+                    {
+                        throw new InvalidOperationException($"The consumer_offset_log append wrote {appended} rows for {groups.Count} groups.");
+                    }
+
+                    if (compacted.Count > 0 && await reader.NextResultAsync().ConfigureAwait(false))
+                    {
+                        for (var i = 0; await reader.ReadAsync().ConfigureAwait(false); i++)
+                        {
+                            kept[i] = reader.GetInt64(2);
+                        }
+                    }
 
                     // Results count only once the reader is done: the server has then confirmed the implicit
                     // transaction's commit.
@@ -244,21 +314,17 @@ public sealed partial class PostgresOffsetStore
                     }
                 }
 
-                if (alive && written != rows.Count)
-                {
-                    throw new InvalidOperationException($"The consumer_offsets batch statement wrote {written} of {rows.Count} rows.");
-                }
-
-                return alive;
+                return (alive, kept);
             }
             catch (PostgresException exception) when (attempt < MaxAttempts && IsTransient(exception))
             {
-                // The statement was rolled back as a whole (another silo's batch for the same group, during a change
-                // of owner, locked the rows in another order), so running it again cannot apply anything twice.
-                LogBatchRetried(_logger, rows.Count, attempt, exception.SqlState);
+                // The transaction was rolled back as a whole (another silo's compaction of the same group, during a
+                // change of owner, locked its rows in another order), so running it again cannot apply anything twice.
+                LogBatchRetried(_logger, entries, attempt, exception.SqlState);
             }
         }
     }
 
-    private readonly record struct Row(string GroupId, OffsetCommit Commit);
+    /// <summary>One group's row of a batch: its partitions' newest commits.</summary>
+    private sealed record GroupRow(string GroupId, Dictionary<OffsetKey, OffsetCommit> Commits);
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -8,9 +9,10 @@ using NpgsqlTypes;
 namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 
 /// <summary>
-/// Committed offsets of consumer groups in PostgreSQL (table <c>consumer_offsets</c>, 005_consumer_offsets.sql).
-/// Commits of many groups are coalesced into batches, each one multi-row upsert in one transaction and so one disk
-/// flush; every caller still gets its own result. See docs/offsets.md.
+/// Committed offsets of consumer groups in PostgreSQL, as a compacted log (table <c>consumer_offset_log</c>,
+/// 009_consumer_offset_log.sql): a group's commit appends one row holding every partition it commits, and a
+/// partition's offset is its newest entry. Commits of many groups are coalesced into batches, each one multi-row insert
+/// in one transaction and so one disk flush; every caller still gets its own result. See docs/offsets.md.
 /// </summary>
 /// <remarks>
 /// <para>Group commit: a commit is sent at once when fewer than <see cref="PostgresStorageOptions.MaxConcurrentOffsetBatches"/>
@@ -18,6 +20,12 @@ namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 /// <see cref="PostgresStorageOptions.MaxOffsetBatchSize"/> rows). A group never has commits in two batches in flight at
 /// once: its later commits wait for the batch in flight, so they are applied in the order they were made, and a
 /// partition committed twice in one batch keeps the later commit.</para>
+/// <para>Compaction: the store counts the entries each group's rows hold. When a batch would take them past
+/// <see cref="CompactionFactor"/> times the group's partitions (at least <see cref="MinCompactionEntries"/>), the same
+/// transaction rewrites the group's rows as one, with the newest entry of each partition, so a group's rows stay within
+/// a small multiple of its offsets and every commit writes each entry about once more on average. A group's count starts
+/// from what <see cref="ReadAsync"/> found, or from nothing on a silo that never read the group (its first compaction
+/// then sets it).</para>
 /// <para>Durability: a commit completes only once its transaction has committed with synchronous_commit on (a session
 /// that has it off gets it switched on for the batch; a stronger server setting such as remote_apply is kept).</para>
 /// <para>Fencing: every batch locks the writer silo's membership row <c>FOR KEY SHARE</c> and writes nothing when it is
@@ -38,7 +46,14 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     private readonly IWriterFence? _writerFence;
     private readonly Channel<object> _inbox = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _committer;
+    private readonly ConcurrentDictionary<string, GroupLog> _groupLogs = new(StringComparer.Ordinal);
     private int _disposed;
+
+    /// <summary>A group is compacted once its rows hold this many times more entries than it has partitions.</summary>
+    public const int CompactionFactor = 8;
+
+    /// <summary>... and at least this many entries, so that small groups are not rewritten every few commits.</summary>
+    public const int MinCompactionEntries = 64;
 
     /// <summary>Creates the store and starts its batch committer. It does not own <paramref name="dataSource"/>.</summary>
     /// <exception cref="OptionsValidationException">The options are invalid; the message lists every problem.</exception>
@@ -97,8 +112,8 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>Read straight from the table (no batching: a group reads its offsets when it activates), ordered by
-    /// topic name and partition. Every commit acknowledged before the call is seen.</remarks>
+    /// <remarks>Read straight from the table (no batching: a group reads its offsets when it activates), the newest
+    /// entry of each partition, ordered by topic name and partition. Every commit acknowledged before the call is seen.</remarks>
     public async Task<IReadOnlyList<CommittedOffset>> ReadAsync(string groupId, CancellationToken cancellationToken)
     {
         OffsetValidation.ValidateGroupId(groupId);
@@ -107,8 +122,10 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         var offsets = new List<CommittedOffset>();
+        long entries = 0;
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
+            entries = reader.GetInt64(7);
             offsets.Add(new CommittedOffset(
                 reader.GetGuid(0),
                 reader.GetString(1),
@@ -119,13 +136,15 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
                 reader.GetFieldValue<DateTimeOffset>(6)));
         }
 
+        LogOf(groupId).Read(offsets.Count, entries);
         return offsets;
     }
 
     /// <inheritdoc />
-    /// <remarks>One transaction, fenced like a commit batch. It is not ordered with the group's commits still in flight
-    /// (the contract says one group's calls never overlap). The group's summary row goes with its last offset, so
-    /// <see cref="ListGroupsAsync"/> no longer lists it.</remarks>
+    /// <remarks>One statement, fenced like a commit batch: the group's rows are rewritten as one without the deleted
+    /// partitions (or deleted, with every offset), so <see cref="ListGroupsAsync"/> no longer lists a group with none
+    /// left. It is not ordered with the group's commits still in flight (the contract says one group's calls never
+    /// overlap).</remarks>
     /// <exception cref="SiloFencedException">The writer silo has been declared dead; nothing was deleted.</exception>
     /// <exception cref="WriteOutcomeUnknownException">The delete failed in a way that leaves its outcome unknown; retry.</exception>
     public async Task<int> DeleteAsync(string groupId, IReadOnlyList<OffsetKey>? partitions, CancellationToken cancellationToken)
@@ -158,7 +177,7 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>Reads the per-group summary table (one row per group with offsets).</remarks>
+    /// <remarks>Walks the log's primary key, one index probe per group listed.</remarks>
     public async Task<IReadOnlyList<string>> ListGroupsAsync(string? after, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
@@ -196,45 +215,59 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     private async Task<int> ExecuteDeleteAsync(string groupId, IReadOnlyList<OffsetKey>? partitions, CancellationToken cancellationToken)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        bool alive;
-        int deleted;
-        await using (var delete = new NpgsqlCommand(DeleteSql, connection, transaction))
+        await using var batch = new NpgsqlBatch(connection)
         {
-            delete.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-            delete.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
-            delete.Parameters.Add(partitions is null
-                ? new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid, Value = DBNull.Value }
-                : ArrayParameter(partitions.Select(key => key.TopicId).ToArray(), NpgsqlDbType.Uuid));
-            delete.Parameters.Add(partitions is null
-                ? new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer, Value = DBNull.Value }
-                : ArrayParameter(partitions.Select(key => key.Partition).ToArray(), NpgsqlDbType.Integer));
-            AddWriterParameters(delete.Parameters);
-            await using var reader = await delete.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            BatchCommands = { new NpgsqlBatchCommand(BatchSettingsSql), RewriteCommand([groupId], partitions, removeAll: partitions is null) },
+        };
+        bool alive;
+        long kept, deleted;
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             alive = reader.GetBoolean(0);
-            deleted = (int)reader.GetInt64(1);
+            kept = reader.GetInt64(2);
+            deleted = reader.GetInt64(3);
+            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
+            {
+            }
         }
 
         if (!alive)
         {
-            await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             throw Fenced($"its delete of offsets of group '{groupId}'");
         }
 
-        if (deleted > 0)
+        if (partitions is null)
         {
-            // A statement's CTEs all see the table as it was before the statement, so whether any offset is left is
-            // asked by a second statement that sees the deletion; the fence row stays locked until the commit.
-            await using var summary = new NpgsqlCommand(DropEmptyGroupSql, connection, transaction);
-            summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-            summary.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
-            await summary.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            _groupLogs.TryRemove(groupId, out _);
+        }
+        else
+        {
+            LogOf(groupId).Rewritten(kept);
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return deleted;
+        return (int)deleted;
     }
+
+    /// <summary>The statement that rewrites <paramref name="groupIds"/>' rows as one each (<see cref="RewriteSql"/>).</summary>
+    private NpgsqlBatchCommand RewriteCommand(string[] groupIds, IReadOnlyList<OffsetKey>? removed, bool removeAll)
+    {
+        var rewrite = new NpgsqlBatchCommand(RewriteSql);
+        rewrite.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
+        rewrite.Parameters.Add(ArrayParameter(groupIds, NpgsqlDbType.Text));
+        rewrite.Parameters.Add(removed is null
+            ? new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid, Value = DBNull.Value }
+            : ArrayParameter(removed.Select(key => key.TopicId).ToArray(), NpgsqlDbType.Uuid));
+        rewrite.Parameters.Add(removed is null
+            ? new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer, Value = DBNull.Value }
+            : ArrayParameter(removed.Select(key => key.Partition).ToArray(), NpgsqlDbType.Integer));
+        rewrite.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = removeAll });
+        AddWriterParameters(rewrite.Parameters);
+        return rewrite;
+    }
+
+    private GroupLog LogOf(string groupId) => _groupLogs.GetOrAdd(groupId, static _ => new GroupLog());
 
     /// <summary>The silo whose membership row fences a write, or NULLs outside a cluster.</summary>
     private void AddWriterParameters(NpgsqlParameterCollection parameters)
@@ -303,6 +336,27 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// What this store knows of one group's rows: how many partitions the group had when it last read or rewrote them,
+    /// and how many entries its rows hold since. Only the batch or call that holds the group touches it (a group's calls
+    /// never overlap, and it is in one batch at a time), so it needs no lock.
+    /// </summary>
+    private sealed class GroupLog
+    {
+        private long _live;
+        private long _entries;
+
+        /// <summary>Whether appending <paramref name="appending"/> more entries takes the rows past the compaction point.</summary>
+        public bool IsDue(int appending)
+            => _entries + appending >= CompactionFactor * Math.Max(_live, MinCompactionEntries);
+
+        public void Appended(int entries) => _entries += entries;
+
+        public void Read(long live, long entries) => (_live, _entries) = (live, entries);
+
+        public void Rewritten(long live) => (_live, _entries) = (live, live);
+    }
+
     /// <summary>A batch finished (committed or failed); its groups may go again.</summary>
     private sealed record BatchCompleted(List<PendingCommit> Commits);
 
@@ -320,6 +374,7 @@ public sealed class PostgresOffsetStatistics
     private long _rows;
     private long _fenced;
     private long _failed;
+    private long _compactions;
 
     /// <summary>Offset batches committed: each one transaction, one round trip and one disk flush.</summary>
     public long Batches => Interlocked.Read(ref _batches);
@@ -328,8 +383,11 @@ public sealed class PostgresOffsetStatistics
     /// commits share transactions).</summary>
     public long Calls => Interlocked.Read(ref _calls);
 
-    /// <summary>Offset rows those batches wrote (a partition committed twice in one batch counts once).</summary>
+    /// <summary>Partition entries those batches wrote (a partition committed twice in one batch counts once).</summary>
     public long Rows => Interlocked.Read(ref _rows);
+
+    /// <summary>Groups whose rows those batches rewrote as one (compactions).</summary>
+    public long Compactions => Interlocked.Read(ref _compactions);
 
     /// <summary>Calls refused because the writer silo was declared dead.</summary>
     public long FencedCalls => Interlocked.Read(ref _fenced);
@@ -337,10 +395,11 @@ public sealed class PostgresOffsetStatistics
     /// <summary>Batches that failed with an unknown outcome.</summary>
     public long FailedBatches => Interlocked.Read(ref _failed);
 
-    internal void RecordBatch(int calls, int rows)
+    internal void RecordBatch(int calls, int rows, int compactions)
     {
         Interlocked.Add(ref _calls, calls);
         Interlocked.Add(ref _rows, rows);
+        Interlocked.Add(ref _compactions, compactions);
         Interlocked.Increment(ref _batches);
     }
 
