@@ -122,8 +122,7 @@ public sealed partial class PostgresOffsetStore
         try
         {
             var groups = Flatten(batch);
-            var compacted = DueForCompaction(groups);
-            var (alive, kept) = await ExecuteBatchAsync(groups, compacted).ConfigureAwait(false);
+            var alive = await ExecuteBatchAsync(groups).ConfigureAwait(false);
 
             // Counted before any caller is released, so a caller that has its result also sees its commit counted.
             if (!alive)
@@ -137,20 +136,35 @@ public sealed partial class PostgresOffsetStore
                 return;
             }
 
+            Statistics.RecordBatch(batch.Count, groups.Sum(group => group.Commits.Count));
+            var due = new List<string>();
             foreach (var group in groups)
             {
-                LogOf(group.GroupId).Appended(group.Commits.Count);
+                var log = LogOf(group.GroupId);
+                log.Appended(group.Commits.Count);
+                if (log.IsDue)
+                {
+                    due.Add(group.GroupId);
+                }
             }
 
-            for (var i = 0; i < compacted.Count; i++)
+            var compaction = due.Count > 0 ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : null;
+            foreach (var groupId in due)
             {
-                LogOf(compacted[i]).Rewritten(kept[i]);
+                LogOf(groupId).Compaction = compaction!.Task;
             }
 
-            Statistics.RecordBatch(batch.Count, groups.Sum(group => group.Commits.Count), compacted.Count);
             foreach (var commit in batch)
             {
                 commit.Succeed();
+            }
+
+            if (compaction is not null)
+            {
+                // After the callers have their answers (a compaction changes no offset) and before the batch's groups
+                // may go again, so a group's next commit, read or delete never overlaps its compaction.
+                await CompactAsync(due).ConfigureAwait(false);
+                compaction.SetResult();
             }
         }
         catch (Exception exception)
@@ -165,6 +179,31 @@ public sealed partial class PostgresOffsetStore
         finally
         {
             _inbox.Writer.TryWrite(new BatchCompleted(batch));
+        }
+    }
+
+    /// <summary>Rewrites each of <paramref name="groupIds"/>' rows as one; a failure is logged and the next batch of the
+    /// group tries again.</summary>
+    private async Task CompactAsync(List<string> groupIds)
+    {
+        try
+        {
+            var outcome = await RewriteAsync(groupIds, removed: null, removeAll: false, durable: false, CancellationToken.None).ConfigureAwait(false);
+            if (outcome is null)
+            {
+                return; // This silo was declared dead: the groups' new owners compact them.
+            }
+
+            foreach (var (groupId, (kept, _)) in outcome)
+            {
+                LogOf(groupId).Rewritten(kept);
+            }
+
+            Statistics.RecordCompactions(groupIds.Count);
+        }
+        catch (Exception exception)
+        {
+            LogCompactionFailed(_logger, groupIds.Count, exception);
         }
     }
 
@@ -194,27 +233,8 @@ public sealed partial class PostgresOffsetStore
         return rows;
     }
 
-    /// <summary>The groups of the batch whose rows will hold enough superseded entries, once its own are appended, to be
-    /// rewritten in its transaction (<see cref="GroupLog.IsDue"/>).</summary>
-    private List<string> DueForCompaction(List<GroupRow> groups)
-    {
-        var due = new List<string>();
-        foreach (var group in groups)
-        {
-            if (LogOf(group.GroupId).IsDue(group.Commits.Count))
-            {
-                due.Add(group.GroupId);
-            }
-        }
-
-        return due;
-    }
-
-    /// <summary>
-    /// Appends the batch's rows and rewrites the groups due for compaction, in one transaction; returns false when the
-    /// writer was fenced (nothing written), and otherwise the partitions each compacted group kept.
-    /// </summary>
-    private async Task<(bool Alive, long[] Kept)> ExecuteBatchAsync(List<GroupRow> groups, List<string> compacted)
+    /// <summary>Appends the batch's rows; returns false when the writer was fenced (nothing written).</summary>
+    private async Task<bool> ExecuteBatchAsync(List<GroupRow> groups)
     {
         var entries = groups.Sum(group => group.Commits.Count);
         var groupIds = new string[groups.Count];
@@ -273,17 +293,12 @@ public sealed partial class PostgresOffsetStore
                     : new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = DBNull.Value });
                 AddWriterParameters(append.Parameters);
                 command.BatchCommands.Add(append);
-                if (compacted.Count > 0)
-                {
-                    command.BatchCommands.Add(RewriteCommand([.. compacted], removed: null, removeAll: false));
-                }
 
                 // Prepared once per physical connection (the pool keeps it; later calls find it and cost no round
                 // trip): planning these statements took about as long as running them for a small batch.
                 await command.PrepareAsync().ConfigureAwait(false);
 
                 bool alive;
-                var kept = new long[compacted.Count];
                 await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
                 {
                     await reader.NextResultAsync().ConfigureAwait(false);
@@ -299,14 +314,6 @@ public sealed partial class PostgresOffsetStore
                         throw new InvalidOperationException($"The consumer_offset_log append wrote {appended} rows for {groups.Count} groups.");
                     }
 
-                    if (compacted.Count > 0 && await reader.NextResultAsync().ConfigureAwait(false))
-                    {
-                        for (var i = 0; await reader.ReadAsync().ConfigureAwait(false); i++)
-                        {
-                            kept[i] = reader.GetInt64(2);
-                        }
-                    }
-
                     // Results count only once the reader is done: the server has then confirmed the implicit
                     // transaction's commit.
                     while (await reader.NextResultAsync().ConfigureAwait(false))
@@ -314,12 +321,11 @@ public sealed partial class PostgresOffsetStore
                     }
                 }
 
-                return (alive, kept);
+                return alive;
             }
             catch (PostgresException exception) when (attempt < MaxAttempts && IsTransient(exception))
             {
-                // The transaction was rolled back as a whole (another silo's compaction of the same group, during a
-                // change of owner, locked its rows in another order), so running it again cannot apply anything twice.
+                // The statement was rolled back as a whole, so running it again cannot apply anything twice.
                 LogBatchRetried(_logger, entries, attempt, exception.SqlState);
             }
         }

@@ -13,6 +13,9 @@ public sealed partial class PostgresOffsetStore
     [LoggerMessage(EventId = 122, Level = LogLevel.Critical, Message = "The offset batch committer stopped unexpectedly; waiting commits were failed")]
     private static partial void LogCommitterFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 124, Level = LogLevel.Warning, Message = "Compacting the offsets of {Count} group(s) failed; their next commit tries again")]
+    private static partial void LogCompactionFailed(ILogger logger, int count, Exception exception);
+
     [LoggerMessage(EventId = 123, Level = LogLevel.Warning, Message = "Deleting offsets of group {GroupId} was rolled back (attempt {Attempt}, SQLSTATE {SqlState}); retrying")]
     private static partial void LogDeleteRetried(ILogger logger, string groupId, int attempt, string sqlState);
 }

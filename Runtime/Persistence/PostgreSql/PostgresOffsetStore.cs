@@ -20,12 +20,13 @@ namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 /// <see cref="PostgresStorageOptions.MaxOffsetBatchSize"/> rows). A group never has commits in two batches in flight at
 /// once: its later commits wait for the batch in flight, so they are applied in the order they were made, and a
 /// partition committed twice in one batch keeps the later commit.</para>
-/// <para>Compaction: the store counts the entries each group's rows hold. When a batch would take them past
-/// <see cref="CompactionFactor"/> times the group's partitions (at least <see cref="MinCompactionEntries"/>), the same
-/// transaction rewrites the group's rows as one, with the newest entry of each partition, so a group's rows stay within
-/// a small multiple of its offsets and every commit writes each entry about once more on average. A group's count starts
-/// from what <see cref="ReadAsync"/> found, or from nothing on a silo that never read the group (its first compaction
-/// then sets it).</para>
+/// <para>Compaction: the store counts the entries each group's rows hold. Once they reach
+/// <see cref="CompactionFactor"/> times the group's partitions (at least <see cref="MinCompactionEntries"/>), the batch
+/// that took them there rewrites the group's rows as one, with the newest entry of each partition, after its callers
+/// have their answers and before the group's next commit, read or delete. So a group's rows stay within a small multiple
+/// of its offsets, and each committed entry is written about once more on average. A group's count starts from what
+/// <see cref="ReadAsync"/> found, or from nothing on a silo that never read the group (its first compaction then sets
+/// it).</para>
 /// <para>Durability: a commit completes only once its transaction has committed with synchronous_commit on (a session
 /// that has it off gets it switched on for the batch; a stronger server setting such as remote_apply is kept).</para>
 /// <para>Fencing: every batch locks the writer silo's membership row <c>FOR KEY SHARE</c> and writes nothing when it is
@@ -117,26 +118,23 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     public async Task<IReadOnlyList<CommittedOffset>> ReadAsync(string groupId, CancellationToken cancellationToken)
     {
         OffsetValidation.ValidateGroupId(groupId);
+        var log = LogOf(groupId);
+        await log.Compaction.ConfigureAwait(false);
         await using var command = _dataSource.CreateCommand(ReadSql);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var offsets = new List<CommittedOffset>();
+        Dictionary<OffsetKey, StoredEntry>? folded;
         long entries = 0;
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
-            entries = reader.GetInt64(7);
-            offsets.Add(new CommittedOffset(
-                reader.GetGuid(0),
-                reader.GetString(1),
-                reader.GetInt32(2),
-                reader.GetInt64(3),
-                reader.GetInt32(4),
-                reader.IsDBNull(5) ? null : reader.GetString(5),
-                reader.GetFieldValue<DateTimeOffset>(6)));
+            folded = (await FoldAsync(reader, cancellationToken, count => entries += count).ConfigureAwait(false)).GetValueOrDefault(groupId);
         }
 
-        LogOf(groupId).Read(offsets.Count, entries);
+        var offsets = (folded?.Values ?? Enumerable.Empty<StoredEntry>())
+            .OrderBy(entry => entry.Topic, StringComparer.Ordinal).ThenBy(entry => entry.TopicId).ThenBy(entry => entry.Partition)
+            .Select(entry => entry.ToCommitted())
+            .ToList();
+        log.Read(offsets.Count, entries);
         return offsets;
     }
 
@@ -214,57 +212,21 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
 
     private async Task<int> ExecuteDeleteAsync(string groupId, IReadOnlyList<OffsetKey>? partitions, CancellationToken cancellationToken)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var batch = new NpgsqlBatch(connection)
-        {
-            BatchCommands = { new NpgsqlBatchCommand(BatchSettingsSql), RewriteCommand([groupId], partitions, removeAll: partitions is null) },
-        };
-        bool alive;
-        long kept, deleted;
-        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-        {
-            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-            await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
-            alive = reader.GetBoolean(0);
-            kept = reader.GetInt64(2);
-            deleted = reader.GetInt64(3);
-            while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-            {
-            }
-        }
-
-        if (!alive)
-        {
-            throw Fenced($"its delete of offsets of group '{groupId}'");
-        }
-
-        if (partitions is null)
+        var log = LogOf(groupId);
+        await log.Compaction.ConfigureAwait(false);
+        var outcome = await RewriteAsync([groupId], partitions?.ToHashSet(), removeAll: partitions is null, durable: true, cancellationToken).ConfigureAwait(false)
+            ?? throw Fenced($"its delete of offsets of group '{groupId}'");
+        var (kept, removed) = outcome[groupId];
+        if (kept == 0)
         {
             _groupLogs.TryRemove(groupId, out _);
         }
         else
         {
-            LogOf(groupId).Rewritten(kept);
+            log.Rewritten(kept);
         }
 
-        return (int)deleted;
-    }
-
-    /// <summary>The statement that rewrites <paramref name="groupIds"/>' rows as one each (<see cref="RewriteSql"/>).</summary>
-    private NpgsqlBatchCommand RewriteCommand(string[] groupIds, IReadOnlyList<OffsetKey>? removed, bool removeAll)
-    {
-        var rewrite = new NpgsqlBatchCommand(RewriteSql);
-        rewrite.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
-        rewrite.Parameters.Add(ArrayParameter(groupIds, NpgsqlDbType.Text));
-        rewrite.Parameters.Add(removed is null
-            ? new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid, Value = DBNull.Value }
-            : ArrayParameter(removed.Select(key => key.TopicId).ToArray(), NpgsqlDbType.Uuid));
-        rewrite.Parameters.Add(removed is null
-            ? new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer, Value = DBNull.Value }
-            : ArrayParameter(removed.Select(key => key.Partition).ToArray(), NpgsqlDbType.Integer));
-        rewrite.Parameters.Add(new NpgsqlParameter<bool> { TypedValue = removeAll });
-        AddWriterParameters(rewrite.Parameters);
-        return rewrite;
+        return (int)removed;
     }
 
     private GroupLog LogOf(string groupId) => _groupLogs.GetOrAdd(groupId, static _ => new GroupLog());
@@ -346,9 +308,11 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         private long _live;
         private long _entries;
 
-        /// <summary>Whether appending <paramref name="appending"/> more entries takes the rows past the compaction point.</summary>
-        public bool IsDue(int appending)
-            => _entries + appending >= CompactionFactor * Math.Max(_live, MinCompactionEntries);
+        /// <summary>The compaction running for the group, if any: a delete or read waits for it. Never faults.</summary>
+        public Task Compaction { get; set; } = Task.CompletedTask;
+
+        /// <summary>Whether the rows hold enough superseded entries to be rewritten as one.</summary>
+        public bool IsDue => _entries >= CompactionFactor * Math.Max(_live, MinCompactionEntries);
 
         public void Appended(int entries) => _entries += entries;
 
@@ -395,11 +359,12 @@ public sealed class PostgresOffsetStatistics
     /// <summary>Batches that failed with an unknown outcome.</summary>
     public long FailedBatches => Interlocked.Read(ref _failed);
 
-    internal void RecordBatch(int calls, int rows, int compactions)
+    internal void RecordCompactions(int groups) => Interlocked.Add(ref _compactions, groups);
+
+    internal void RecordBatch(int calls, int rows)
     {
         Interlocked.Add(ref _calls, calls);
         Interlocked.Add(ref _rows, rows);
-        Interlocked.Add(ref _compactions, compactions);
         Interlocked.Increment(ref _batches);
     }
 
