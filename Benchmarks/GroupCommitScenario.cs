@@ -6,6 +6,7 @@ using OrleansMeta.Grains.Metadata;
 using OrleansMeta.Runtime;
 using OrleansMeta.Runtime.Messaging;
 using OrleansMeta.Runtime.Persistence;
+using OrleansMeta.Runtime.Persistence.PostgreSql;
 
 namespace OrleansMeta.Benchmarks;
 
@@ -170,6 +171,11 @@ public static class GroupCommitScenario
 
             long ForwardedNow() => dispatchers.Sum(d => d.ForwardedCalls(groupType));
             var forwardedBefore = ForwardedNow();
+            var stores = silos.Select(s => s.App.Services.GetService<PostgresOffsetStore>()).OfType<PostgresOffsetStore>().ToList();
+            (long Batches, long Calls, long Compactions) StoreTotals() =>
+                (stores.Sum(s => s.Statistics.Batches), stores.Sum(s => s.Statistics.Calls), stores.Sum(s => s.Statistics.Compactions));
+            var storeBefore = StoreTotals();
+            var (gen0Before, gen1Before, gen2Before, pausedBefore) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
             var cpuBefore = Environment.CpuUsage.TotalTime;
             var databaseBefore = database?.Total() ?? TimeSpan.Zero;
             var scenario = $"API commit via wrk, {partitionsPerCall} partition{(partitionsPerCall == 1 ? "" : "s")}/call, " +
@@ -178,6 +184,12 @@ public static class GroupCommitScenario
             var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
             var databaseCpu = database?.Total() - databaseBefore;
             var forwarded = ForwardedNow() - forwardedBefore;
+            var gc = $"collections gen0/1/2 {GC.CollectionCount(0) - gen0Before}/{GC.CollectionCount(1) - gen1Before}/{GC.CollectionCount(2) - gen2Before}, " +
+                $"GC pauses {(GC.GetTotalPauseDuration() - pausedBefore).TotalMilliseconds:N0} ms";
+            var storeAfter = StoreTotals();
+            var batching = stores.Count == 0 ? "" :
+                $"; offset store: {(storeAfter.Calls - storeBefore.Calls) / (double)Math.Max(1, storeAfter.Batches - storeBefore.Batches):0.0} calls per transaction, " +
+                $"{storeAfter.Compactions - storeBefore.Compactions:N0} group compactions";
             await Task.Delay(500);
             var requests = runs.Sum(r => r.Requests);
             foreach (var wrk in runs.Where(r => r.NonSuccess > 0 || r.Starved > 0))
@@ -190,7 +202,8 @@ public static class GroupCommitScenario
             var seconds = measurement.Elapsed.TotalSeconds;
             return (measurement, (double)forwarded / Math.Max(1, requests),
                 $"silos' process CPU {cpu.TotalSeconds / seconds:0.00} cores, {cpu.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit" +
-                (databaseCpu is { } db ? $"; PostgreSQL CPU {db.TotalSeconds / seconds:0.00} cores, {db.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit" : ""));
+                (databaseCpu is { } db ? $"; PostgreSQL CPU {db.TotalSeconds / seconds:0.00} cores, {db.TotalMicroseconds / Math.Max(1, requests):N0} µs per commit" : "") +
+                $"; {gc}{batching}");
         }
         finally
         {
