@@ -17,7 +17,7 @@ namespace OrleansMeta.Runtime.Persistence.PostgreSql;
 /// <remarks>
 /// <para>Group commit: a commit is sent at once when fewer than <see cref="PostgresStorageOptions.MaxConcurrentOffsetBatches"/>
 /// batches are in flight; otherwise it waits and leaves in the next batch with everything that arrived meanwhile (up to
-/// <see cref="PostgresStorageOptions.MaxOffsetBatchSize"/> rows). A group never has commits in two batches in flight at
+/// <see cref="PostgresStorageOptions.MaxOffsetBatchSize"/> entries). A group never has commits in two batches in flight at
 /// once: its later commits wait for the batch in flight, so they are applied in the order they were made, and a
 /// partition committed twice in one batch keeps the later commit.</para>
 /// <para>Compaction: the store counts the entries each group's rows hold. Once they reach
@@ -139,8 +139,8 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     }
 
     /// <inheritdoc />
-    /// <remarks>One statement, fenced like a commit batch: the group's rows are rewritten as one without the deleted
-    /// partitions (or deleted, with every offset), so <see cref="ListGroupsAsync"/> no longer lists a group with none
+    /// <remarks>One transaction, fenced like a commit batch, with a synchronous commit: the group's rows are rewritten as
+    /// one without the deleted partitions (or deleted, with every offset), so <see cref="ListGroupsAsync"/> no longer lists a group with none
     /// left. It is not ordered with the group's commits still in flight (the contract says one group's calls never
     /// overlap).</remarks>
     /// <exception cref="SiloFencedException">The writer silo has been declared dead; nothing was deleted.</exception>
@@ -301,7 +301,8 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
     /// <summary>
     /// What this store knows of one group's rows: how many partitions the group had when it last read or rewrote them,
     /// and how many entries its rows hold since. Only the batch or call that holds the group touches it (a group's calls
-    /// never overlap, and it is in one batch at a time), so it needs no lock.
+    /// never overlap, and it is in one batch at a time), so it needs no lock. A group that moves to another silo leaves
+    /// its few dozen bytes here until it comes back (its read sets them again) or its offsets are deleted here.
     /// </summary>
     private sealed class GroupLog
     {

@@ -48,8 +48,8 @@ public sealed class PostgresStorageOptions
     public int MaxConcurrentReadBatches { get; set; } = 4;
 
     /// <summary>
-    /// The most committed-offset rows (partitions, after a partition committed twice counts once) combined into one
-    /// database transaction by <see cref="PostgresOffsetStore"/>. One call's commits always share a transaction, so a
+    /// The most committed-offset entries (partitions, counted per call) combined into one database transaction by
+    /// <see cref="PostgresOffsetStore"/>. One call's commits always share a transaction, so a
     /// call with more partitions than this goes alone.
     /// Default: 1024.
     /// </summary>
