@@ -163,8 +163,14 @@ public sealed partial class PostgresOffsetStore
             {
                 // After the callers have their answers (a compaction changes no offset) and before the batch's groups
                 // may go again, so a group's next commit, read or delete never overlaps its compaction.
-                await CompactAsync(due).ConfigureAwait(false);
-                compaction.SetResult();
+                try
+                {
+                    await CompactAsync(due).ConfigureAwait(false);
+                }
+                finally
+                {
+                    compaction.SetResult();
+                }
             }
         }
         catch (Exception exception)
