@@ -181,6 +181,80 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         Assert.InRange(next.Store.Statistics.Compactions, 1, 2);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task Random_commits_and_deletes_read_back_as_the_in_memory_store_has_them_across_compactions(int seed)
+    {
+        // Commits of one to ten partitions, deletes of some or all (rarely, as a delete rewrites the group), for four groups whose calls run side by side (so
+        // batches mix groups, and a group's calls follow one another as its grain's do), checked against the
+        // in-memory store after every round and from a fresh store at the end.
+        const int Rounds = 700;
+        string[] groups = ["g0", "g1", "g2", "g3"];
+        var random = new Random(seed);
+        await using var owned = new OwnedOffsetStore(fixture.Database, NewCluster());
+        var model = new InMemoryOffsetStore();
+        static IEnumerable<(string, int, long, int, string?)> Shape(IEnumerable<CommittedOffset> offsets)
+            => offsets.Select(o => (o.Topic, o.Partition, o.Offset, o.LeaderEpoch, o.Metadata));
+
+        for (var round = 0; round < Rounds; round++)
+        {
+            var steps = groups.Select(group =>
+            {
+                var roll = random.Next(1000);
+                if (roll < 2)
+                {
+                    return (group, Commits: (OffsetCommit[]?)null, Delete: (OffsetKey[]?)null, DeleteAll: true);
+                }
+
+                if (roll < 5)
+                {
+                    OffsetKey[] keys = [.. Enumerable.Range(0, random.Next(1, 4)).Select(_ => new OffsetKey(random.Next(2) == 0 ? Orders : Payments, random.Next(10)))];
+                    return (group, null, keys, false);
+                }
+
+                OffsetCommit[] commits = [.. Enumerable.Range(0, random.Next(1, 11)).Select(_ =>
+                    Commit(random.Next(2) == 0 ? Orders : Payments, random.Next(10), random.Next(1_000_000), random.Next(4) == 0 ? $"m{random.Next(100)}" : null))];
+                return (group, commits, null, false);
+            }).ToList();
+
+            await Task.WhenAll(steps.Select(async step =>
+            {
+                if (step.Commits is { } commits)
+                {
+                    await owned.Store.CommitAsync(step.group, commits, CancellationToken.None);
+                    await model.CommitAsync(step.group, commits, CancellationToken.None);
+                }
+                else
+                {
+                    var keys = step.DeleteAll ? null : step.Delete;
+                    Assert.Equal(
+                        await model.DeleteAsync(step.group, keys, CancellationToken.None),
+                        await owned.Store.DeleteAsync(step.group, keys, CancellationToken.None));
+                }
+            }));
+
+            if (round % 50 == 49)
+            {
+                foreach (var group in groups)
+                {
+                    Assert.Equal(Shape(await model.ReadAsync(group, CancellationToken.None)), Shape(await owned.Store.ReadAsync(group, CancellationToken.None)));
+                }
+            }
+        }
+
+        Assert.True(owned.Store.Statistics.Compactions > 0, "No group was compacted; the test does not reach the compaction.");
+        await using var fresh = new OwnedOffsetStore(fixture.Database, owned.ClusterId);
+        foreach (var group in groups)
+        {
+            Assert.Equal(Shape(await model.ReadAsync(group, CancellationToken.None)), Shape(await fresh.Store.ReadAsync(group, CancellationToken.None)));
+        }
+
+        Assert.Equal(
+            await model.ListGroupsAsync(null, 10, CancellationToken.None),
+            await fresh.Store.ListGroupsAsync(null, 10, CancellationToken.None));
+    }
+
     [Fact]
     public async Task A_commit_of_another_owner_in_flight_while_a_group_is_rewritten_stays_the_newest()
     {
