@@ -267,14 +267,10 @@ public sealed class OffsetStoreTests(MigratedDatabaseFixture fixture) : IClassFi
         await using var other = new NpgsqlConnection(fixture.Database.ConnectionString);
         await other.OpenAsync();
         await using var transaction = await other.BeginTransactionAsync();
-        await using (var append = new NpgsqlCommand(
-            """
-            INSERT INTO consumer_offset_log (cluster_id, group_id, topic_ids, topics, partitions, offsets, leader_epochs)
-            VALUES ($1, 'g', ARRAY[$2::uuid], ARRAY['orders'], ARRAY[0], ARRAY[20::bigint], ARRAY[3])
-            """, other, transaction))
+        await using (var append = new NpgsqlCommand("INSERT INTO consumer_offset_log (cluster_id, group_id, entries) VALUES ($1, 'g', $2)", other, transaction))
         {
             append.Parameters.Add(new NpgsqlParameter<string> { TypedValue = owned.ClusterId });
-            append.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = Orders });
+            append.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = OffsetLogEncoding.Encode([LogEntry.Of(Commit(Orders, 0, 20))], numbers: false) });
             await append.ExecuteNonQueryAsync();
         }
 

@@ -226,13 +226,13 @@ public sealed partial class PostgresOffsetStore
         {
             if (!byGroup.TryGetValue(pending.GroupId, out var row))
             {
-                byGroup[pending.GroupId] = row = new GroupRow(pending.GroupId, new Dictionary<OffsetKey, OffsetCommit>(pending.Commits.Length));
+                byGroup[pending.GroupId] = row = new GroupRow(pending.GroupId, new Dictionary<OffsetKey, LogEntry>(pending.Commits.Length));
                 rows.Add(row);
             }
 
             foreach (var commit in pending.Commits)
             {
-                row.Commits[commit.Key] = commit;
+                row.Commits[commit.Key] = LogEntry.Of(commit);
             }
         }
 
@@ -242,35 +242,12 @@ public sealed partial class PostgresOffsetStore
     /// <summary>Appends the batch's rows; returns false when the writer was fenced (nothing written).</summary>
     private async Task<bool> ExecuteBatchAsync(List<GroupRow> groups)
     {
-        var entries = groups.Sum(group => group.Commits.Count);
         var groupIds = new string[groups.Count];
-        var firsts = new int[groups.Count];
-        var lasts = new int[groups.Count];
-        var topicIds = new Guid[entries];
-        var partitions = new int[entries];
-        var topics = new string[entries];
-        var offsets = new long[entries];
-        var epochs = new int[entries];
-        var metadata = new string?[entries];
-        var anyMetadata = false;
-        var next = 0;
+        var rows = new byte[groups.Count][];
         for (var g = 0; g < groups.Count; g++)
         {
             groupIds[g] = groups[g].GroupId;
-            firsts[g] = next + 1; // PostgreSQL's arrays start at 1.
-            foreach (var commit in groups[g].Commits.Values)
-            {
-                topicIds[next] = commit.TopicId;
-                partitions[next] = commit.Partition;
-                topics[next] = commit.Topic;
-                offsets[next] = commit.Offset;
-                epochs[next] = commit.LeaderEpoch;
-                metadata[next] = commit.Metadata;
-                anyMetadata |= commit.Metadata is not null;
-                next++;
-            }
-
-            lasts[g] = next;
+            rows[g] = OffsetLogEncoding.Encode(groups[g].Commits.Values, numbers: false);
         }
 
         for (var attempt = 1; ; attempt++)
@@ -279,7 +256,7 @@ public sealed partial class PostgresOffsetStore
             {
                 await using var connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
 
-                // Every statement runs in the batch's one implicit transaction (one round trip, one Sync).
+                // Both statements run in the batch's one implicit transaction (one round trip, one Sync).
                 await using var command = new NpgsqlBatch(connection)
                 {
                     BatchCommands = { new NpgsqlBatchCommand(BatchSettingsSql) },
@@ -287,21 +264,12 @@ public sealed partial class PostgresOffsetStore
                 var append = new NpgsqlBatchCommand(CommitSql);
                 append.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
                 append.Parameters.Add(ArrayParameter(groupIds, NpgsqlDbType.Text));
-                append.Parameters.Add(ArrayParameter(firsts, NpgsqlDbType.Integer));
-                append.Parameters.Add(ArrayParameter(lasts, NpgsqlDbType.Integer));
-                append.Parameters.Add(ArrayParameter(topicIds, NpgsqlDbType.Uuid));
-                append.Parameters.Add(ArrayParameter(topics, NpgsqlDbType.Text));
-                append.Parameters.Add(ArrayParameter(partitions, NpgsqlDbType.Integer));
-                append.Parameters.Add(ArrayParameter(offsets, NpgsqlDbType.Bigint));
-                append.Parameters.Add(ArrayParameter(epochs, NpgsqlDbType.Integer));
-                append.Parameters.Add(anyMetadata
-                    ? ArrayParameter(metadata, NpgsqlDbType.Text)
-                    : new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text, Value = DBNull.Value });
+                append.Parameters.Add(ArrayParameter(rows, NpgsqlDbType.Bytea));
                 AddWriterParameters(append.Parameters);
                 command.BatchCommands.Add(append);
 
                 // Prepared once per physical connection (the pool keeps it; later calls find it and cost no round
-                // trip): planning these statements took about as long as running them for a small batch.
+                // trip).
                 await command.PrepareAsync().ConfigureAwait(false);
 
                 bool alive;
@@ -332,11 +300,11 @@ public sealed partial class PostgresOffsetStore
             catch (PostgresException exception) when (attempt < MaxAttempts && IsTransient(exception))
             {
                 // The statement was rolled back as a whole, so running it again cannot apply anything twice.
-                LogBatchRetried(_logger, entries, attempt, exception.SqlState);
+                LogBatchRetried(_logger, groups.Count, attempt, exception.SqlState);
             }
         }
     }
 
     /// <summary>One group's row of a batch: its partitions' newest commits.</summary>
-    private sealed record GroupRow(string GroupId, Dictionary<OffsetKey, OffsetCommit> Commits);
+    private sealed record GroupRow(string GroupId, Dictionary<OffsetKey, LogEntry> Commits);
 }

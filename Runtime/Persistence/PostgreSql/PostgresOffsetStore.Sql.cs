@@ -20,26 +20,23 @@ public sealed partial class PostgresOffsetStore
         $"SELECT set_config('plan_cache_mode', 'force_generic_plan', true), {KeyLookupPlans.Settings}, set_config('synchronous_commit', 'off', true)";
 
     // One statement per batch, in the implicit transaction of its round trip: one row appended per group of the batch
-    // (009_consumer_offset_log.sql), holding every partition the group's calls in the batch committed. The entries of
-    // all groups travel as one set of parallel arrays ($5..$10), and group i's entries are the slice $3[i]..$4[i] of
-    // each. $10 is NULL when no entry of the batch has metadata.
+    // (009_consumer_offset_log.sql), holding every partition the group's calls in the batch committed, encoded by
+    // OffsetLogEncoding ($3[i] is group $2[i]'s row).
     //
     // The writer's membership row is locked FOR KEY SHARE first, as in PostgresGrainStorage's WriteSql (which says why:
     // heartbeats never wait for it, a declaration of death waits for the batch or makes it write nothing).
     internal const string CommitSql =
         """
         WITH writer AS MATERIALIZED (
-            SELECT ($11::text IS NULL OR EXISTS (
+            SELECT ($4::text IS NULL OR EXISTS (
                 SELECT 1 FROM membership AS m
-                WHERE m.cluster_id = $1 AND m.endpoint = $11 AND m.generation = $12 AND m.status <> 'Dead'
+                WHERE m.cluster_id = $1 AND m.endpoint = $4 AND m.generation = $5 AND m.status <> 'Dead'
                 FOR KEY SHARE OF m)) AS alive
         ),
         appended AS (
-            INSERT INTO consumer_offset_log (cluster_id, group_id, topic_ids, topics, partitions, offsets, leader_epochs, metadata)
-            SELECT $1, g.group_id,
-                   ($5::uuid[])[g.first:g.last], ($6::text[])[g.first:g.last], ($7::int[])[g.first:g.last],
-                   ($8::bigint[])[g.first:g.last], ($9::int[])[g.first:g.last], ($10::text[])[g.first:g.last]
-            FROM unnest($2::text[], $3::int[], $4::int[]) WITH ORDINALITY AS g(group_id, first, last, ord)
+            INSERT INTO consumer_offset_log (cluster_id, group_id, entries)
+            SELECT $1, g.group_id, g.entries
+            FROM unnest($2::text[], $3::bytea[]) WITH ORDINALITY AS g(group_id, entries, ord)
             WHERE (SELECT alive FROM writer)
             ORDER BY g.ord
             RETURNING 1
@@ -66,28 +63,20 @@ public sealed partial class PostgresOffsetStore
         """
         DELETE FROM consumer_offset_log AS o
         WHERE o.cluster_id = $1 AND o.group_id = ANY ($2::text[])
-        RETURNING o.group_id, o.seq, o.committed_at, o.topic_ids, o.topics, o.partitions, o.offsets, o.leader_epochs,
-                  o.metadata, o.entry_seqs, o.entry_committed_at
+        RETURNING o.group_id, o.seq, o.committed_at, o.entries
         """;
 
-    // A rewrite's second half: one row per group, each entry with the number and commit time it had (group i's
-    // entries are the slice $3[i]..$4[i] of the parallel arrays, as in CommitSql).
+    // A rewrite's second half: one row per group, each entry with the number and commit time it had.
     internal const string InsertRewrittenSql =
         """
-        INSERT INTO consumer_offset_log
-            (cluster_id, group_id, topic_ids, topics, partitions, offsets, leader_epochs, metadata, entry_seqs, entry_committed_at)
-        SELECT $1, g.group_id,
-               ($5::uuid[])[g.first:g.last], ($6::text[])[g.first:g.last], ($7::int[])[g.first:g.last],
-               ($8::bigint[])[g.first:g.last], ($9::int[])[g.first:g.last], ($10::text[])[g.first:g.last],
-               ($11::bigint[])[g.first:g.last], ($12::timestamptz[])[g.first:g.last]
-        FROM unnest($2::text[], $3::int[], $4::int[]) AS g(group_id, first, last)
+        INSERT INTO consumer_offset_log (cluster_id, group_id, entries)
+        SELECT $1, g.group_id, g.entries FROM unnest($2::text[], $3::bytea[]) AS g(group_id, entries)
         """;
 
     // A group's rows, oldest first, for the store to fold.
     private const string ReadSql =
         """
-        SELECT o.group_id, o.seq, o.committed_at, o.topic_ids, o.topics, o.partitions, o.offsets, o.leader_epochs,
-               o.metadata, o.entry_seqs, o.entry_committed_at
+        SELECT o.group_id, o.seq, o.committed_at, o.entries
         FROM consumer_offset_log AS o
         WHERE o.cluster_id = $1 AND o.group_id = $2
         ORDER BY o.seq

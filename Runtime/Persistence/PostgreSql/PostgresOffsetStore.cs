@@ -123,14 +123,14 @@ public sealed partial class PostgresOffsetStore : IOffsetStore, IAsyncDisposable
         await using var command = _dataSource.CreateCommand(ReadSql);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _options.ClusterId });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = groupId });
-        Dictionary<OffsetKey, StoredEntry>? folded;
+        Dictionary<OffsetKey, LogEntry>? folded;
         long entries = 0;
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
             folded = (await FoldAsync(reader, cancellationToken, count => entries += count).ConfigureAwait(false)).GetValueOrDefault(groupId);
         }
 
-        var offsets = (folded?.Values ?? Enumerable.Empty<StoredEntry>())
+        var offsets = (folded?.Values ?? Enumerable.Empty<LogEntry>())
             .OrderBy(entry => entry.Topic, StringComparer.Ordinal).ThenBy(entry => entry.TopicId).ThenBy(entry => entry.Partition)
             .Select(entry => entry.ToCommitted())
             .ToList();
