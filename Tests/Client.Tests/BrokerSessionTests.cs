@@ -217,9 +217,16 @@ public sealed class BrokerSessionTests
         await session.StartAsync();
         await session.WaitUntilUnfencedAsync().WaitAsync(Within);
 
-        var error = Assert.IsType<MetaApiException>(Assert.Single(errors).Exception);
-        Assert.Equal(ErrorCodes.Timeout, error.Code);
-        Assert.True(error.IsRetryable);
+        // The hung heartbeat was given up after the call timeout, not the client's five minutes, and sent again. On a
+        // loaded machine a later one can miss the 300 ms too (it opens a new connection); each such error is the same
+        // retryable timeout.
+        Assert.NotEmpty(errors);
+        Assert.All(errors, e =>
+        {
+            var error = Assert.IsType<MetaApiException>(e.Exception);
+            Assert.Equal(ErrorCodes.Timeout, error.Code);
+            Assert.True(error.IsRetryable);
+        });
         Assert.True(controller.Heartbeats.Count >= 2);
         Assert.Single(controller.Registrations); // A lost heartbeat is only a retry, not a reason to register again.
     }
